@@ -1,0 +1,1 @@
+//! Simulator of mplus (placeholder).
