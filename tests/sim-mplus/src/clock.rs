@@ -60,8 +60,7 @@ fn last_sunday_1am_utc(year: i32, mon: u32) -> i64 {
 /// Europe/Amsterdam local time of a Unix timestamp (EU summer time rules).
 pub fn local(ts: i64) -> Local {
     let (year, _, _) = civil_from_days(ts.div_euclid(86_400));
-    let summer =
-        ts >= last_sunday_1am_utc(year, 3) && ts < last_sunday_1am_utc(year, 10);
+    let summer = ts >= last_sunday_1am_utc(year, 3) && ts < last_sunday_1am_utc(year, 10);
     let offset_min = if summer { 120 } else { 60 };
     let t = ts + i64::from(offset_min) * 60;
     let (year, mon, day) = civil_from_days(t.div_euclid(86_400));
@@ -112,7 +111,10 @@ mod tests {
         // 2025-03-04 09:31:40 UTC+1.
         let winter = days_from_civil(2025, 3, 4) * 86_400 + 8 * 3600 + 31 * 60 + 40;
         let l = local(winter);
-        assert_eq!((l.year, l.mon, l.day, l.hour, l.min, l.sec), (2025, 3, 4, 9, 31, 40));
+        assert_eq!(
+            (l.year, l.mon, l.day, l.hour, l.min, l.sec),
+            (2025, 3, 4, 9, 31, 40)
+        );
         assert_eq!((l.offset_min, l.isdst), (60, false));
         // 2025-03-30 01:00 UTC is the switch to summer time.
         let switch = days_from_civil(2025, 3, 30) * 86_400 + 3600;

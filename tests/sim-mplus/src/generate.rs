@@ -8,8 +8,8 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::model::{
-    Article, ArticleGroup, Branch, Employee, MILLI, PaymentMethod, Relation, State,
-    TurnoverGroup, excl_from_incl, vat_percentage,
+    Article, ArticleGroup, Branch, Employee, MILLI, PaymentMethod, Relation, State, TurnoverGroup,
+    excl_from_incl, vat_percentage,
 };
 
 /// The fixed clock of generated data: 2025-01-06 09:00 UTC.
@@ -49,15 +49,20 @@ const NOUNS: [&str; 12] = [
     "coat", "polo", "blouse",
 ];
 const BOOKS: [&str; 6] = [
-    "Cookbook", "Travel guide", "Novel", "Atlas", "Poetry", "Biography",
+    "Cookbook",
+    "Travel guide",
+    "Novel",
+    "Atlas",
+    "Poetry",
+    "Biography",
 ];
 const FIRST_NAMES: [&str; 12] = [
-    "Jan", "Sanne", "Pieter", "Emma", "Daan", "Lotte", "Bram", "Fleur", "Thijs", "Anouk",
-    "Ruben", "Iris",
+    "Jan", "Sanne", "Pieter", "Emma", "Daan", "Lotte", "Bram", "Fleur", "Thijs", "Anouk", "Ruben",
+    "Iris",
 ];
 const LAST_NAMES: [&str; 12] = [
-    "de Vries", "Jansen", "van Dijk", "Bakker", "Visser", "Smit", "Meijer", "de Boer",
-    "Mulder", "de Groot", "Bos", "Vos",
+    "de Vries", "Jansen", "van Dijk", "Bakker", "Visser", "Smit", "Meijer", "de Boer", "Mulder",
+    "de Groot", "Bos", "Vos",
 ];
 const CITIES: [(&str, &str); 6] = [
     ("Amsterdam", "1012"),
@@ -68,10 +73,20 @@ const CITIES: [(&str, &str); 6] = [
     ("Groningen", "9711"),
 ];
 const STREETS: [&str; 6] = [
-    "Dorpsstraat", "Kerkweg", "Molenlaan", "Stationsplein", "Kanaalstraat", "Beukenlaan",
+    "Dorpsstraat",
+    "Kerkweg",
+    "Molenlaan",
+    "Stationsplein",
+    "Kanaalstraat",
+    "Beukenlaan",
 ];
 const TRADES: [&str; 6] = [
-    "Bakkerij", "Boekhandel", "Modehuis", "Kantoor", "Atelier", "Reisbureau",
+    "Bakkerij",
+    "Boekhandel",
+    "Modehuis",
+    "Kantoor",
+    "Atelier",
+    "Reisbureau",
 ];
 
 /// The EAN-13 check digit of 12 digits.
@@ -285,10 +300,30 @@ fn reference_data(state: &mut State, branches: usize) {
         });
     }
     state.turnover_groups = vec![
-        TurnoverGroup { number: 10, name: "Kleding".into(), vat_code: 1, account: 8000 },
-        TurnoverGroup { number: 20, name: "Boeken".into(), vat_code: 2, account: 8010 },
-        TurnoverGroup { number: 30, name: "Cadeaubonnen".into(), vat_code: 3, account: 8020 },
-        TurnoverGroup { number: 90, name: "Verzendkosten".into(), vat_code: 1, account: 8090 },
+        TurnoverGroup {
+            number: 10,
+            name: "Kleding".into(),
+            vat_code: 1,
+            account: 8000,
+        },
+        TurnoverGroup {
+            number: 20,
+            name: "Boeken".into(),
+            vat_code: 2,
+            account: 8010,
+        },
+        TurnoverGroup {
+            number: 30,
+            name: "Cadeaubonnen".into(),
+            vat_code: 3,
+            account: 8020,
+        },
+        TurnoverGroup {
+            number: 90,
+            name: "Verzendkosten".into(),
+            vat_code: 1,
+            account: 8090,
+        },
     ];
     state.payment_methods = [
         ("CONTANT", "Contant", "PAYMENT-METHOD-TYPE-PAYMENT"),
@@ -330,9 +365,19 @@ fn article_groups(state: &mut State) -> Vec<(i32, GroupKind)> {
             1,
             "Kleding",
             GroupKind::Clothing,
-            &[(11, "Dames"), (12, "Heren"), (13, "Kinderen"), (14, "Accessoires")],
+            &[
+                (11, "Dames"),
+                (12, "Heren"),
+                (13, "Kinderen"),
+                (14, "Accessoires"),
+            ],
         ),
-        (2, "Boeken", GroupKind::Books, &[(21, "Fictie"), (22, "Non-fictie")]),
+        (
+            2,
+            "Boeken",
+            GroupKind::Books,
+            &[(21, "Fictie"), (22, "Non-fictie")],
+        ),
         (3, "Cadeaus", GroupKind::GiftCards, &[(31, "Cadeaubonnen")]),
     ];
     let mut leaves = Vec::new();
@@ -367,9 +412,7 @@ fn relations(state: &mut State, rng: &mut StdRng, count: usize) {
         let (city, zip) = CITIES.choose(rng).unwrap_or(&("Utrecht", "3511"));
         let street = STREETS.choose(rng).unwrap_or(&"Dorpsstraat");
         let person = format!("{first} {last}");
-        let email_name = format!("{first}.{last}")
-            .to_lowercase()
-            .replace(' ', "");
+        let email_name = format!("{first}.{last}").to_lowercase().replace(' ', "");
         let company = rng.random_bool(0.3);
         let mut relation = Relation {
             number: FIRST_RELATION + i as i64,
@@ -451,6 +494,9 @@ mod tests {
         assert!(a.relations.iter().any(|r| !r.is_company()));
         assert!(a.employees.iter().any(|e| e.number == 999_999));
         let families = a.products.iter().filter(|p| p.articles.len() > 1).count();
-        assert!(families > 40 && families < 120, "{families} families of 200");
+        assert!(
+            families > 40 && families < 120,
+            "{families} families of 200"
+        );
     }
 }

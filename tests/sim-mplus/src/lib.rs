@@ -30,14 +30,34 @@ use koppel_sim_faults::Faults;
 
 pub use generate::{SHIPPING_ARTICLE, ean13};
 pub use model::{
-    Address, Branch, CancelState, CompleteState, DeliveryState, Employee, Invoice, Markers,
-    Order, OrderLine, Payment, Relation, StateError, StockLevel,
+    Address, Branch, CancelState, CompleteState, DeliveryState, Employee, Invoice, Markers, Order,
+    OrderLine, Payment, Relation, StateError, StockLevel,
 };
 pub use ops::OPERATIONS;
 pub use schema::default_reference_dir;
 pub use server::{Direction, Violation};
+pub use xml::Element;
 
-use model::{Article, ArticleTexts, PaymentInput, State, StockChangeKind, excl_from_incl, vat_percentage};
+/// A request envelope the way the official clients write it (`SOAP-ENV` envelope, empty
+/// Header, `ns1` for `urn:mplusqapi`) around a payload that uses the `ns1` prefix.
+pub fn request_envelope(payload: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<SOAP-ENV:Envelope \
+         xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+         xmlns:ns1=\"urn:mplusqapi\"><SOAP-ENV:Header/><SOAP-ENV:Body>{payload}\
+         </SOAP-ENV:Body></SOAP-ENV:Envelope>"
+    )
+}
+
+/// The payload of a SOAP response (the Body's first child: an operation response or a
+/// `Fault`).
+pub fn response_payload(body: &[u8]) -> Result<Element, String> {
+    xml::body_payload(Element::parse(body)?)
+}
+
+use model::{
+    Article, ArticleTexts, PaymentInput, State, StockChangeKind, excl_from_incl, vat_percentage,
+};
 use server::Inner;
 
 /// How to start a simulator.
@@ -352,11 +372,7 @@ impl MplusSimulator {
     /// Adds a product; its articles get new sync markers and (empty) stock in every branch.
     pub fn add_product(&self, product: NewProduct) -> Result<(), StateError> {
         let now = clock::now();
-        let groups: Box<[(i32, i32)]> = product
-            .group_numbers
-            .iter()
-            .map(|&g| (g, 1))
-            .collect();
+        let groups: Box<[(i32, i32)]> = product.group_numbers.iter().map(|&g| (g, 1)).collect();
         let articles = product
             .articles
             .into_iter()
@@ -388,9 +404,9 @@ impl MplusSimulator {
                     texts: has_texts.then(|| Box::new(texts)),
                     purchase_price: a.purchase_price,
                     price_incl: a.price_incl,
-                    price_excl: a
-                        .price_excl
-                        .unwrap_or_else(|| excl_from_incl(a.price_incl, vat_percentage(a.vat_code))),
+                    price_excl: a.price_excl.unwrap_or_else(|| {
+                        excl_from_incl(a.price_incl, vat_percentage(a.vat_code))
+                    }),
                     turnover_group: a.turnover_group,
                     vat_code: a.vat_code,
                     barcode_id: 0,
@@ -461,7 +477,12 @@ impl MplusSimulator {
     }
 
     /// Sets the stock on purchase orders (whole units).
-    pub fn set_incoming(&self, article: i64, branch: i32, incoming: i64) -> Result<u64, StateError> {
+    pub fn set_incoming(
+        &self,
+        article: i64,
+        branch: i32,
+        incoming: i64,
+    ) -> Result<u64, StateError> {
         self.write()
             .set_incoming(article, branch, incoming * model::MILLI, clock::now())
     }
@@ -592,7 +613,9 @@ fn build(options: MplusOptions) -> anyhow::Result<Inner> {
             None
         }
         None => {
-            tracing::warn!("The MplusKASSA reference folder was not found: no WSDL, no validation.");
+            tracing::warn!(
+                "The MplusKASSA reference folder was not found: no WSDL, no validation."
+            );
             None
         }
     };

@@ -730,12 +730,7 @@ impl State {
     }
 
     /// Changes a stock record through `change` and gives it a new stock marker.
-    fn change_stock(
-        &mut self,
-        slot: usize,
-        at: i64,
-        change: impl FnOnce(&mut StockRec),
-    ) -> u64 {
+    fn change_stock(&mut self, slot: usize, at: i64, change: impl FnOnce(&mut StockRec)) -> u64 {
         let stock_id = Self::next_marker(&mut self.markers.stock);
         let rec = &mut self.stock[slot];
         self.stock_by_id.remove(&rec.stock_id);
@@ -1173,14 +1168,22 @@ impl State {
         if order.cancel_state == CancelState::Complete {
             return Err("DELIVER-ORDER-RESULT-FAILED");
         }
-        let packing_slip = format!("{:032x}", 0x5000_0000_0000_u128 + u128::from(self.next_packing_slip));
+        let packing_slip = format!(
+            "{:032x}",
+            0x5000_0000_0000_u128 + u128::from(self.next_packing_slip)
+        );
         self.next_packing_slip += 1;
         let branch = order.financial_branch;
         let order_id = order.id.clone();
         let open: Vec<(i64, i64)> = order
             .lines
             .iter()
-            .map(|l| (l.article_number, l.quantity_milli - l.delivered_milli - l.cancelled_milli))
+            .map(|l| {
+                (
+                    l.article_number,
+                    l.quantity_milli - l.delivered_milli - l.cancelled_milli,
+                )
+            })
             .collect();
         for (article, quantity) in open {
             if quantity == 0 || !self.article(article).is_some_and(|a| a.stock_article) {
@@ -1227,7 +1230,12 @@ impl State {
         let open: Vec<(i64, i64)> = order
             .lines
             .iter()
-            .map(|l| (l.article_number, l.quantity_milli - l.delivered_milli - l.cancelled_milli))
+            .map(|l| {
+                (
+                    l.article_number,
+                    l.quantity_milli - l.delivered_milli - l.cancelled_milli,
+                )
+            })
             .collect();
         for (article, quantity) in open {
             self.reserve(article, branch, -quantity, at);

@@ -200,11 +200,16 @@ impl SchemaModel {
                         match &current_type {
                             Some(t) => {
                                 let field_ty = ty.clone().unwrap_or_else(|| format!("{t}/{n}"));
-                                model.types.entry(t.clone()).or_default().fields.push(Field {
-                                    name: n.clone(),
-                                    ty: field_ty,
-                                    min,
-                                });
+                                model
+                                    .types
+                                    .entry(t.clone())
+                                    .or_default()
+                                    .fields
+                                    .push(Field {
+                                        name: n.clone(),
+                                        ty: field_ty,
+                                        min,
+                                    });
                             }
                             None => {
                                 model
@@ -394,7 +399,12 @@ impl Validator {
 }
 
 fn describe(error: &libxml::error::StructuredError) -> String {
-    let message = error.message.as_deref().unwrap_or("unknown error").trim().to_owned();
+    let message = error
+        .message
+        .as_deref()
+        .unwrap_or("unknown error")
+        .trim()
+        .to_owned();
     match error.line {
         Some(line) if line > 0 => format!("line {line}: {message}"),
         _ => message,
@@ -429,6 +439,31 @@ mod tests {
             r.model.element_type("GetProductsResponse"),
             Some("GetProductsResponse")
         );
+    }
+
+    #[tokio::test]
+    async fn the_validator_rejects_what_the_schema_rejects() {
+        let Some(r) = reference() else { return };
+        let ns = "xmlns:ns=\"urn:mplusqapi\"";
+        let good = format!(
+            "<ns:GetRelationResponse {ns}><ns:result>GET-RELATION-RESULT-NOT-FOUND</ns:result><ns:relation/></ns:GetRelationResponse>"
+        );
+        assert_eq!(r.validator.validate(good).await, Ok(()));
+        let missing = format!(
+            "<ns:GetRelationResponse {ns}><ns:result>GET-RELATION-RESULT-NOT-FOUND</ns:result></ns:GetRelationResponse>"
+        );
+        let errors = r
+            .validator
+            .validate(missing)
+            .await
+            .expect_err("relation is required");
+        assert!(errors.iter().any(|e| e.contains("relation")), "{errors:?}");
+        let bad_enum = format!(
+            "<ns:GetRelationResponse {ns}><ns:result>OK</ns:result><ns:relation/></ns:GetRelationResponse>"
+        );
+        assert!(r.validator.validate(bad_enum).await.is_err());
+        let unknown_root = format!("<ns:Nothing {ns}/>");
+        assert!(r.validator.validate(unknown_root).await.is_err());
     }
 
     #[test]

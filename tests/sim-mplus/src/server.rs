@@ -112,8 +112,8 @@ pub(crate) async fn handle(
         )
             .into_response();
     }
-    let authenticated = query.get("ident") == Some(&inner.ident)
-        && query.get("secret") == Some(&inner.secret);
+    let authenticated =
+        query.get("ident") == Some(&inner.ident) && query.get("secret") == Some(&inner.secret);
     if !authenticated {
         tracing::debug!(
             ident = query.get("ident").map_or("", String::as_str),

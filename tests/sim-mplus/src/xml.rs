@@ -399,7 +399,6 @@ impl Payload {
     pub fn root(&self) -> &str {
         &self.xml[4..4 + self.root_len]
     }
-
 }
 
 impl fmt::Display for Payload {

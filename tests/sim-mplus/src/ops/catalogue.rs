@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Limits, list_i32, list_i64, opt_bool, opt_i32, opt_i64, page_size, request_of, text_list};
+use super::{
+    Limits, list_i32, list_i64, opt_bool, opt_i32, opt_i64, page_size, request_of, text_list,
+};
 use crate::clock::write_datetime;
 use crate::model::{Article, State, vat_percentage};
 use crate::xml::{Element, Out, Payload, SoapFault};
@@ -57,7 +59,8 @@ pub fn get_products(state: &State, limits: Limits, op: &Element) -> Result<Paylo
         if !product_filter.is_empty() && !product_filter.contains(&product.number) {
             return false;
         }
-        if !group_filter.is_empty() && !product.groups.iter().any(|(g, _)| group_filter.contains(g)) {
+        if !group_filter.is_empty() && !product.groups.iter().any(|(g, _)| group_filter.contains(g))
+        {
             return false;
         }
         if !plu_filter.is_empty() && !plu_filter.contains(plu(a).as_ref()) {
@@ -183,9 +186,18 @@ fn write_article(out: &mut Out, a: &Article) {
     if !a.size.is_empty() {
         out.text("size", &a.size);
     }
-    out.text("invoiceText", &text_or(texts.and_then(|t| t.invoice_text.as_deref())));
-    out.text("receiptText", &text_or(texts.and_then(|t| t.receipt_text.as_deref())));
-    out.text("displayText", &text_or(texts.and_then(|t| t.display_text.as_deref())));
+    out.text(
+        "invoiceText",
+        &text_or(texts.and_then(|t| t.invoice_text.as_deref())),
+    );
+    out.text(
+        "receiptText",
+        &text_or(texts.and_then(|t| t.receipt_text.as_deref())),
+    );
+    out.text(
+        "displayText",
+        &text_or(texts.and_then(|t| t.display_text.as_deref())),
+    );
     if !a.barcode.is_empty() {
         out.text("barcode", &a.barcode);
     }
@@ -240,9 +252,12 @@ pub fn get_article_groups(
             for (group, _) in product.groups.iter() {
                 let entry = members.entry(*group).or_default();
                 entry.0.push(product.number);
-                entry
-                    .1
-                    .extend(product.articles.iter().map(|&i| state.articles[i as usize].number));
+                entry.1.extend(
+                    product
+                        .articles
+                        .iter()
+                        .map(|&i| state.articles[i as usize].number),
+                );
             }
         }
     }

@@ -342,7 +342,9 @@ pub fn create_v3(state: &mut State, op: &Element, now: i64) -> Result<Payload, S
             // Without `prepay`, payments are taken as a deposit on the open order.
             let prepay = opt_bool(r, "prepay")?.unwrap_or(true);
             let outcome = state.create_order(input, Some(prepay), payments, now);
-            state.idempotent_creates.insert(key.clone(), outcome.clone());
+            state
+                .idempotent_creates
+                .insert(key.clone(), outcome.clone());
             (outcome, false)
         }
     };
@@ -385,7 +387,10 @@ fn order_answer(state: &State, idx: Option<usize>) -> Payload {
 /// `findOrder` by external order id.
 pub fn find(state: &State, op: &Element) -> Result<Payload, SoapFault> {
     let ext = req_str(op, "extOrderId")?;
-    Ok(order_answer(state, state.ext_order_index.get(&ext).copied()))
+    Ok(order_answer(
+        state,
+        state.ext_order_index.get(&ext).copied(),
+    ))
 }
 
 /// `getOrder` by order id.
@@ -481,7 +486,8 @@ pub fn pay(state: &mut State, op: &Element, now: i64, v2: bool) -> Result<Payloa
 pub fn deliver(state: &mut State, op: &Element, now: i64) -> Result<Payload, SoapFault> {
     let r = required_request(op)?;
     let id = req_str(r, "orderId")?;
-    let invoice = opt_str(r, "turnoverType").as_deref() == Some("DELIVER-ORDER-TURNOVER-TYPE-INVOICE");
+    let invoice =
+        opt_str(r, "turnoverType").as_deref() == Some("DELIVER-ORDER-TURNOVER-TYPE-INVOICE");
     let mut out = Out::new("DeliverOrderResponse");
     let Some(idx) = state.order_idx(&id) else {
         out.val("result", "DELIVER-ORDER-RESULT-FAILED");

@@ -2,7 +2,9 @@
 //! `exactMatch`), get, list by marker, create and update. A company is a relation with a
 //! `companyName` (and its contact person in `contact`); a person has none.
 
-use super::{Limits, list_i64, opt_bool, opt_i32, opt_i64, opt_str, page_size, req_i64, request_of};
+use super::{
+    Limits, list_i64, opt_bool, opt_i32, opt_i64, opt_str, page_size, req_i64, request_of,
+};
 use crate::clock::write_datetime;
 use crate::model::{Relation, State};
 use crate::xml::{Element, Out, Payload, SoapFault};
@@ -121,7 +123,11 @@ pub fn find(state: &State, op: &Element, v2: bool) -> Result<Payload, SoapFault>
                     fields.iter().any(|(n, v)| {
                         *n == *name && {
                             let v = v.to_lowercase();
-                            if exact { v == *value } else { v.contains(value.as_str()) }
+                            if exact {
+                                v == *value
+                            } else {
+                                v.contains(value.as_str())
+                            }
                         }
                     })
                 })
@@ -213,7 +219,10 @@ pub fn create(state: &mut State, op: &Element, now: i64) -> Result<Payload, Soap
             out.text("errorMessage", "");
         }
         Err(_) => {
-            out.val("result", "CREATE-RELATION-RESULT-FAILED-RELATION-NUMBER-ALREADY-TAKEN");
+            out.val(
+                "result",
+                "CREATE-RELATION-RESULT-FAILED-RELATION-NUMBER-ALREADY-TAKEN",
+            );
             out.val("relationNumber", 0);
             out.text("errorMessage", "The relation number is already taken.");
         }
@@ -231,7 +240,10 @@ pub fn update(state: &mut State, op: &Element, now: i64) -> Result<Payload, Soap
     };
     let (Some(el), Some(number)) = (el, number) else {
         out.val("result", "UPDATE-RELATION-RESULT-FAILED");
-        out.text("errorMessage", "The relation to update needs its relationNumber.");
+        out.text(
+            "errorMessage",
+            "The relation to update needs its relationNumber.",
+        );
         return Ok(out.finish());
     };
     let Some(existing) = state.relation(number) else {

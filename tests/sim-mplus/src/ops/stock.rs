@@ -158,7 +158,15 @@ pub fn update_stock(
     let result = if absolute {
         state.set_on_hand(article, branch, milli, StockChangeKind::Api, now)
     } else {
-        state.adjust_stock(article, branch, milli, StockChangeKind::Api, None, None, now)
+        state.adjust_stock(
+            article,
+            branch,
+            milli,
+            StockChangeKind::Api,
+            None,
+            None,
+            now,
+        )
     };
     match result {
         Ok(stock_id) => {
