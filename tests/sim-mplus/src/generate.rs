@@ -277,6 +277,9 @@ pub fn populate(state: &mut State, shape: &Shape) {
     relations(state, &mut rng, shape.relations);
 }
 
+/// A top group: number, name, what it holds, and its leaves (number, name).
+type TopGroup = (i32, &'static str, GroupKind, &'static [(i32, &'static str)]);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum GroupKind {
     Clothing,
@@ -360,7 +363,7 @@ fn reference_data(state: &mut State, branches: usize) {
 
 /// The group tree: three top groups with leaves; returns the leaves and what they hold.
 fn article_groups(state: &mut State) -> Vec<(i32, GroupKind)> {
-    let tree: [(i32, &str, GroupKind, &[(i32, &str)]); 3] = [
+    let tree: [TopGroup; 3] = [
         (
             1,
             "Kleding",

@@ -630,6 +630,7 @@ fn build(options: MplusOptions) -> anyhow::Result<Inner> {
             branches: options.branches,
         },
     );
+    state.shrink();
     Ok(Inner {
         state: RwLock::new(state),
         reference,

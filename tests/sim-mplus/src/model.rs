@@ -611,6 +611,17 @@ impl State {
         }
     }
 
+    /// Gives back the slack of the growing vectors and maps (after generation).
+    pub fn shrink(&mut self) {
+        self.articles.shrink_to_fit();
+        self.products.shrink_to_fit();
+        self.stock.shrink_to_fit();
+        self.article_index.shrink_to_fit();
+        self.product_index.shrink_to_fit();
+        self.relations.shrink_to_fit();
+        self.relation_index.shrink_to_fit();
+    }
+
     /// A fresh 32-hex-digit id (the shape MplusKASSA uses for orders).
     pub fn hex_id(&mut self) -> String {
         let value: u128 = self.rng.random();
