@@ -1,0 +1,129 @@
+//! Helpers shared by the integration tests: a small Admin API client.
+
+#![allow(dead_code)]
+
+use koppel_sim_shopware::{ShopwareOptions, ShopwareSimulator, Version};
+use serde_json::{Value, json};
+
+/// Options with validation on, as every test runs.
+pub fn options(version: Version) -> ShopwareOptions {
+    ShopwareOptions {
+        version,
+        validate: true,
+        ..ShopwareOptions::default()
+    }
+}
+
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Client {
+    pub async fn new(sim: &ShopwareSimulator) -> Client {
+        let mut client = Client {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            base: sim.url(),
+            token: String::new(),
+        };
+        let answer = client
+            .raw(
+                "POST",
+                "/api/oauth/token",
+                Some(json!({
+                    "grant_type": "client_credentials",
+                    "client_id": sim.client_id(),
+                    "client_secret": sim.client_secret(),
+                })),
+                &[],
+            )
+            .await;
+        assert_eq!(answer.status, 200, "token: {}", answer.body);
+        client.token = answer.body["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        client
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("Accept", "application/json");
+        if !self.token.is_empty() {
+            request = request.bearer_auth(&self.token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.raw("POST", path, Some(body), &[]).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.raw("GET", path, None, &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.raw("PATCH", path, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.raw("DELETE", path, None, &[]).await
+    }
+
+    /// Search and return the data rows.
+    pub async fn search(&self, entity: &str, criteria: Value) -> Vec<Value> {
+        let answer = self.post(&format!("/api/search/{entity}"), criteria).await;
+        assert_eq!(answer.status, 200, "search {entity}: {}", answer.body);
+        answer.body["data"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Asserts the simulator never answered off-schema.
+pub fn assert_clean(sim: &ShopwareSimulator) {
+    let violations = sim.response_violations();
+    assert!(
+        violations.is_empty(),
+        "response violations: {violations:#?}"
+    );
+}
