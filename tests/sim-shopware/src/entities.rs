@@ -349,7 +349,8 @@ pub static ENTITIES: &[EntityDef] = &[
         assocs: &[o2m("states", "country_state", "countryId")],
         defaults: &[(
             "addressFormat",
-            r#"[[{"type":"plain","value":"{{company}}"}],[{"type":"plain","value":"{{firstName}} {{lastName}}"}],[{"type":"plain","value":"{{street}}"}],[{"type":"plain","value":"{{zipcode}} {{city}}"}],[{"type":"plain","value":"{{country}}"}]]"#,
+            // Every version's schema types it `object`, so lines are keyed by position.
+            r#"{"0":[{"type":"plain","value":"{{company}}"}],"1":[{"type":"plain","value":"{{firstName}} {{lastName}}"}],"2":[{"type":"plain","value":"{{street}}"}],"3":[{"type":"plain","value":"{{zipcode}} {{city}}"}],"4":[{"type":"plain","value":"{{country}}"}]}"#,
         )],
         indexed: &["iso"],
     },

@@ -120,12 +120,14 @@ fn run_operation(shop: &mut Shop, batch: &mut Batch, op: &Operation) {
     }
 }
 
-/// The errors a failed all-or-nothing sync answers with: a database error (500) alone, as
-/// it aborts the request; otherwise every validation error.
-fn failure(errors: Vec<ApiError>) -> ApiErrors {
-    match errors.iter().find(|e| e.status >= 500) {
-        Some(fatal) => ApiErrors(vec![fatal.clone()]),
-        None => ApiErrors(errors),
+/// The errors a failed all-or-nothing write answers with: every validation error (the DAL
+/// validates the whole write before any SQL runs); only without them the first database
+/// error (a 500), which aborts the request.
+pub fn failure(errors: Vec<ApiError>) -> ApiErrors {
+    let validation: Vec<ApiError> = errors.iter().filter(|e| e.status < 500).cloned().collect();
+    match validation.is_empty() {
+        true => ApiErrors(errors.into_iter().take(1).collect()),
+        false => ApiErrors(validation),
     }
 }
 

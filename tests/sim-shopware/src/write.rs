@@ -52,11 +52,9 @@ impl Batch {
         note(&mut self.written, entity, value);
     }
 
-    /// The lists as Shopware's object (or `[]` when empty, as PHP encodes an empty array).
+    /// The lists as an object keyed by entity. PHP encodes an empty one as `[]` (API-NOTES
+    /// §13.2), but the OpenAPI files type these members `object`, and the schema wins: `{}`.
     pub fn object(list: &[(String, Vec<Value>)]) -> Value {
-        if list.is_empty() {
-            return json!([]);
-        }
         Value::Object(
             list.iter()
                 .map(|(k, v)| (k.clone(), Value::Array(v.clone())))
