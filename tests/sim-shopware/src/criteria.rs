@@ -531,7 +531,13 @@ pub fn search(shop: &Shop, entity: usize, criteria: &Criteria, scope: Option<Vec
         });
     }
     let count = matched.len();
-    let (offset, page) = match criteria.limit {
+    // With `ids` the limit is ignored (API-NOTES §4.2).
+    let limit = if criteria.ids.is_some() {
+        None
+    } else {
+        criteria.limit
+    };
+    let (offset, page) = match limit {
         Some(limit) => {
             let offset = ((criteria.page.unwrap_or(1) - 1) * limit) as usize;
             let page: Vec<Id> = matched
@@ -547,7 +553,7 @@ pub fn search(shop: &Shop, entity: usize, criteria: &Criteria, scope: Option<Vec
     let total = match criteria.total_count_mode {
         1 => count,
         2 => {
-            let limit = criteria.limit.map(|l| l as usize).unwrap_or(count);
+            let limit = limit.map(|l| l as usize).unwrap_or(count);
             offset + count.saturating_sub(offset).min(limit * 5 + 1)
         }
         _ => page.len(),
