@@ -98,10 +98,11 @@ pub fn router(app: App) -> Router {
         .with_state(app.clone());
     let api = api
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(app.clone(), validate))
-        .layer(middleware::from_fn_with_state(app.clone(), count));
+        .layer(middleware::from_fn_with_state(app.clone(), validate));
+    // Counted before faults: a throttled or dropped request was still received.
     app.faults
         .layer(api)
+        .layer(middleware::from_fn_with_state(app.clone(), count))
         .layer(middleware::from_fn(rate_limit_body))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

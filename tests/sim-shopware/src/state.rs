@@ -162,7 +162,7 @@ impl Machines {
                 ),
                 machine(
                     "order_delivery.state",
-                    "open=Open,shipped=Shipped,shipped_partially=Shipped (partially),returned=Returned,returned_partially=Returned (partially),cancelled=Cancelled",
+                    "open=Open,cancelled=Cancelled,shipped=Shipped,shipped_partially=Shipped partially,returned=Returned,returned_partially=Returned partially",
                     "ship:open:shipped ship_partially:open:shipped_partially cancel:open:cancelled \
                      retour:shipped:returned retour_partially:shipped:returned_partially cancel:shipped:cancelled \
                      retour:shipped_partially:returned retour_partially:shipped_partially:returned_partially \

@@ -387,3 +387,45 @@ async fn disable_indexing_leaves_derived_data_stale() {
     );
     assert_clean(&sim);
 }
+
+#[tokio::test]
+async fn without_the_reference_folder_the_simulator_still_runs() {
+    let sim = ShopwareSimulator::start(koppel_sim_shopware::ShopwareOptions {
+        reference_dir: Some("/nonexistent/reference/shopware".into()),
+        products: 10,
+        orders: 2,
+        customers: 1,
+        ..options(Version::V6_6)
+    })
+    .await
+    .expect("start");
+    assert!(!sim.schema_loaded());
+    let client = Client::new(&sim).await;
+    assert_eq!(
+        client.search("product", json!({"limit": 100})).await.len(),
+        10
+    );
+    let tax = sim.ids().tax(19.0).expect("tax").hex();
+    let mut no_price = product("N-1", &tax);
+    no_price["price"] = json!([]);
+    let refused = client.post("/api/product", no_price).await;
+    assert_eq!(
+        refused.body["errors"][0]["detail"], "No price for default currency defined",
+        "Shopware's own rules still hold"
+    );
+    let order = sim.orders().pop().expect("order");
+    let moved = client
+        .post(
+            &format!(
+                "/api/_action/order/{}/state/process",
+                order["id"].as_str().expect("id")
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        moved.body["technicalName"], "in_progress",
+        "the built-in state machines drive transitions"
+    );
+    assert!(sim.violations().is_empty());
+}
