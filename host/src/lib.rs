@@ -1,1 +1,11 @@
+//! koppel keeps a shop's systems in step: a host for sandboxed WebAssembly connectors and
+//! the flows between them.
+//!
+//! Start reading at `ARCHITECTURE.md` in the repository root. Modules:
+//! - [`runtime`]: the component host (wasmtime), its host imports and limits;
+//! - [`connectors`]: where connectors come from (built in, or `.wasm` files in a folder);
+//! - [`cli`]: the `koppel` command.
 
+pub mod cli;
+pub mod connectors;
+pub mod runtime;
