@@ -6,7 +6,8 @@
 //!
 //! The nested cargo uses its own target directory and the `guest` profile (sharing the
 //! outer build's lock would deadlock), without the outer build's flags and wrappers.
-//! `KOPPEL_SKIP_GUESTS=1` skips it (no connectors built in).
+//! `KOPPEL_SKIP_GUESTS=1` skips it (no connectors built in); `KOPPEL_GUESTS=fixture,mplus`
+//! builds only those (for working on one connector while another is half-written).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,9 +38,19 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=KOPPEL_SKIP_GUESTS");
+    println!("cargo:rerun-if-env-changed=KOPPEL_GUESTS");
 
-    let shipped = guests_in(&root.join("connectors"), "koppel-connector-");
-    let tests = guests_in(&root.join("tests/connectors"), "koppel-test-");
+    let only: Option<Vec<String>> = std::env::var("KOPPEL_GUESTS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+    let wanted = |guests: Vec<(String, String)>| -> Vec<(String, String)> {
+        guests
+            .into_iter()
+            .filter(|(id, _)| only.as_ref().is_none_or(|ids| ids.contains(id)))
+            .collect()
+    };
+    let shipped = wanted(guests_in(&root.join("connectors"), "koppel-connector-"));
+    let tests = wanted(guests_in(&root.join("tests/connectors"), "koppel-test-"));
     let skip = std::env::var("KOPPEL_SKIP_GUESTS").is_ok_and(|v| v == "1");
     if skip {
         println!("cargo:warning=KOPPEL_SKIP_GUESTS=1: no connectors are built into this binary");

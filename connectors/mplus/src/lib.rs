@@ -1,0 +1,1 @@
+//! The mplus connector (being written).

@@ -1,0 +1,1 @@
+//! The shopware connector (being written).

@@ -1,0 +1,2 @@
+//! Placeholder until the connector lands.
+fn main() {}
