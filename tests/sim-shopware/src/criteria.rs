@@ -493,26 +493,46 @@ pub fn search(shop: &Shop, entity: usize, criteria: &Criteria, scope: Option<Vec
         })
         .collect();
     if !criteria.sort.is_empty() {
-        let keys: HashMap<Id, Vec<Val>> = matched
+        // Direct fields sort on borrowed values; dotted paths resolve once per row.
+        let direct: Vec<Option<crate::model::FieldId>> = criteria
+            .sort
+            .iter()
+            .map(|s| {
+                if s.field.contains('.') || s.field == "id" {
+                    None
+                } else {
+                    shop.store.names.get(&s.field)
+                }
+            })
+            .collect();
+        let null = Val::Null;
+        let mut keyed: Vec<(Vec<std::borrow::Cow<'_, Val>>, Id)> = matched
             .iter()
             .map(|id| {
                 let record = table.get(*id);
                 let key = criteria
                     .sort
                     .iter()
-                    .map(|s| {
-                        record
-                            .map(|r| values(shop, entity, *id, r, &s.field))
-                            .and_then(|v| v.into_iter().next())
-                            .unwrap_or(Val::Null)
+                    .zip(&direct)
+                    .map(|(s, field)| match (record, field) {
+                        (Some(r), Some(f)) => {
+                            std::borrow::Cow::Borrowed(r.get(*f).unwrap_or(&null))
+                        }
+                        (Some(r), None) => std::borrow::Cow::Owned(
+                            values(shop, entity, *id, r, &s.field)
+                                .into_iter()
+                                .next()
+                                .unwrap_or(Val::Null),
+                        ),
+                        (None, _) => std::borrow::Cow::Borrowed(&null),
                     })
                     .collect();
-                (*id, key)
+                (key, *id)
             })
             .collect();
-        matched.sort_by(|a, b| {
+        keyed.sort_by(|(a, _), (b, _)| {
             for (i, sort) in criteria.sort.iter().enumerate() {
-                let (x, y) = (&keys[a][i], &keys[b][i]);
+                let (x, y) = (&*a[i], &*b[i]);
                 let order = if sort.natural {
                     natural(x, y)
                 } else {
@@ -529,6 +549,7 @@ pub fn search(shop: &Shop, entity: usize, criteria: &Criteria, scope: Option<Vec
             }
             Ordering::Equal
         });
+        matched = keyed.into_iter().map(|(_, id)| id).collect();
     }
     let count = matched.len();
     // With `ids` the limit is ignored (API-NOTES §4.2).

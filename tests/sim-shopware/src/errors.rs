@@ -14,9 +14,13 @@ pub const WRONG_TYPE: &str = "ba785a8c-82cb-4283-967c-3cf342181b40";
 /// Symfony's Choice constraint code: a value outside an enum.
 pub const BAD_CHOICE: &str = "8e179f1b-97aa-4560-a02f-2a8b42e49df7";
 
-/// One error object.
+/// One error object (boxed: errors travel in `Result`s everywhere).
 #[derive(Clone, Debug, PartialEq)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorBody>);
+
+/// The members of an error object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ErrorBody {
     pub status: u16,
     pub code: String,
     pub title: String,
@@ -27,16 +31,30 @@ pub struct ApiError {
     pub pointer: Option<String>,
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = ErrorBody;
+
+    fn deref(&self) -> &ErrorBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorBody {
+        &mut self.0
+    }
+}
+
 impl ApiError {
     pub fn new(status: u16, code: &str, detail: impl Into<String>) -> ApiError {
-        ApiError {
+        ApiError(Box::new(ErrorBody {
             status,
             code: code.to_string(),
             title: status_title(status).to_string(),
             detail: detail.into(),
             parameters: json!([]),
             pointer: None,
-        }
+        }))
     }
 
     pub fn with_parameters(mut self, parameters: Value) -> ApiError {

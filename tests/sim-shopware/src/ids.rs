@@ -52,8 +52,8 @@ impl Id {
     pub fn pair(a: Id, b: Id) -> Id {
         let mut out = [0u8; 16];
         let x = splitmix(u64::from_be_bytes(a.0[..8].try_into().unwrap_or_default()));
-        for i in 0..16 {
-            out[i] = a.0[i].rotate_left(3) ^ b.0[i] ^ (x >> ((i % 8) * 8)) as u8;
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = a.0[i].rotate_left(3) ^ b.0[i] ^ (x >> ((i % 8) * 8)) as u8;
         }
         out.reverse();
         Id(out)

@@ -238,7 +238,8 @@ impl Reference {
     }
 
     /// The compiled validator for a schema given by pointer into the file
-    /// (`#/components/schemas/Product`), or for an inline schema given as JSON text.
+    /// (`#/components/schemas/Product`), by `shallow:<Entity>` for an entity's
+    /// non-association fields, or for an inline schema given as JSON text.
     pub fn validator(&self, key: &str) -> Option<Arc<Validator>> {
         let mut cache = self.validators.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(hit) = cache.get(key) {
@@ -246,6 +247,13 @@ impl Reference {
         }
         let schema = if key.starts_with('#') {
             json!({ "$ref": format!("{BASE}{key}") })
+        } else if let Some(name) = key.strip_prefix("shallow:") {
+            let text = self
+                .entities
+                .get(name)
+                .map(|m| m.shallow.as_str())
+                .unwrap_or("true");
+            serde_json::from_str(text).unwrap_or(Value::Bool(true))
         } else {
             serde_json::from_str(key).unwrap_or(Value::Bool(true))
         };

@@ -16,6 +16,9 @@ use crate::write::{Batch, Mode};
 /// 2024-01-01T00:00:00Z: seeded rows are stamped from here on, one second apart.
 const SEED_EPOCH_MILLIS: i64 = 1_704_067_200_000;
 
+/// A property group: (name, id, options as (name, id)).
+pub type PropertyGroupIds = (String, Id, Vec<(String, Id)>);
+
 /// The ids of the base data.
 #[derive(Clone, Debug, Default)]
 pub struct ShopIds {
@@ -36,8 +39,8 @@ pub struct ShopIds {
     pub shipping_methods: Vec<(String, Id)>,
     /// (salutation key, id).
     pub salutations: Vec<(String, Id)>,
-    /// (group name, id, options as (name, id)).
-    pub property_groups: Vec<(String, Id, Vec<(String, Id)>)>,
+    /// Size and Color with their options.
+    pub property_groups: Vec<PropertyGroupIds>,
 }
 
 impl ShopIds {

@@ -368,7 +368,8 @@ impl Shop {
             .filter(|(k, _)| meta.scalars.contains(k) && !meta.read_only.contains(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for problem in reference.check(&meta.shallow, &Value::Object(scalars.clone())) {
+        let shallow = format!("shallow:{}", def.schema_name());
+        for problem in reference.check(&shallow, &Value::Object(scalars.clone())) {
             let at = format!("{pointer}{}", problem.pointer);
             let value = Value::Object(scalars.clone())
                 .pointer(&problem.pointer)
