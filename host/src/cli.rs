@@ -1,1 +1,325 @@
-//! The `koppel` command.
+//! The `koppel` command line: parsing (clap) and the commands that work on connectors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::connectors;
+use crate::runtime::bindings::{ConfigKind, StreamAccess};
+use crate::runtime::{ConnectionSpec, Connector, Manifest, Runtime, RuntimeOptions};
+
+/// koppel keeps a shop's systems in step: products and stock from the till to the web shop,
+/// orders back, each system reached through a sandboxed connector.
+#[derive(Debug, Parser)]
+#[command(name = "koppel", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Lists the connectors this koppel can use: built in, and `.wasm` files in the
+    /// connectors folder.
+    Connectors(ConnectorsArgs),
+    /// Works with one connector: inspect its manifest, check a config against a live system.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectorsArgs {
+    #[command(subcommand)]
+    pub command: ConnectorsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorsCommand {
+    /// Lists every connector with its version, streams and size.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Folder with third-party connectors (default: $KOPPEL_CONNECTORS_DIR, else
+    /// ~/.local/share/koppel/connectors).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Prints a connector's manifest: streams, config keys (secrets marked), allowed hosts.
+    Inspect(InspectArgs),
+    /// Runs a connector's `check` with a config file: are the credentials accepted, is the
+    /// system reachable?
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A `.wasm` file, or the id of a built-in connector (`mplus`, `shopware`).
+    pub connector: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A `.wasm` file, or the id of a built-in connector.
+    pub connector: String,
+    /// A TOML file with the connection's config: `key = "value"` per line; a secret can be
+    /// read from the environment with `secret = { env = "MPLUS_SECRET" }`.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Runs the command; the error is printed by `main`.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Connectors(ConnectorsArgs {
+            command: ConnectorsCommand::List(args),
+        }) => list(args).await,
+        Command::Connector(ConnectorCommand::Inspect(args)) => inspect(args).await,
+        Command::Connector(ConnectorCommand::Check(args)) => check(args).await,
+    }
+}
+
+fn runtime() -> anyhow::Result<Runtime> {
+    Ok(Runtime::new(RuntimeOptions::default())?)
+}
+
+/// Loads a connector named by built-in id or by path.
+pub async fn load(runtime: &Runtime, name: &str) -> anyhow::Result<Arc<Connector>> {
+    let path = Path::new(name);
+    if path.extension().is_some_and(|e| e == "wasm") || path.exists() {
+        return Ok(runtime.load_file(path).await?);
+    }
+    match connectors::builtin_by_id(name) {
+        Some(builtin) => Ok(runtime.load(builtin.id, builtin.wasm).await?),
+        None => {
+            let known: Vec<&str> = connectors::builtin().iter().map(|b| b.id).collect();
+            bail!(
+                "no connector `{name}`: give a .wasm file or one of the built-in ids: {}",
+                known.join(", ")
+            )
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Listed {
+    id: String,
+    name: String,
+    version: String,
+    source: String,
+    streams: Vec<String>,
+    bytes: usize,
+}
+
+fn stream_summary(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .streams
+        .iter()
+        .map(|s| {
+            let mut access = Vec::new();
+            if s.access.contains(StreamAccess::READ) {
+                access.push("read");
+            }
+            if s.access.contains(StreamAccess::WRITE) {
+                access.push("write");
+            }
+            if s.access.contains(StreamAccess::LOOKUP) {
+                access.push("lookup");
+            }
+            format!("{} ({})", s.name, access.join("/"))
+        })
+        .collect()
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let mut listed = Vec::new();
+    let mut problems = Vec::new();
+    for builtin in connectors::builtin() {
+        let connector = runtime.load(builtin.id, builtin.wasm).await?;
+        listed.push(listing(&connector, "built in".to_owned()));
+    }
+    let dir = args.dir.or_else(connectors::default_dir);
+    if let Some(dir) = &dir {
+        for file in connectors::files_in(dir) {
+            match runtime.load_file(&file).await {
+                Ok(connector) => listed.push(listing(&connector, file.display().to_string())),
+                Err(error) => problems.push(error.to_string()),
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&listed)?);
+    } else {
+        if listed.is_empty() {
+            println!("No connectors found.");
+        }
+        for item in &listed {
+            println!(
+                "{:<12} {:<24} {:<8} {:>8} KB  {}",
+                item.id,
+                item.name,
+                item.version,
+                item.bytes / 1024,
+                item.source
+            );
+            println!("{:<12} streams: {}", "", item.streams.join(", "));
+        }
+        if let Some(dir) = &dir {
+            println!("\nThird-party connectors are read from {}", dir.display());
+        }
+    }
+    for problem in &problems {
+        eprintln!("skipped: {problem}");
+    }
+    Ok(())
+}
+
+fn listing(connector: &Connector, source: String) -> Listed {
+    let manifest = connector.manifest();
+    Listed {
+        id: manifest.id.clone(),
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        source,
+        streams: stream_summary(manifest),
+        bytes: connector.size(),
+    }
+}
+
+async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let connector = load(&runtime, &args.connector).await?;
+    let manifest = connector.manifest();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(manifest)?);
+        return Ok(());
+    }
+    println!("{} {} ({})", manifest.name, manifest.version, manifest.id);
+    if !manifest.description.is_empty() {
+        println!("{}", manifest.description);
+    }
+    println!(
+        "component: {} bytes, sha256 {}",
+        connector.size(),
+        connector.hash()
+    );
+    println!("\nstreams:");
+    for (stream, summary) in manifest.streams.iter().zip(stream_summary(manifest)) {
+        println!(
+            "  {summary:<32} {} records. {}",
+            stream.kind.name(),
+            stream.description
+        );
+    }
+    println!("\nconfig:");
+    for field in &manifest.config {
+        let mut notes = Vec::new();
+        notes.push(field.kind.name().to_owned());
+        if field.required {
+            notes.push("required".into());
+        }
+        if let Some(default) = field
+            .default
+            .as_ref()
+            .and_then(crate::runtime::config::value_text)
+        {
+            notes.push(format!("default {default}"));
+        }
+        if field.kind == ConfigKind::Choice {
+            notes.push(format!("one of {}", field.choices.join("|")));
+        }
+        println!(
+            "  {:<24} {} [{}]",
+            field.name,
+            field.label,
+            notes.join(", ")
+        );
+        if !field.description.is_empty() {
+            println!("  {:<24} {}", "", field.description);
+        }
+    }
+    println!("\nmay connect to: {}", manifest.outbound_hosts.join(", "));
+    Ok(())
+}
+
+/// Reads a flat TOML config file; `{ env = "NAME" }` takes the value from the environment.
+pub fn read_config_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let mut config = BTreeMap::new();
+    for (key, value) in table {
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(_) => bail!(
+                "{}: `{key}`: write numbers with decimals as text (\"12.50\")",
+                path.display()
+            ),
+            toml::Value::Table(t) => match t.get("env").and_then(toml::Value::as_str) {
+                Some(var) => std::env::var(var).with_context(|| {
+                    format!(
+                        "{}: `{key}` is read from the environment variable {var}, which is not set",
+                        path.display()
+                    )
+                })?,
+                None => bail!(
+                    "{}: `{key}`: a table must be {{ env = \"VARIABLE\" }}",
+                    path.display()
+                ),
+            },
+            toml::Value::Array(_) | toml::Value::Datetime(_) => {
+                bail!(
+                    "{}: `{key}`: use a string, a number or true/false",
+                    path.display()
+                )
+            }
+        };
+        config.insert(key, text);
+    }
+    Ok(config)
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let connector = load(&runtime, &args.connector).await?;
+    let config = read_config_file(&args.config)?;
+    let connection = connector.connect(ConnectionSpec::new("cli", "check", config))?;
+    let hosts: Vec<String> = connection
+        .allow_list()
+        .origins()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!(
+        "{}: may connect to {}",
+        connector.id(),
+        if hosts.is_empty() {
+            "nothing".into()
+        } else {
+            hosts.join(", ")
+        }
+    );
+    connection
+        .check()
+        .await
+        .with_context(|| format!("check of `{}` failed", connector.id()))?;
+    println!("{}: the connection works.", connector.id());
+    Ok(())
+}

@@ -58,3 +58,32 @@ impl<'de> serde::Deserialize<'de> for StreamAccess {
         Ok(access)
     }
 }
+
+impl RecordKind {
+    /// The kind's name in the contract (`order-status`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Product => "product",
+            RecordKind::Stock => "stock",
+            RecordKind::Customer => "customer",
+            RecordKind::Order => "order",
+            RecordKind::OrderStatus => "order-status",
+            RecordKind::Reference => "reference",
+        }
+    }
+}
+
+impl ConfigKind {
+    /// The kind's name in the contract (`secret`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigKind::Text => "text",
+            ConfigKind::Secret => "secret",
+            ConfigKind::Url => "url",
+            ConfigKind::Integer => "integer",
+            ConfigKind::Boolean => "boolean",
+            ConfigKind::Choice => "choice",
+            ConfigKind::Json => "json",
+        }
+    }
+}

@@ -75,9 +75,10 @@ impl Default for RuntimeOptions {
 pub enum RuntimeError {
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
-    #[error("cannot read connector {path}: {source}")]
+    #[error("cannot read connector {path}")]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
     #[error("`{name}` is not a usable koppel connector: {reason}")]
