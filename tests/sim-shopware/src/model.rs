@@ -108,13 +108,14 @@ impl Val {
             (Val::Null, Val::Null) => Ordering::Equal,
             (Val::Null, _) => Ordering::Less,
             (_, Val::Null) => Ordering::Greater,
+            (Val::Str(x), Val::Str(y)) | (Val::Json(x), Val::Json(y)) => {
+                x.as_bytes().cmp(y.as_bytes())
+            }
+            (Val::Id(x), Val::Id(y)) => x.cmp(y),
+            (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
             (a, b) => match (a.as_f64(), b.as_f64()) {
                 (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-                _ => match (a, b) {
-                    (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
-                    (Val::Id(x), Val::Id(y)) => x.cmp(y),
-                    _ => a.text().cmp(&b.text()),
-                },
+                _ => a.text().cmp(&b.text()),
             },
         }
     }
