@@ -264,33 +264,8 @@ pub fn read_config_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>>
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
     let mut config = BTreeMap::new();
     for (key, value) in table {
-        let text = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            toml::Value::Float(_) => bail!(
-                "{}: `{key}`: write numbers with decimals as text (\"12.50\")",
-                path.display()
-            ),
-            toml::Value::Table(t) => match t.get("env").and_then(toml::Value::as_str) {
-                Some(var) => std::env::var(var).with_context(|| {
-                    format!(
-                        "{}: `{key}` is read from the environment variable {var}, which is not set",
-                        path.display()
-                    )
-                })?,
-                None => bail!(
-                    "{}: `{key}`: a table must be {{ env = \"VARIABLE\" }}",
-                    path.display()
-                ),
-            },
-            toml::Value::Array(_) | toml::Value::Datetime(_) => {
-                bail!(
-                    "{}: `{key}`: use a string, a number or true/false",
-                    path.display()
-                )
-            }
-        };
+        let text = crate::flow::config::value_text(&value)
+            .map_err(|m| anyhow::anyhow!("{}: `{key}` {m}", path.display()))?;
         config.insert(key, text);
     }
     Ok(config)

@@ -8,4 +8,7 @@
 
 pub mod cli;
 pub mod connectors;
+pub mod flow;
+pub mod mapping;
 pub mod runtime;
+pub mod store;

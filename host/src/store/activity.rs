@@ -1,0 +1,196 @@
+//! The activity log in the database: the runtime's exchanges (already redacted) are queued
+//! without blocking the connector and written in batches by one task.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use sqlx::Row;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Result, Store, millis};
+use crate::runtime::{ActivitySink, Exchange};
+
+enum Message {
+    Exchange {
+        run_id: Option<i64>,
+        exchange: Box<Exchange>,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+/// Writes exchanges to the `activity` table in the background.
+#[derive(Clone)]
+pub struct ActivityWriter {
+    sender: mpsc::UnboundedSender<Message>,
+}
+
+/// The sink of one run (or of no run: a `check`): counts the exchanges it saw.
+pub struct RunSink {
+    writer: ActivityWriter,
+    run_id: Option<i64>,
+    exchanges: AtomicU64,
+}
+
+impl RunSink {
+    /// Exchanges recorded so far.
+    pub fn exchanges(&self) -> u64 {
+        self.exchanges.load(Ordering::Relaxed)
+    }
+}
+
+impl ActivitySink for RunSink {
+    fn record(&self, exchange: Exchange) {
+        self.exchanges.fetch_add(1, Ordering::Relaxed);
+        let _ = self.writer.sender.send(Message::Exchange {
+            run_id: self.run_id,
+            exchange: Box::new(exchange),
+        });
+    }
+}
+
+impl ActivityWriter {
+    /// Starts the writer task on the current tokio runtime.
+    pub fn start(store: Store) -> ActivityWriter {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            let mut pending = Vec::new();
+            while let Some(first) = receiver.recv().await {
+                let mut flushes = Vec::new();
+                let mut next = Some(first);
+                while let Some(message) = next.take() {
+                    match message {
+                        Message::Exchange { run_id, exchange } => pending.push((run_id, exchange)),
+                        Message::Flush(done) => flushes.push(done),
+                    }
+                    if pending.len() < 500 {
+                        next = receiver.try_recv().ok();
+                    }
+                }
+                if let Err(error) = insert(&store, &pending).await {
+                    tracing::error!(%error, count = pending.len(), "Cannot write the activity log.");
+                }
+                pending.clear();
+                for done in flushes {
+                    let _ = done.send(());
+                }
+            }
+        });
+        ActivityWriter { sender }
+    }
+
+    /// A sink that files exchanges under `run_id`.
+    pub fn sink(&self, run_id: Option<i64>) -> Arc<RunSink> {
+        Arc::new(RunSink {
+            writer: self.clone(),
+            run_id,
+            exchanges: AtomicU64::new(0),
+        })
+    }
+
+    /// Waits until everything queued so far is written.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.sender.send(Message::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn insert(store: &Store, exchanges: &[(Option<i64>, Box<Exchange>)]) -> Result<()> {
+    if exchanges.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.pool().begin().await?;
+    for (run_id, e) in exchanges {
+        sqlx::query(
+            "INSERT INTO activity (tenant, run_id, connection, connector, method, url, status, error, duration_ms,
+             attempt, request_headers, request_body, response_headers, response_body, request_bytes, response_bytes, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.tenant)
+        .bind(run_id)
+        .bind(&e.connection)
+        .bind(&e.connector)
+        .bind(&e.method)
+        .bind(&e.url)
+        .bind(e.status.map(i64::from))
+        .bind(&e.error)
+        .bind(e.duration_ms as i64)
+        .bind(i64::from(e.attempt))
+        .bind(serde_json::to_string(&e.request_headers).unwrap_or_default())
+        .bind(&e.request_body)
+        .bind(serde_json::to_string(&e.response_headers).unwrap_or_default())
+        .bind(&e.response_body)
+        .bind(e.request_bytes as i64)
+        .bind(e.response_bytes as i64)
+        .bind(millis(e.at))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One exchange as the activity log shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ActivityRow {
+    pub id: i64,
+    pub run_id: Option<i64>,
+    pub connection: String,
+    pub connector: String,
+    pub method: String,
+    pub url: String,
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub attempt: i64,
+    pub request_headers: Option<String>,
+    pub request_body: Option<String>,
+    pub response_headers: Option<String>,
+    pub response_body: Option<String>,
+    pub at: i64,
+}
+
+impl Store {
+    /// Exchanges, newest first; of one run when given.
+    pub async fn activity(
+        &self,
+        tenant: &str,
+        run_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ActivityRow>> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, connection, connector, method, url, status, error, duration_ms, attempt,
+             request_headers, request_body, response_headers, response_body, at
+             FROM activity WHERE tenant = ? AND (? IS NULL OR run_id = ?) ORDER BY id DESC LIMIT ?",
+        )
+        .bind(tenant)
+        .bind(run_id)
+        .bind(run_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ActivityRow {
+                    id: row.try_get("id")?,
+                    run_id: row.try_get("run_id")?,
+                    connection: row.try_get("connection")?,
+                    connector: row.try_get("connector")?,
+                    method: row.try_get("method")?,
+                    url: row.try_get("url")?,
+                    status: row.try_get("status")?,
+                    error: row.try_get("error")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                    attempt: row.try_get("attempt")?,
+                    request_headers: row.try_get("request_headers")?,
+                    request_body: row.try_get("request_body")?,
+                    response_headers: row.try_get("response_headers")?,
+                    response_body: row.try_get("response_body")?,
+                    at: row.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+}
