@@ -223,7 +223,7 @@ impl MplusSimulator {
                 tracing::error!(%error, "The MplusKASSA simulator stopped.");
             }
         });
-        tracing::info!(%addr, validate = inner.validate && inner.reference.is_some(), "MplusKASSA simulator listening.");
+        tracing::info!(%addr, validate = inner.validate && inner.reference.is_some() && schema::Validator::AVAILABLE, "MplusKASSA simulator listening.");
         Ok(Self {
             inner,
             faults,
@@ -266,7 +266,7 @@ impl MplusSimulator {
 
     /// Whether requests and responses are being validated against the schema.
     pub fn validating(&self) -> bool {
-        self.inner.validate && self.inner.reference.is_some()
+        self.inner.validate && self.inner.reference.is_some() && schema::Validator::AVAILABLE
     }
 
     /// Requests seen for an operation (counted after the credentials check).

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
@@ -336,83 +336,112 @@ fn strip_prefix(value: &str) -> String {
     value.rsplit(':').next().unwrap_or(value).to_owned()
 }
 
-struct Job {
-    document: String,
-    reply: tokio::sync::oneshot::Sender<Result<(), Vec<String>>>,
-}
+#[cfg(feature = "xsd")]
+pub use xsd::Validator;
 
-/// libxml2's XSD validator on a thread of its own: its contexts are not thread-safe, so every
-/// validation goes through this one thread, one at a time.
-#[derive(Clone)]
-pub struct Validator {
-    jobs: mpsc::Sender<Job>,
-}
+#[cfg(feature = "xsd")]
+mod xsd {
+    use std::sync::mpsc;
 
-impl Validator {
-    /// Compiles the schema (on the validator's thread) and waits until it is ready.
-    pub fn start(xsd: String) -> anyhow::Result<Self> {
-        let (jobs, inbox) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        std::thread::Builder::new()
-            .name("mplus-xsd".into())
-            .spawn(move || {
-                let mut parser = libxml::schemas::SchemaParserContext::from_buffer(xsd.as_bytes());
-                let mut context =
-                    match libxml::schemas::SchemaValidationContext::from_parser(&mut parser) {
-                        Ok(context) => {
-                            let _ = ready_tx.send(Ok(()));
-                            context
-                        }
-                        Err(errors) => {
-                            let _ = ready_tx.send(Err(join_errors(&errors)));
-                            return;
-                        }
-                    };
-                let xml = libxml::parser::Parser::default();
-                while let Ok(job) = inbox.recv() {
-                    let result = match xml.parse_string(job.document.as_bytes()) {
-                        Ok(doc) => context
-                            .validate_document(&doc)
-                            .map_err(|errors| errors.iter().map(describe).collect()),
-                        Err(error) => Err(vec![format!("not well-formed: {error:?}")]),
-                    };
-                    let _ = job.reply.send(result);
-                }
-            })?;
-        ready_rx
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the XSD validator thread died"))?
-            .map_err(|e| anyhow::anyhow!("the WSDL's schema does not compile: {e}"))?;
-        Ok(Self { jobs })
+    struct Job {
+        document: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), Vec<String>>>,
     }
 
-    /// Validates a standalone document; `Err` holds libxml2's messages.
-    pub async fn validate(&self, document: String) -> Result<(), Vec<String>> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        if self.jobs.send(Job { document, reply }).is_err() {
-            return Err(vec!["the XSD validator is gone".into()]);
+    /// libxml2's XSD validator on a thread of its own: its contexts are not thread-safe, so every
+    /// validation goes through this one thread, one at a time.
+    #[derive(Clone)]
+    pub struct Validator {
+        jobs: mpsc::Sender<Job>,
+    }
+
+    impl Validator {
+        pub const AVAILABLE: bool = true;
+
+        /// Compiles the schema (on the validator's thread) and waits until it is ready.
+        pub fn start(xsd: String) -> anyhow::Result<Self> {
+            let (jobs, inbox) = mpsc::channel::<Job>();
+            let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+            std::thread::Builder::new()
+                .name("mplus-xsd".into())
+                .spawn(move || {
+                    let mut parser =
+                        libxml::schemas::SchemaParserContext::from_buffer(xsd.as_bytes());
+                    let mut context =
+                        match libxml::schemas::SchemaValidationContext::from_parser(&mut parser) {
+                            Ok(context) => {
+                                let _ = ready_tx.send(Ok(()));
+                                context
+                            }
+                            Err(errors) => {
+                                let _ = ready_tx.send(Err(join_errors(&errors)));
+                                return;
+                            }
+                        };
+                    let xml = libxml::parser::Parser::default();
+                    while let Ok(job) = inbox.recv() {
+                        let result = match xml.parse_string(job.document.as_bytes()) {
+                            Ok(doc) => context
+                                .validate_document(&doc)
+                                .map_err(|errors| errors.iter().map(describe).collect()),
+                            Err(error) => Err(vec![format!("not well-formed: {error:?}")]),
+                        };
+                        let _ = job.reply.send(result);
+                    }
+                })?;
+            ready_rx
+                .recv()
+                .map_err(|_| anyhow::anyhow!("the XSD validator thread died"))?
+                .map_err(|e| anyhow::anyhow!("the WSDL's schema does not compile: {e}"))?;
+            Ok(Self { jobs })
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(vec!["the XSD validator is gone".into()]))
+
+        /// Validates a standalone document; `Err` holds libxml2's messages.
+        pub async fn validate(&self, document: String) -> Result<(), Vec<String>> {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if self.jobs.send(Job { document, reply }).is_err() {
+                return Err(vec!["the XSD validator is gone".into()]);
+            }
+            answer
+                .await
+                .unwrap_or_else(|_| Err(vec!["the XSD validator is gone".into()]))
+        }
+    }
+
+    fn describe(error: &libxml::error::StructuredError) -> String {
+        let message = error
+            .message
+            .as_deref()
+            .unwrap_or("unknown error")
+            .trim()
+            .to_owned();
+        match error.line {
+            Some(line) if line > 0 => format!("line {line}: {message}"),
+            _ => message,
+        }
+    }
+
+    fn join_errors(errors: &[libxml::error::StructuredError]) -> String {
+        errors.iter().map(describe).collect::<Vec<_>>().join("; ")
     }
 }
 
-fn describe(error: &libxml::error::StructuredError) -> String {
-    let message = error
-        .message
-        .as_deref()
-        .unwrap_or("unknown error")
-        .trim()
-        .to_owned();
-    match error.line {
-        Some(line) if line > 0 => format!("line {line}: {message}"),
-        _ => message,
-    }
-}
+/// Without the `xsd` feature there is no validator: the simulator runs unvalidated.
+#[cfg(not(feature = "xsd"))]
+#[derive(Clone)]
+pub struct Validator;
 
-fn join_errors(errors: &[libxml::error::StructuredError]) -> String {
-    errors.iter().map(describe).collect::<Vec<_>>().join("; ")
+#[cfg(not(feature = "xsd"))]
+impl Validator {
+    pub const AVAILABLE: bool = false;
+
+    pub fn start(_xsd: String) -> anyhow::Result<Self> {
+        Ok(Validator)
+    }
+
+    pub async fn validate(&self, _document: String) -> Result<(), Vec<String>> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
