@@ -125,3 +125,112 @@ fn an_unknown_connector_lists_the_known_ones() {
         text(&output)
     );
 }
+
+fn fixture_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let file = dir.join("koppel.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "tenant = \"t\"\n[connections.src]\nconnector = {fixture:?}\nconfig = {{ total = 40 }}\n\
+             [connections.dst]\nconnector = {fixture:?}\n\
+             [flows.copy]\nsource = {{ connection = \"src\", stream = \"products\" }}\n\
+             target = {{ connection = \"dst\", stream = \"products\" }}\ninterval = \"1h\"\n{extra}",
+            fixture = fixture()
+        ),
+    )
+    .expect("write");
+    file
+}
+
+#[test]
+fn sync_runs_a_flow_and_a_second_sync_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = fixture_config(dir.path(), "");
+    let config = file.display().to_string();
+    let output = koppel(&["sync", "copy", "--config", &config, "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON summary");
+    assert_eq!(summary["counts"]["created"], 40);
+    assert_eq!(summary["status"], "succeeded");
+
+    let output = koppel(&["sync", "copy", "--config", &config, "--full"]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("created 0") && out.contains("unchanged 40"),
+        "{out}"
+    );
+    assert!(
+        dir.path().join("koppel.db").exists(),
+        "the state database sits beside koppel.toml"
+    );
+
+    let output = koppel(&["sync", "products", "--config", &config]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("flow `products` is not enabled"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn a_bad_koppel_toml_names_the_file_the_key_and_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = fixture_config(dir.path(), "page_sise = 10\n");
+    let output = koppel(&["sync", "copy", "--config", &file.display().to_string()]);
+    let out = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        out.contains("koppel.toml") && out.contains("unknown field `page_sise`"),
+        "{out}"
+    );
+
+    let file = fixture_config(dir.path(), "");
+    let text_with_typo = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("total = 40", "totl = 40");
+    std::fs::write(&file, text_with_typo).expect("write");
+    let output = koppel(&["sync", "copy", "--config", &file.display().to_string()]);
+    let out = text(&output);
+    assert!(
+        out.contains("connections.src.config") && out.contains("`totl`: unknown key"),
+        "{out}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn run_stops_cleanly_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = fixture_config(dir.path(), "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_koppel"))
+        .args(["run", "--json", "--config", &file.display().to_string()])
+        .env(
+            "KOPPEL_CACHE_DIR",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start koppel run");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().expect("a run summary").expect("line");
+    let summary: serde_json::Value = serde_json::from_str(&first).expect("JSON line");
+    assert_eq!(summary["flow"], "copy");
+    assert_eq!(summary["counts"]["created"], 40);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "exits cleanly: {:?}",
+        output.status
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Stopped."));
+}

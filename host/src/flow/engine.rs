@@ -122,7 +122,7 @@ pub async fn run_flow(
     let run_id = store
         .start_run(&env.tenant, &flow.name, trigger, options.full)
         .await?;
-    tracing::info!(tenant = %env.tenant, flow = %flow.name, run_id, trigger, full = options.full, "Run started.");
+    tracing::debug!(tenant = %env.tenant, flow = %flow.name, run_id, trigger, full = options.full, "Run started.");
 
     let mut runner = Runner {
         env,

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod definition;
 pub mod engine;
+pub mod schedule;
 
 pub use config::{ConfigFile, ConnectionFile, LoadError, Loaded};
 pub use definition::{Delivery, Endpoint, FlowDef, FlowOverride};

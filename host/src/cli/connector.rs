@@ -1,98 +1,17 @@
-//! The `koppel` command line: parsing (clap) and the commands that work on connectors.
+//! `koppel connectors list`, `koppel connector inspect|check`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
 
+use super::{CheckArgs, InspectArgs, ListArgs};
 use crate::connectors;
 use crate::runtime::bindings::{ConfigKind, StreamAccess};
 use crate::runtime::{ConnectionSpec, Connector, Manifest, Runtime, RuntimeOptions};
 
-/// koppel keeps a shop's systems in step: products and stock from the till to the web shop,
-/// orders back, each system reached through a sandboxed connector.
-#[derive(Debug, Parser)]
-#[command(name = "koppel", version, propagate_version = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Lists the connectors this koppel can use: built in, and `.wasm` files in the
-    /// connectors folder.
-    Connectors(ConnectorsArgs),
-    /// Works with one connector: inspect its manifest, check a config against a live system.
-    #[command(subcommand)]
-    Connector(ConnectorCommand),
-}
-
-#[derive(Debug, Args)]
-pub struct ConnectorsArgs {
-    #[command(subcommand)]
-    pub command: ConnectorsCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConnectorsCommand {
-    /// Lists every connector with its version, streams and size.
-    List(ListArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Folder with third-party connectors (default: $KOPPEL_CONNECTORS_DIR, else
-    /// ~/.local/share/koppel/connectors).
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConnectorCommand {
-    /// Prints a connector's manifest: streams, config keys (secrets marked), allowed hosts.
-    Inspect(InspectArgs),
-    /// Runs a connector's `check` with a config file: are the credentials accepted, is the
-    /// system reachable?
-    Check(CheckArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct InspectArgs {
-    /// A `.wasm` file, or the id of a built-in connector (`mplus`, `shopware`).
-    pub connector: String,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// A `.wasm` file, or the id of a built-in connector.
-    pub connector: String,
-    /// A TOML file with the connection's config: `key = "value"` per line; a secret can be
-    /// read from the environment with `secret = { env = "MPLUS_SECRET" }`.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-}
-
-/// Runs the command; the error is printed by `main`.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Connectors(ConnectorsArgs {
-            command: ConnectorsCommand::List(args),
-        }) => list(args).await,
-        Command::Connector(ConnectorCommand::Inspect(args)) => inspect(args).await,
-        Command::Connector(ConnectorCommand::Check(args)) => check(args).await,
-    }
-}
-
-fn runtime() -> anyhow::Result<Runtime> {
+pub(super) fn runtime() -> anyhow::Result<Runtime> {
     Ok(Runtime::new(RuntimeOptions::default())?)
 }
 
@@ -144,7 +63,7 @@ fn stream_summary(manifest: &Manifest) -> Vec<String> {
         .collect()
 }
 
-async fn list(args: ListArgs) -> anyhow::Result<()> {
+pub(super) async fn list(args: ListArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let mut listed = Vec::new();
     let mut problems = Vec::new();
@@ -200,7 +119,7 @@ fn listing(connector: &Connector, source: String) -> Listed {
     }
 }
 
-async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+pub(super) async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let connector = load(&runtime, &args.connector).await?;
     let manifest = connector.manifest();
@@ -271,7 +190,7 @@ pub fn read_config_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>>
     Ok(config)
 }
 
-async fn check(args: CheckArgs) -> anyhow::Result<()> {
+pub(super) async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let connector = load(&runtime, &args.connector).await?;
     let config = read_config_file(&args.config)?;

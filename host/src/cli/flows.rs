@@ -1,0 +1,150 @@
+//! `koppel sync` and `koppel run`.
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use super::connector::runtime;
+use super::progress::{reporter, summary_text};
+use super::{ConfigArgs, RunArgs, SyncArgs};
+use crate::flow::schedule::Scheduler;
+use crate::flow::{Environment, Loaded, RunOptions, run_flow};
+use crate::store::{ActivityWriter, RunStatus, Store};
+
+/// The configuration loaded and the state database opened.
+pub(super) struct Opened {
+    pub loaded: Loaded,
+    pub env: Environment,
+}
+
+pub(super) async fn open(config: &ConfigArgs) -> anyhow::Result<Opened> {
+    let loaded = Loaded::read(&config.config)?;
+    let runtime = runtime()?;
+    let database = loaded.database();
+    let store = Store::open(&database)
+        .await
+        .with_context(|| format!("state database {}", database.display()))?;
+    let interrupted = store.mark_interrupted_runs().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            runs = interrupted,
+            "Runs were interrupted when koppel last stopped; they resume now."
+        );
+    }
+    let activity = ActivityWriter::start(store.clone());
+    let env = loaded.environment(&runtime, store, activity).await?;
+    Ok(Opened { loaded, env })
+}
+
+pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
+    let opened = open(&args.config).await?;
+    let Some(flow) = opened.loaded.flow(&args.flow) else {
+        let enabled: Vec<&str> = opened
+            .loaded
+            .flows
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        bail!(
+            "flow `{}` is not enabled in {}; enabled: {}. Add [flows.{}] to enable it.",
+            args.flow,
+            opened.loaded.path.display(),
+            if enabled.is_empty() {
+                "none".to_owned()
+            } else {
+                enabled.join(", ")
+            },
+            args.flow
+        );
+    };
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("Stopping after the current batch…");
+            stop.cancel();
+        }
+    });
+    let options = RunOptions {
+        full: args.full,
+        trigger: "manual".into(),
+        cancel,
+        progress: reporter(args.json),
+    };
+    let summary = run_flow(&opened.env, flow, &options).await?;
+    drop(options);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{}", summary_text(&summary));
+    }
+    opened.env.store.close().await;
+    if summary.status == RunStatus::Failed {
+        bail!(
+            "flow `{}` failed: {}",
+            summary.flow,
+            summary.error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let opened = open(&args.config).await?;
+    if opened.loaded.flows.is_empty() {
+        bail!(
+            "no flow is enabled in {}; add for example [flows.products]",
+            opened.loaded.path.display()
+        );
+    }
+    let cancel = CancellationToken::new();
+    let scheduler = Scheduler::start(
+        opened.env.clone(),
+        opened.loaded.flows.clone(),
+        cancel,
+        reporter(args.json),
+    );
+    let names: Vec<&str> = scheduler.flows().collect();
+    eprintln!(
+        "koppel is running {}. Ctrl-C stops it after the current batch.",
+        names.join(", ")
+    );
+    let mut finished = scheduler.subscribe();
+    let json = args.json;
+    let printer = tokio::spawn(async move {
+        while let Ok(summary) = finished.recv().await {
+            if json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            } else if summary.counts != Default::default() || summary.status != RunStatus::Succeeded
+            {
+                println!("{}", summary_text(&summary));
+            }
+        }
+    });
+    shutdown_signal().await;
+    eprintln!("Stopping after the current batch…");
+    scheduler.stop().await;
+    printer.abort();
+    opened.env.store.close().await;
+    eprintln!("Stopped.");
+    Ok(())
+}
