@@ -1,1 +1,279 @@
-//! The mplus connector (being written).
+//! The MplusKASSA connector: MplusQapi (SOAP 1.1) as a koppel component.
+//!
+//! The protocol code — envelopes ([`ops`], [`soap`]), answers ([`wire`]), the mappings to and
+//! from canonical records ([`products`], [`stock`], [`customers`], [`orders`], [`status`],
+//! [`reference`]) — is plain Rust that compiles and is tested natively, over a [`Transport`]
+//! that the component implements with the host's `http-send`. Streams and their states are
+//! described in `README.md`.
+
+pub mod config;
+pub mod connector;
+pub mod customers;
+pub mod ops;
+pub mod orders;
+pub mod products;
+pub mod reference;
+pub mod soap;
+pub mod status;
+pub mod stock;
+pub mod time;
+pub mod wire;
+
+use std::cell::RefCell;
+
+use koppel_sdk::http::Request;
+use koppel_sdk::*;
+
+use crate::config::MplusConfig;
+use crate::connector::Mplus;
+use crate::soap::{Call, Reply, Transport};
+
+/// Errors that concern the whole connection (credentials, config): a write stops at them
+/// instead of failing every record alike.
+pub fn aborts_batch(error: &ConnectorError) -> bool {
+    matches!(error.kind, ErrorKind::Auth | ErrorKind::Config)
+}
+
+/// `http-send` through the host.
+pub struct HostTransport {
+    endpoint: String,
+    host: String,
+}
+
+impl HostTransport {
+    pub fn new(config: &MplusConfig) -> Self {
+        HostTransport {
+            endpoint: config.endpoint.clone(),
+            host: config.host.clone(),
+        }
+    }
+}
+
+impl Transport for HostTransport {
+    fn send(&mut self, call: Call) -> Result<Reply> {
+        let response = Request::post(self.endpoint.as_str())
+            .header("SOAPAction", call.operation)
+            .body("text/xml; charset=utf-8", call.body)
+            .retry_safe(call.retry_safe)
+            .send()?;
+        Ok(Reply {
+            status: response.status(),
+            body: response.into_bytes(),
+        })
+    }
+
+    fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+thread_local! {
+    static INSTANCE: RefCell<Option<Mplus<HostTransport>>> = const { RefCell::new(None) };
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn with_instance<R>(f: impl FnOnce(&mut Mplus<HostTransport>) -> Result<R>) -> Result<R> {
+    INSTANCE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let instance = slot
+            .as_mut()
+            .ok_or_else(|| ConnectorError::internal("configure was not called on this instance"))?;
+        f(instance)
+    })
+}
+
+fn stream(name: &str, kind: RecordKind, access: StreamAccess, description: &str) -> Stream {
+    Stream {
+        name: name.into(),
+        kind,
+        access,
+        description: description.into(),
+    }
+}
+
+/// The connector's manifest.
+pub fn manifest() -> Manifest {
+    let mut streams = vec![
+        stream(
+            "products",
+            RecordKind::Product,
+            StreamAccess::READ | StreamAccess::LOOKUP,
+            "Products by article sync marker; a product with several articles is a variant family (key P<productNumber>).",
+        ),
+        stream(
+            "stock",
+            RecordKind::Stock,
+            StreamAccess::READ,
+            "On-hand, reserved and available stock per article and branch; full read, then by stock marker.",
+        ),
+        stream(
+            "customers",
+            RecordKind::Customer,
+            StreamAccess::READ | StreamAccess::WRITE | StreamAccess::LOOKUP,
+            "Relations: lookup by e-mail, write creates or updates (company or person).",
+        ),
+        stream(
+            "orders",
+            RecordKind::Order,
+            StreamAccess::WRITE | StreamAccess::LOOKUP,
+            "Web orders written with createOrderV3 (idempotent); lookup by external order id.",
+        ),
+        stream(
+            "order-status",
+            RecordKind::OrderStatus,
+            StreamAccess::READ,
+            "Deliveries, payments and cancellations of web orders since the last order marker.",
+        ),
+    ];
+    streams.extend(reference::STREAMS.iter().map(|(name, description)| {
+        stream(name, RecordKind::Reference, StreamAccess::READ, description)
+    }));
+    Manifest {
+        id: "mplus".into(),
+        name: "MplusKASSA".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        description: "MplusKASSA point of sale through its SOAP API (MplusQapi): products, stock, customers, orders and order status.".into(),
+        streams,
+        config: config::schema(),
+        outbound_hosts: vec!["{base_url}".into()],
+    }
+}
+
+/// Reads a page of a stream.
+pub fn read_stream<T: Transport>(
+    m: &mut Mplus<T>,
+    stream: &str,
+    state: Option<&str>,
+    limit: u32,
+) -> Result<Page> {
+    match stream {
+        "products" => products::read(m, state, limit),
+        "stock" => stock::read(m, state, limit),
+        "customers" => customers::read(m, state, limit),
+        "order-status" => status::read(m, state, limit),
+        "orders" => Err(ConnectorError::unsupported(
+            "the orders stream is written, not read: read `order-status` for what happened to them",
+        )),
+        other => reference::read(m, other, state, limit),
+    }
+}
+
+pub fn write_stream<T: Transport>(
+    m: &mut Mplus<T>,
+    stream: &str,
+    records: &[Record],
+    options: &WriteOptions,
+) -> Result<Vec<WriteOutcome>> {
+    match stream {
+        "orders" => orders::write(m, records, options),
+        "customers" => customers::write(m, records),
+        other => Err(ConnectorError::unsupported(format!(
+            "mplus does not write {other:?}: it writes `orders` and `customers`"
+        ))),
+    }
+}
+
+pub fn lookup_stream<T: Transport>(
+    m: &mut Mplus<T>,
+    stream: &str,
+    key: &str,
+) -> Result<Option<Found>> {
+    match stream {
+        "orders" => orders::lookup(m, key),
+        "customers" => customers::lookup(m, key),
+        "products" => products::lookup(m, key),
+        other => Err(ConnectorError::unsupported(format!(
+            "mplus has no lookup on {other:?}: it looks up `orders`, `customers` and `products`"
+        ))),
+    }
+}
+
+/// The component's exports. Natively the bindings' export symbols cannot be linked into a
+/// `cdylib` (their names hold `:`), so only the wasm build exports them.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+struct MplusConnector;
+
+impl Guest for MplusConnector {
+    fn manifest() -> Manifest {
+        manifest()
+    }
+
+    fn check(config: Config) -> Result<()> {
+        let config = MplusConfig::from_settings(&Settings::from(config))?;
+        let transport = HostTransport::new(&config);
+        let version = soap::Client::new(transport).check()?;
+        log::info(
+            "MplusKASSA answered.",
+            &[(
+                "api_version",
+                &format!(
+                    "{}.{}.{}",
+                    version.major_number, version.minor_number, version.revision_number
+                ),
+            )],
+        );
+        Ok(())
+    }
+
+    fn configure(config: Config) -> Result<()> {
+        let config = MplusConfig::from_settings(&Settings::from(config))?;
+        let transport = HostTransport::new(&config);
+        INSTANCE.with(|cell| *cell.borrow_mut() = Some(Mplus::new(config, transport)));
+        Ok(())
+    }
+
+    fn read(stream: String, state: Option<String>, limit: u32) -> Result<Page> {
+        with_instance(|m| read_stream(m, &stream, state.as_deref(), limit))
+    }
+
+    fn write(
+        stream: String,
+        records: Vec<Record>,
+        options: WriteOptions,
+    ) -> Result<Vec<WriteOutcome>> {
+        with_instance(|m| write_stream(m, &stream, &records, &options))
+    }
+
+    fn lookup(stream: String, key: String) -> Result<Option<Found>> {
+        with_instance(|m| lookup_stream(m, &stream, &key))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+koppel_sdk::export!(MplusConnector);
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A file of `testdata/` (the reference examples, copied).
+    pub fn example(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name)
+    }
+
+    #[test]
+    fn the_manifest_names_every_stream_once_and_only_the_base_url_as_host() {
+        let m = manifest();
+        let names: Vec<&str> = m.streams.iter().map(|s| s.name.as_str()).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        assert!(names.contains(&"order-status") && names.contains(&"employees"));
+        assert_eq!(m.outbound_hosts, vec!["{base_url}".to_owned()]);
+        let secret = m
+            .config
+            .iter()
+            .find(|f| f.name == "secret")
+            .expect("secret");
+        assert_eq!(secret.kind, ConfigKind::Secret);
+        let employee = m
+            .config
+            .iter()
+            .find(|f| f.name == "employee_number")
+            .expect("employee");
+        assert!(matches!(employee.default, Some(Value::Integer(999_999))));
+    }
+}
