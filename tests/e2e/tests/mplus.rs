@@ -1,0 +1,1064 @@
+//! The MplusKASSA connector end to end: the built-in component, run by the host, against the
+//! MplusKASSA simulator with every request validated against the real WSDL's schema.
+//!
+//! Covered: a full product read of a catalogue with variant families reaches every article
+//! exactly once across pages, then only what changed; stock full read and increments;
+//! customers found, created and updated as persons and companies; orders created once under a
+//! resend, a lost answer and a rewrite; unknown SKUs and bad credentials; order status; the
+//! reference streams.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use koppel::runtime::bindings::{
+    Address, Amount, ConnectorError, Customer, Decimal, DeliveryState, ErrorKind, NamedValue,
+    Order, OrderLine, OrderState, OrderStatus, OutcomeStatus, PaymentState, Product, Record,
+    Shipping, StockLevel, Value, WriteOptions, WriteOutcome,
+};
+use koppel::runtime::{
+    CallError, Connection, ConnectionSpec, Connector, Limits, MemorySink, Runtime, RuntimeOptions,
+    Session,
+};
+use koppel_sim_faults::{Fault, Matcher};
+use koppel_sim_mplus::{ArticleChange, MplusOptions, MplusSimulator};
+
+const SECRET: &str = "sim-Secret-4711";
+
+// ----- harness -----
+
+struct Harness {
+    sim: MplusSimulator,
+    connector: Arc<Connector>,
+    sink: MemorySink,
+}
+
+async fn harness(products: usize) -> Harness {
+    let sim = MplusSimulator::start(MplusOptions {
+        products,
+        variant_share: 0.4,
+        validate: true,
+        secret: SECRET.into(),
+        ..MplusOptions::default()
+    })
+    .await
+    .expect("start the simulator");
+    assert!(
+        sim.validating(),
+        "the MplusQapi WSDL must be found (../shared/reference/mplus or KOPPEL_REFERENCE_DIR): validating every envelope is part of these tests"
+    );
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let builtin = koppel::connectors::builtin_by_id("mplus").expect("mplus is built in");
+    let connector = runtime
+        .load("mplus", builtin.wasm)
+        .await
+        .expect("load mplus");
+    Harness {
+        sim,
+        connector,
+        sink: MemorySink::new(),
+    }
+}
+
+/// Fast back-off, so retries in tests take milliseconds.
+fn quick_limits() -> Limits {
+    Limits {
+        retry_backoff: Duration::from_millis(2),
+        ..Limits::default()
+    }
+}
+
+impl Harness {
+    fn config(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut config: BTreeMap<String, String> = [
+            ("base_url", self.sim.url().as_str()),
+            ("ident", self.sim.ident()),
+            ("secret", self.sim.secret()),
+            (
+                "payment_methods",
+                r#"{"iDEAL": "IDEAL", "PayPal": "PAYPAL"}"#,
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            config.insert(k.to_string(), v.to_string());
+        }
+        config
+    }
+
+    fn connection_with(&self, config: BTreeMap<String, String>, limits: Limits) -> Connection {
+        let mut spec = ConnectionSpec::new("tenant", "till", config);
+        spec.limits = limits;
+        spec.activity = Arc::new(self.sink.clone());
+        self.connector.connect(spec).expect("valid config")
+    }
+
+    async fn session(&self, extra: &[(&str, &str)]) -> Session {
+        self.connection_with(self.config(extra), quick_limits())
+            .session()
+            .await
+            .expect("session")
+    }
+
+    /// No request broke the schema (and no response, which would be a simulator bug), and the
+    /// secret never reached the activity log.
+    fn finish(&self) {
+        self.sim.assert_no_violations(0);
+        let dump = self.sink.dump();
+        assert!(!dump.is_empty(), "exchanges were recorded");
+        assert!(
+            !dump.contains(SECRET),
+            "the secret leaked into the activity log"
+        );
+    }
+}
+
+/// Reads until `has_more` is false; returns the records, the last state and the page count.
+async fn read_all(
+    session: &mut Session,
+    stream: &str,
+    mut state: Option<String>,
+    limit: u32,
+) -> (Vec<Record>, Option<String>, usize) {
+    let mut records = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = session
+            .read(stream, state.as_deref(), limit)
+            .await
+            .unwrap_or_else(|e| panic!("read {stream}: {e}"));
+        pages += 1;
+        assert!(
+            page.records.len() <= limit as usize,
+            "{stream}: a page of {} records for a limit of {limit}",
+            page.records.len()
+        );
+        records.extend(page.records);
+        state = page.state;
+        if !page.has_more {
+            return (records, state, pages);
+        }
+        assert!(pages < 5_000, "{stream} never ends");
+    }
+}
+
+fn products(records: Vec<Record>) -> Vec<Product> {
+    records
+        .into_iter()
+        .map(|r| match r {
+            Record::Product(p) => p,
+            other => panic!("not a product: {other:?}"),
+        })
+        .collect()
+}
+
+fn stock_levels(records: Vec<Record>) -> Vec<StockLevel> {
+    records
+        .into_iter()
+        .map(|r| match r {
+            Record::Stock(s) => s,
+            other => panic!("not stock: {other:?}"),
+        })
+        .collect()
+}
+
+/// The article numbers a product record carries: its variants', or its own.
+fn articles_of(p: &Product) -> Vec<i64> {
+    let keys: Vec<&str> = if p.variants.is_empty() {
+        vec![p.key.as_str()]
+    } else {
+        p.variants.iter().map(|v| v.key.as_str()).collect()
+    };
+    keys.iter()
+        .map(|k| k.parse().unwrap_or_else(|_| panic!("article key {k:?}")))
+        .collect()
+}
+
+fn extra<'a>(values: &'a [NamedValue], name: &str) -> Option<&'a Value> {
+    values.iter().find(|v| v.name == name).map(|v| &v.value)
+}
+
+fn connector_error(error: CallError) -> ConnectorError {
+    match error {
+        CallError::Connector(e) => e,
+        other => panic!("expected a connector error, got {other}"),
+    }
+}
+
+// ----- products -----
+
+#[tokio::test]
+async fn products_reach_every_article_once_across_pages_then_only_changes() {
+    let h = harness(240).await;
+    let mut session = h.session(&[]).await;
+
+    // A small page size cuts families across pages.
+    let (records, state, pages) = read_all(&mut session, "products", None, 25).await;
+    let read = products(records);
+    assert!(pages > 10, "{pages} pages");
+    let mut seen: Vec<i64> = read.iter().flat_map(articles_of).collect();
+    let total = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "an article was read twice");
+    let mut expected = h.sim.article_numbers();
+    expected.sort_unstable();
+    assert_eq!(seen, expected, "every article, exactly once");
+
+    // Families are whole and keyed by their product number.
+    let families = h.sim.variant_products();
+    assert!(families.len() > 20, "the catalogue has families");
+    let by_key: HashMap<&str, &Product> = read.iter().map(|p| (p.key.as_str(), p)).collect();
+    for family in &families {
+        let p = by_key
+            .get(format!("P{family}").as_str())
+            .unwrap_or_else(|| panic!("family {family} missing"));
+        let mut variants = articles_of(p);
+        variants.sort_unstable();
+        let mut articles = h.sim.articles_of(*family);
+        articles.sort_unstable();
+        assert_eq!(variants, articles, "family {family} is whole");
+        assert!(
+            p.variants
+                .iter()
+                .all(|v| v.options.iter().any(|o| o.group == "Size")),
+            "family {family}: variants differ by size"
+        );
+    }
+
+    // Fields: prices with tax, categories from article groups, EAN, the rest in extra.
+    let simple = read
+        .iter()
+        .find(|p| p.variants.is_empty() && p.key != "999")
+        .expect("a simple product");
+    let price = &simple.prices[0];
+    assert_eq!(price.currency, "EUR");
+    assert!(price.gross > price.net && price.net > 0, "{price:?}");
+    assert!(
+        [21, 9, 0].contains(&price.tax_rate.units) && price.tax_rate.scale == 0,
+        "{price:?}"
+    );
+    assert_eq!(simple.categories.len(), 1);
+    assert_eq!(simple.categories[0].len(), 2, "top group and leaf");
+    assert!(simple.ean.as_ref().is_some_and(|e| e.len() == 13));
+    assert!(matches!(
+        extra(&simple.extra, "webshop"),
+        Some(Value::Boolean(_))
+    ));
+    assert!(matches!(
+        extra(&simple.extra, "vat_code"),
+        Some(Value::Integer(_))
+    ));
+    assert_eq!(
+        h.sim.request_count("getArticleGroups"),
+        1,
+        "read once per session"
+    );
+
+    // Changes: one article of a family and one simple product.
+    let family = families[0];
+    let changed_article = h.sim.articles_of(family)[1];
+    let simple_article: i64 = simple.key.parse().expect("article number");
+    h.sim
+        .change_article(
+            changed_article,
+            ArticleChange {
+                price_incl: Some(12_345),
+                ..ArticleChange::default()
+            },
+        )
+        .expect("change");
+    h.sim
+        .change_article(
+            simple_article,
+            ArticleChange {
+                description: Some("Renamed at the till".into()),
+                ..ArticleChange::default()
+            },
+        )
+        .expect("change");
+
+    let (records, state, _) = read_all(&mut session, "products", state, 25).await;
+    let changed = products(records);
+    let mut keys: Vec<&str> = changed.iter().map(|p| p.key.as_str()).collect();
+    keys.sort_unstable();
+    let family_key = format!("P{family}");
+    let mut expected_keys = vec![family_key.as_str(), simple.key.as_str()];
+    expected_keys.sort_unstable();
+    assert_eq!(keys, expected_keys, "only the changed products");
+    let f = changed
+        .iter()
+        .find(|p| p.key == family_key)
+        .expect("family");
+    assert_eq!(f.variants.len(), h.sim.articles_of(family).len(), "whole");
+    let v = f
+        .variants
+        .iter()
+        .find(|v| v.key == changed_article.to_string())
+        .expect("the changed variant");
+    assert_eq!(v.prices[0].gross, 12_345);
+    let s = changed
+        .iter()
+        .find(|p| p.key == simple.key)
+        .expect("simple");
+    assert_eq!(s.name, "Renamed at the till");
+
+    // Nothing new: nothing read.
+    let (records, _, pages) = read_all(&mut session, "products", state, 25).await;
+    assert!(records.is_empty() && pages == 1);
+
+    // Lookup by article number and by family key.
+    let found = session
+        .lookup("products", &changed_article.to_string())
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.id, family_key);
+    assert!(
+        session
+            .lookup("products", "424242")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    h.finish();
+}
+
+// ----- stock -----
+
+#[tokio::test]
+async fn stock_reads_everything_once_then_the_increments() {
+    let h = harness(60).await;
+    let mut session = h.session(&[]).await;
+
+    // What should be read: the stock articles, as the products stream reports them.
+    let (records, _, _) = read_all(&mut session, "products", None, 1000).await;
+    let mut stock_articles: Vec<i64> = Vec::new();
+    for p in products(records) {
+        let extras: Vec<&[NamedValue]> = if p.variants.is_empty() {
+            vec![p.extra.as_slice()]
+        } else {
+            p.variants.iter().map(|v| v.extra.as_slice()).collect()
+        };
+        for e in extras {
+            if matches!(extra(e, "stock_article"), Some(Value::Boolean(true)))
+                && let Some(Value::Integer(n)) = extra(e, "article_number")
+            {
+                stock_articles.push(*n);
+            }
+        }
+    }
+    stock_articles.sort_unstable();
+    assert!(stock_articles.len() > 50);
+
+    // The full read, with a change to an already-read article in the middle of it.
+    let first = session.read("stock", None, 20).await.expect("read");
+    assert!(first.has_more);
+    let early = match &first.records[0] {
+        Record::Stock(s) => s.key.parse::<i64>().expect("article number"),
+        other => panic!("{other:?}"),
+    };
+    h.sim.set_stock(early, 1, 33, 0).expect("set stock");
+    let (rest, state, _) = read_all(&mut session, "stock", first.state, 20).await;
+    let levels = stock_levels(first.records.into_iter().chain(rest).collect());
+    let mut read: Vec<i64> = levels
+        .iter()
+        .map(|s| s.key.parse().expect("article number"))
+        .collect();
+    let during = read.iter().filter(|a| **a == early).count();
+    assert_eq!(
+        during, 2,
+        "the article changed during the full read is read again"
+    );
+    read.sort_unstable();
+    read.dedup();
+    assert_eq!(read, stock_articles, "every stock article of the branch");
+    for s in &levels {
+        let article: i64 = s.key.parse().expect("number");
+        let sim = h.sim.stock(article, 1).expect("known");
+        assert_eq!(s.location.as_deref(), Some("1"));
+        let milli = |d: &Decimal| d.units * 10i64.pow(3 - u32::from(d.scale));
+        if article != early {
+            assert_eq!(milli(&s.available), sim.free_milli, "article {article}");
+            assert_eq!(milli(&s.reserved), sim.reserved_milli, "article {article}");
+        }
+        assert_eq!(milli(&s.on_hand), milli(&s.available) + milli(&s.reserved));
+    }
+    let last_early = levels.iter().rev().find(|s| s.key == early.to_string());
+    assert_eq!(last_early.map(|s| s.available.units), Some(33));
+
+    // Increments: exactly the changed records, with their new figures.
+    let (a, b) = (stock_articles[3], stock_articles[7]);
+    h.sim.set_stock(a, 1, 5, 2).expect("set");
+    h.sim.correct_stock(b, 1, -1).expect("correct");
+    let before_b = h.sim.stock(b, 1).expect("known");
+    let (records, state, _) = read_all(&mut session, "stock", state, 100).await;
+    let changed = stock_levels(records);
+    let keys: BTreeSet<&str> = changed.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [a.to_string(), b.to_string()]
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+    );
+    assert_eq!(changed.len(), 2);
+    let sa = changed.iter().find(|s| s.key == a.to_string()).expect("a");
+    assert_eq!(
+        (sa.on_hand.units, sa.reserved.units, sa.available.units),
+        (7, 2, 5)
+    );
+    let sb = changed.iter().find(|s| s.key == b.to_string()).expect("b");
+    assert_eq!(sb.available.units * 1000, before_b.free_milli);
+    let (records, _, _) = read_all(&mut session, "stock", state, 100).await;
+    assert!(records.is_empty(), "nothing changed since");
+
+    // Two branches: one record per article and branch.
+    let mut two = h.session(&[("stock_branches", "1,2")]).await;
+    let (records, _, _) = read_all(&mut two, "stock", None, 50).await;
+    let levels = stock_levels(records);
+    let branch2 = levels
+        .iter()
+        .filter(|s| s.location.as_deref() == Some("2"))
+        .count();
+    assert_eq!(branch2, stock_articles.len());
+    h.finish();
+}
+
+// ----- customers -----
+
+fn address(street: &str, number: &str, company: Option<&str>) -> Address {
+    Address {
+        company: company.map(str::to_owned),
+        first_name: Some("Anna".into()),
+        last_name: Some("van der Berg".into()),
+        street: street.into(),
+        house_number: Some(number.into()),
+        additional: None,
+        postal_code: "3511 AB".into(),
+        city: "Utrecht".into(),
+        country: "NL".into(),
+        phone: None,
+    }
+}
+
+fn customer(key: &str, email: &str, company: Option<&str>) -> Customer {
+    Customer {
+        key: key.into(),
+        email: email.into(),
+        company_name: company.map(str::to_owned),
+        first_name: Some("Anna".into()),
+        last_name: Some("van der Berg".into()),
+        phone: Some("06-12345678".into()),
+        vat_id: company.map(|_| "NL123456789B01".to_owned()),
+        billing_address: Some(address("Oudegracht", "12", company)),
+        shipping_address: None,
+        external_ids: vec![],
+        extra: vec![],
+    }
+}
+
+fn no_options() -> WriteOptions {
+    WriteOptions {
+        create_only: vec![],
+        settings: vec![],
+    }
+}
+
+async fn write_one(session: &mut Session, stream: &str, record: Record) -> WriteOutcome {
+    let mut outcomes = session
+        .write(stream, &[record], &no_options())
+        .await
+        .unwrap_or_else(|e| panic!("write {stream}: {e}"));
+    assert_eq!(outcomes.len(), 1);
+    outcomes.remove(0)
+}
+
+#[tokio::test]
+async fn customers_are_found_by_email_created_and_updated_as_persons_and_companies() {
+    let h = harness(5).await;
+    let mut session = h.session(&[]).await;
+    let relations = h.sim.relations();
+    let known_company = relations.iter().find(|r| r.is_company()).expect("company");
+    let known_person = relations.iter().find(|r| !r.is_company()).expect("person");
+
+    // Lookup by e-mail, in any case.
+    let found = session
+        .lookup("customers", &known_company.email.to_uppercase())
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.id, known_company.number.to_string());
+    let Some(Record::Customer(c)) = found.record else {
+        panic!("a customer record")
+    };
+    assert_eq!(
+        c.company_name.as_deref(),
+        Some(known_company.company_name.as_str())
+    );
+    assert_eq!(c.email, known_company.email);
+    let person = session
+        .lookup("customers", &known_person.email)
+        .await
+        .expect("lookup")
+        .expect("found");
+    let Some(Record::Customer(p)) = person.record else {
+        panic!("a customer record")
+    };
+    assert_eq!(p.company_name, None);
+    assert!(
+        session
+            .lookup("customers", "nobody@example.nl")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+
+    // Create a person and a company.
+    let count = h.sim.relations().len();
+    let anna = customer("shop-c-1", "anna@example.nl", None);
+    let created = write_one(&mut session, "customers", Record::Customer(anna.clone())).await;
+    assert_eq!(created.status, OutcomeStatus::Created, "{created:?}");
+    let anna_number: i64 = created
+        .target_id
+        .as_deref()
+        .expect("id")
+        .parse()
+        .expect("number");
+    let r = h.sim.relation(anna_number).expect("stored");
+    assert_eq!(r.name, "Anna van der Berg");
+    assert!(!r.is_company());
+    assert_eq!(r.address, "Oudegracht 12");
+    assert_eq!(r.email, "anna@example.nl");
+    assert_eq!(r.ext_id, "shop-c-1");
+
+    let firm = customer(
+        "shop-c-2",
+        "inkoop@berg.example",
+        Some("Berg Interieur B.V."),
+    );
+    let created = write_one(&mut session, "customers", Record::Customer(firm)).await;
+    assert_eq!(created.status, OutcomeStatus::Created, "{created:?}");
+    let firm_number: i64 = created
+        .target_id
+        .as_deref()
+        .expect("id")
+        .parse()
+        .expect("number");
+    let r = h.sim.relation(firm_number).expect("stored");
+    assert!(r.is_company());
+    assert_eq!(r.name, "Berg Interieur B.V.");
+    assert_eq!(r.company_name, "Berg Interieur B.V.");
+    assert_eq!(r.contact, "Anna van der Berg");
+    assert_eq!(r.vat_number, "NL123456789B01");
+    assert_eq!(h.sim.relations().len(), count + 2);
+
+    // The same again: unchanged, no update sent.
+    let again = write_one(&mut session, "customers", Record::Customer(anna.clone())).await;
+    assert_eq!(again.status, OutcomeStatus::Unchanged, "{again:?}");
+    assert_eq!(
+        again.target_id.as_deref(),
+        Some(anna_number.to_string().as_str())
+    );
+    assert_eq!(h.sim.request_count("updateRelation"), 0);
+
+    // Moved: updated in place.
+    let mut moved = anna;
+    moved.billing_address = Some(address("Neude", "3", None));
+    moved.email = "ANNA@example.nl".into();
+    let updated = write_one(&mut session, "customers", Record::Customer(moved)).await;
+    assert_eq!(updated.status, OutcomeStatus::Updated, "{updated:?}");
+    assert_eq!(
+        updated.target_id.as_deref(),
+        Some(anna_number.to_string().as_str())
+    );
+    assert_eq!(
+        h.sim.relation(anna_number).expect("stored").address,
+        "Neude 3"
+    );
+    assert_eq!(h.sim.relations().len(), count + 2, "no new relation");
+
+    // No e-mail: that record fails, naming the field.
+    let nameless = write_one(
+        &mut session,
+        "customers",
+        Record::Customer(customer("shop-c-3", " ", None)),
+    )
+    .await;
+    assert_eq!(nameless.status, OutcomeStatus::Failed);
+    assert_eq!(nameless.field.as_deref(), Some("email"));
+
+    // Read: every relation once.
+    let (records, _, _) = read_all(&mut session, "customers", None, 7).await;
+    let mut keys: Vec<String> = records
+        .into_iter()
+        .map(|r| match r {
+            Record::Customer(c) => c.key,
+            other => panic!("not a customer: {other:?}"),
+        })
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+    assert_eq!(n, h.sim.relations().len());
+    h.finish();
+}
+
+// ----- orders -----
+
+const PRICE: i64 = 1995;
+
+fn line(sku: &str, quantity: i64) -> OrderLine {
+    OrderLine {
+        sku: sku.into(),
+        name: format!("Article {sku}"),
+        quantity: Decimal {
+            units: quantity,
+            scale: 0,
+        },
+        unit_price: Amount {
+            net: 1649,
+            gross: PRICE,
+        },
+        tax_rate: Decimal {
+            units: 21,
+            scale: 0,
+        },
+        total: Amount {
+            net: 1649 * quantity,
+            gross: PRICE * quantity,
+        },
+        extra: vec![],
+    }
+}
+
+fn order(number: &str, email: &str, skus: &[&str], paid: bool) -> Order {
+    let lines: Vec<OrderLine> = skus.iter().map(|s| line(s, 2)).collect();
+    let gross: i64 = lines.iter().map(|l| l.total.gross).sum::<i64>() + 495;
+    let net: i64 = lines.iter().map(|l| l.total.net).sum::<i64>() + 409;
+    let mut buyer = customer(&format!("cust-{number}"), email, None);
+    buyer.billing_address = None;
+    Order {
+        key: format!("0190ab{number}"),
+        number: number.into(),
+        external_id: None,
+        placed_at: "2025-06-02T12:30:00Z".into(),
+        state: OrderState::Open,
+        payment_state: if paid {
+            PaymentState::Paid
+        } else {
+            PaymentState::Open
+        },
+        delivery_state: DeliveryState::Open,
+        customer: buyer,
+        billing_address: address("Oudegracht", "12", None),
+        shipping_address: Some(address("Neude", "3", None)),
+        lines,
+        shipping: Some(Shipping {
+            method: "PostNL".into(),
+            cost: Amount {
+                net: 409,
+                gross: 495,
+            },
+            tax_rate: Decimal {
+                units: 2100,
+                scale: 2,
+            },
+        }),
+        payment_method: Some("iDEAL".into()),
+        totals: Amount { net, gross },
+        currency: "EUR".into(),
+        country: "NL".into(),
+        extra: vec![NamedValue {
+            name: "payment_reference".into(),
+            value: Value::Text(format!("psp-{number}")),
+        }],
+    }
+}
+
+/// Two article numbers the simulator sells.
+fn skus(sim: &MplusSimulator) -> (String, String) {
+    let articles: Vec<i64> = sim
+        .article_numbers()
+        .into_iter()
+        .filter(|a| *a >= 1_000_000)
+        .collect();
+    (articles[0].to_string(), articles[1].to_string())
+}
+
+#[tokio::test]
+async fn orders_are_created_once_under_resends_lost_answers_and_rewrites() {
+    let h = harness(20).await;
+    let (a, b) = skus(&h.sim);
+    let mut session = h.session(&[]).await;
+
+    // Created with relation, lines, shipping, employee, branch and the prepayment.
+    let first = order("10001", "first.buyer@example.nl", &[&a, &b], true);
+    let outcome = write_one(&mut session, "orders", Record::Order(first.clone())).await;
+    assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+    let stored = h.sim.order_by_ext_id("10001").expect("stored");
+    assert_eq!(outcome.target_id.as_deref(), Some(stored.id.as_str()));
+    assert_eq!(stored.employee_number, 999_999);
+    assert_eq!((stored.entry_branch, stored.financial_branch), (1, 1));
+    let articles: Vec<i64> = stored.lines.iter().map(|l| l.article_number).collect();
+    assert_eq!(
+        articles,
+        vec![a.parse::<i64>().expect("n"), b.parse().expect("n"), 999]
+    );
+    assert_eq!(stored.lines[0].quantity_milli, 2000);
+    // What went over the wire: the key derived from the shop's order id, the VAT codes.
+    let sent = h
+        .sink
+        .exchanges()
+        .into_iter()
+        .find(|x| {
+            x.request_body.contains("<ns1:createOrderV3>")
+                && x.request_body
+                    .contains("<ns1:extOrderId>10001</ns1:extOrderId>")
+        })
+        .expect("the createOrderV3 exchange")
+        .request_body;
+    assert!(
+        sent.contains("<ns1:idempotencyKey>koppel-order-0190ab10001</ns1:idempotencyKey>"),
+        "{sent}"
+    );
+    assert_eq!(
+        sent.matches("<ns1:vatCode>1</ns1:vatCode>").count(),
+        3,
+        "{sent}"
+    );
+    assert_eq!(stored.total_incl, first.totals.gross);
+    assert_eq!(stored.prepaid, first.totals.gross);
+    assert_eq!(stored.payments[0].method, "IDEAL");
+    assert_eq!(stored.payments[0].external_reference, "psp-10001");
+    assert!(stored.invoice_ids.is_empty(), "an order, not an invoice");
+    let relation = h.sim.relation(stored.relation_number).expect("relation");
+    assert_eq!(relation.email, "first.buyer@example.nl");
+    assert_eq!(relation.address, "Oudegracht 12", "billing address");
+    let delivery = stored.delivery_address.as_ref().expect("delivery address");
+    assert_eq!(delivery.address, "Neude 3");
+
+    // Written again (a flow retry): unchanged, the same order, no second create.
+    let creates = h.sim.request_count("createOrderV3");
+    let again = write_one(&mut session, "orders", Record::Order(first.clone())).await;
+    assert_eq!(again.status, OutcomeStatus::Unchanged, "{again:?}");
+    assert_eq!(again.target_id.as_deref(), Some(stored.id.as_str()));
+    assert_eq!(h.sim.request_count("createOrderV3"), creates);
+    let relations = h.sim.relations().len();
+
+    // The answer is lost after the order was made: the host resends the same key, the server
+    // replays its answer; one order.
+    h.sim
+        .faults()
+        .push(Matcher::body("createOrderV3"), Fault::LoseResponse);
+    let second = order("10002", "first.buyer@example.nl", &[&a], true);
+    let outcome = write_one(&mut session, "orders", Record::Order(second)).await;
+    assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+    assert_eq!(h.sim.faults().injected(), 1);
+    assert_eq!(
+        h.sim.request_count("createOrderV3"),
+        creates + 2,
+        "sent twice"
+    );
+    let stored2 = h.sim.order_by_ext_id("10002").expect("stored");
+    assert_eq!(outcome.target_id.as_deref(), Some(stored2.id.as_str()));
+    assert_eq!(
+        h.sim.relations().len(),
+        relations,
+        "the known customer is found, not created again"
+    );
+    assert_eq!(stored2.relation_number, stored.relation_number);
+
+    // Without host retries the lost answer is a retryable failure; the rewrite finds the order.
+    let mut no_retry = h
+        .connection_with(
+            h.config(&[]),
+            Limits {
+                http_retries: 0,
+                ..quick_limits()
+            },
+        )
+        .session()
+        .await
+        .expect("session");
+    h.sim
+        .faults()
+        .push(Matcher::body("createOrderV3"), Fault::LoseResponse);
+    let third = order("10003", "third.buyer@example.nl", &[&b], true);
+    let lost = write_one(&mut no_retry, "orders", Record::Order(third.clone())).await;
+    assert_eq!(lost.status, OutcomeStatus::Failed, "{lost:?}");
+    assert!(lost.retryable, "{lost:?}");
+    let rewrite = write_one(&mut no_retry, "orders", Record::Order(third)).await;
+    assert_eq!(rewrite.status, OutcomeStatus::Unchanged, "{rewrite:?}");
+    let stored3 = h.sim.order_by_ext_id("10003").expect("stored once");
+    assert_eq!(rewrite.target_id.as_deref(), Some(stored3.id.as_str()));
+    let count = |ext: &str| h.sim.orders().iter().filter(|o| o.ext_id == ext).count();
+    assert_eq!((count("10001"), count("10002"), count("10003")), (1, 1, 1));
+
+    // Lookup by external order id.
+    let found = session.lookup("orders", "10002").await.expect("lookup");
+    assert_eq!(found.map(|f| f.id), Some(stored2.id.clone()));
+    assert!(
+        session
+            .lookup("orders", "99999")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+
+    // Invoice mode (as a write option): paid, delivered and invoiced at once.
+    let invoice = WriteOptions {
+        create_only: vec![],
+        settings: vec![NamedValue {
+            name: "order_type".into(),
+            value: Value::Text("invoice".into()),
+        }],
+    };
+    let outcomes = session
+        .write(
+            "orders",
+            &[Record::Order(order(
+                "10004",
+                "first.buyer@example.nl",
+                &[&a],
+                true,
+            ))],
+            &invoice,
+        )
+        .await
+        .expect("write");
+    assert_eq!(outcomes[0].status, OutcomeStatus::Created, "{outcomes:?}");
+    let stored4 = h.sim.order_by_ext_id("10004").expect("stored");
+    assert_eq!(stored4.invoice_ids.len(), 1, "invoiced");
+    assert!(stored4.fully_paid);
+    h.finish();
+}
+
+#[tokio::test]
+async fn an_unknown_sku_fails_its_order_by_name_and_the_batch_goes_on() {
+    let h = harness(10).await;
+    let (a, _) = skus(&h.sim);
+    let mut session = h.session(&[]).await;
+    let records = vec![
+        Record::Order(order("20001", "x@example.nl", &[&a, "4242424"], true)),
+        Record::Order(order("20002", "x@example.nl", &["SW-RED-M"], true)),
+        Record::Order(order("20003", "x@example.nl", &[&a], true)),
+        Record::Order({
+            let mut o = order("20004", "x@example.nl", &[&a], true);
+            o.payment_method = Some("Klarna".into());
+            o
+        }),
+    ];
+    let outcomes = session
+        .write("orders", &records, &no_options())
+        .await
+        .expect("a bad record is not a failed call");
+    assert_eq!(outcomes.len(), 4);
+    assert_eq!(outcomes[0].status, OutcomeStatus::Failed);
+    let message = outcomes[0].message.as_deref().unwrap_or("");
+    assert!(message.contains("`4242424`"), "names the SKU: {message}");
+    assert_eq!(outcomes[0].field.as_deref(), Some("lines[1].sku"));
+    assert!(!outcomes[0].retryable);
+    assert_eq!(outcomes[1].status, OutcomeStatus::Failed);
+    assert!(
+        outcomes[1]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("`SW-RED-M`"),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(
+        outcomes[2].status,
+        OutcomeStatus::Created,
+        "{:?}",
+        outcomes[2]
+    );
+    assert_eq!(outcomes[3].status, OutcomeStatus::Failed);
+    assert_eq!(outcomes[3].field.as_deref(), Some("payment-method"));
+    assert!(h.sim.order_by_ext_id("20001").is_none());
+    assert!(h.sim.order_by_ext_id("20002").is_none());
+    assert!(h.sim.order_by_ext_id("20004").is_none());
+    assert_eq!(h.sim.orders().len(), 1);
+    assert_eq!(
+        h.sim.request_count("createOrderV3"),
+        1,
+        "refused orders are not sent"
+    );
+    h.finish();
+}
+
+// ----- order status -----
+
+fn statuses(records: Vec<Record>) -> Vec<OrderStatus> {
+    records
+        .into_iter()
+        .map(|r| match r {
+            Record::OrderStatus(s) => s,
+            other => panic!("not a status: {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn deliveries_and_payments_at_the_till_come_back_as_order_status() {
+    let h = harness(10).await;
+    let (a, _) = skus(&h.sim);
+    let mut session = h.session(&[]).await;
+    let outcome = write_one(
+        &mut session,
+        "orders",
+        Record::Order(order("30001", "s@example.nl", &[&a], false)),
+    )
+    .await;
+    assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+    let id = outcome.target_id.expect("id");
+
+    let (records, state, _) = read_all(&mut session, "order-status", None, 50).await;
+    let open = statuses(records);
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].key, "30001");
+    assert_eq!(open[0].state, OrderState::Open);
+    assert_eq!(open[0].payment_state, Some(PaymentState::Open));
+
+    h.sim.deliver_order(&id).expect("deliver");
+    let (records, state, _) = read_all(&mut session, "order-status", state, 50).await;
+    let delivered = statuses(records);
+    assert_eq!(delivered.len(), 1, "only the changed order");
+    assert_eq!(delivered[0].delivery_state, Some(DeliveryState::Shipped));
+    assert_eq!(delivered[0].state, OrderState::InProgress);
+
+    let total = h.sim.order(&id).expect("order").total_incl;
+    h.sim.pay_order(&id, "PIN", total, false).expect("pay");
+    let (records, state, _) = read_all(&mut session, "order-status", state, 50).await;
+    let paid = statuses(records);
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].payment_state, Some(PaymentState::Paid));
+    assert_eq!(paid[0].state, OrderState::Completed);
+    assert!(matches!(
+        extra(&paid[0].extra, "invoice_ids"),
+        Some(Value::Json(_))
+    ));
+
+    let (records, _, _) = read_all(&mut session, "order-status", state, 50).await;
+    assert!(records.is_empty());
+    h.finish();
+}
+
+// ----- errors -----
+
+#[tokio::test]
+async fn bad_credentials_and_an_unreachable_server_give_clear_errors() {
+    let h = harness(5).await;
+
+    let good = h.connection_with(h.config(&[]), quick_limits());
+    good.check().await.expect("the right credentials pass");
+
+    let wrong = h.connection_with(h.config(&[("secret", "not-the-Secret-99")]), quick_limits());
+    let error = connector_error(wrong.check().await.expect_err("refused"));
+    assert_eq!(error.kind, ErrorKind::Auth, "{error:?}");
+    assert!(
+        error.message.contains("credentials refused"),
+        "{}",
+        error.message
+    );
+    assert!(
+        !error.message.contains("not-the-Secret-99"),
+        "{}",
+        error.message
+    );
+    let mut session = wrong.session().await.expect("session");
+    let error = connector_error(
+        session
+            .read("products", None, 10)
+            .await
+            .expect_err("refused"),
+    );
+    assert_eq!(error.kind, ErrorKind::Auth, "a read says so too: {error:?}");
+    let error = session
+        .write(
+            "orders",
+            &[Record::Order(order(
+                "40001",
+                "e@example.nl",
+                &["1000000"],
+                true,
+            ))],
+            &no_options(),
+        )
+        .await
+        .expect_err("a write stops at refused credentials");
+    assert_eq!(connector_error(error).kind, ErrorKind::Auth);
+
+    let closed = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    let unreachable = h.connection_with(
+        h.config(&[("base_url", &format!("http://{closed}"))]),
+        Limits {
+            retry_backoff: Duration::from_millis(1),
+            ..Limits::default()
+        },
+    );
+    let error = connector_error(unreachable.check().await.expect_err("unreachable"));
+    assert_eq!(error.kind, ErrorKind::Unreachable, "{error:?}");
+    assert!(
+        error
+            .message
+            .contains(&format!("cannot reach http://{closed}")),
+        "{}",
+        error.message
+    );
+    assert!(error.retryable);
+    h.finish();
+}
+
+// ----- reference data -----
+
+#[tokio::test]
+async fn reference_streams_list_what_mappings_refer_to() {
+    let h = harness(5).await;
+    let mut session = h.session(&[]).await;
+    let entries = |records: Vec<Record>| -> Vec<(String, String)> {
+        records
+            .into_iter()
+            .map(|r| match r {
+                Record::Reference(e) => (e.key, e.name),
+                other => panic!("not reference data: {other:?}"),
+            })
+            .collect()
+    };
+    let (vat, _, _) = read_all(&mut session, "vat-groups", None, 100).await;
+    assert_eq!(
+        entries(vat),
+        vec![
+            ("1".to_owned(), "21%".to_owned()),
+            ("2".to_owned(), "9%".to_owned()),
+            ("3".to_owned(), "0%".to_owned())
+        ]
+    );
+    let (methods, _, _) = read_all(&mut session, "payment-methods", None, 4).await;
+    let methods = entries(methods);
+    assert_eq!(methods.len(), 6, "paged by offset: {methods:?}");
+    assert!(methods.iter().any(|(k, _)| k == "IDEAL"));
+    let (groups, _, _) = read_all(&mut session, "turnover-groups", None, 100).await;
+    assert!(entries(groups).contains(&("10".to_owned(), "Kleding".to_owned())));
+    let (branches, _, _) = read_all(&mut session, "branches", None, 100).await;
+    assert_eq!(entries(branches).len(), h.sim.branches().len());
+    let (employees, _, _) = read_all(&mut session, "employees", None, 2).await;
+    let employees = entries(employees);
+    assert_eq!(employees.len(), h.sim.employees().len());
+    assert!(employees.iter().any(|(k, _)| k == "999999"));
+    h.finish();
+}
