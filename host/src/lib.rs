@@ -10,5 +10,7 @@ pub mod cli;
 pub mod connectors;
 pub mod flow;
 pub mod mapping;
+pub mod notify;
 pub mod runtime;
+pub mod server;
 pub mod store;

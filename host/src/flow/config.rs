@@ -30,6 +30,18 @@ pub struct ConfigFile {
     pub connections: BTreeMap<String, ConnectionFile>,
     #[serde(default)]
     pub flows: BTreeMap<String, FlowOverride>,
+    /// The dashboard, API and inbound webhooks.
+    #[serde(default)]
+    pub server: crate::server::config::ServerConfig,
+    /// Notifications about incidents.
+    #[serde(default)]
+    pub notify: crate::notify::config::NotifyConfig,
+    /// How long personal data stays.
+    #[serde(default)]
+    pub retention: crate::server::config::RetentionConfig,
+    /// Inbound webhooks that start flows at once.
+    #[serde(default)]
+    pub webhooks: crate::server::config::WebhooksConfig,
 }
 
 /// A connection as written.

@@ -5,9 +5,14 @@
 
 mod activity;
 mod commit;
+mod dashboard;
 mod kv;
+mod notifications;
+mod overrides;
 mod records;
+mod retention;
 mod runs;
+mod tokens;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,8 +24,13 @@ use sqlx::sqlite::{
 
 pub use activity::{ActivityRow, ActivityWriter, RunSink};
 pub use commit::{Batch, Counts, LedgerEntry, Mapped, RecordResult};
+pub use dashboard::{ActivityFilter, ActivitySummary, RecordFilter, Totals};
+pub use notifications::{Incident, NotificationRow};
+pub use overrides::FlowOverrideRow;
+pub use retention::{ActivityTexts, PurgeCounts, PurgeRow};
 pub use records::{FailedRecord, RunRecord};
 pub use runs::{Run, RunStatus};
+pub use tokens::token_hash;
 
 /// Something went wrong with the state database.
 #[derive(Debug, thiserror::Error)]

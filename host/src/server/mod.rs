@@ -1,0 +1,402 @@
+//! The HTTP side of koppel (axum on hyper): the JSON API under `/api/v1`, the dashboard
+//! pages, `/healthz`, Prometheus `/metrics`, and the inbound webhooks that start flows at
+//! once. One process serves many tenants: a token belongs to one tenant and every query a
+//! request makes is scoped to that tenant.
+//!
+//! Start with [`start`] (what `koppel run` calls), or build a [`ServerState`] and call
+//! [`serve`]. The user's guide is `docs/dashboard.md`.
+
+mod api;
+mod auth;
+pub mod config;
+mod dashboard;
+pub mod mask;
+mod metrics;
+pub mod retention;
+pub mod setup;
+pub mod signature;
+mod webhooks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use rand::RngCore;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::flow::schedule::Scheduler;
+use crate::flow::{Environment, FlowDef, Loaded, RunSummary};
+use crate::notify::{Monitor, Notifier, NotifyError};
+use crate::store::{Store, StoreError, token_hash};
+use config::{RetentionConfig, WebhookSource, WebhooksConfig};
+use mask::Masker;
+
+/// What the server can ask of the running schedule.
+pub trait FlowControl: Send + Sync {
+    /// Runs the flow now (after its current run, if one is going). False when the flow is
+    /// not scheduled here.
+    fn run_now(&self, flow: &str) -> bool;
+    /// The flow's override (enabled, interval) changed in the database: the scheduler
+    /// re-reads it with [`Store::flow_override`] before its next scheduled run.
+    fn settings_changed(&self, _flow: &str) {}
+}
+
+impl FlowControl for Scheduler {
+    fn run_now(&self, flow: &str) -> bool {
+        Scheduler::run_now(self, flow)
+    }
+}
+
+/// The server could not start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("{key}: {message}")]
+    Config { key: String, message: String },
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server stopped: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+fn config_error(key: &str, message: impl Into<String>) -> ServerError {
+    ServerError::Config {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// An inbound webhook source with its secret resolved.
+#[derive(Clone)]
+pub struct WebhookSetup {
+    pub secret: String,
+    pub flows: Vec<String>,
+    pub events: Vec<String>,
+    pub max_age: Duration,
+}
+
+impl std::fmt::Debug for WebhookSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSetup")
+            .field("secret", &"<set>")
+            .field("flows", &self.flows)
+            .field("events", &self.events)
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+fn webhook_setup(
+    key: &str,
+    source: &WebhookSource,
+    default_flow: &str,
+) -> Result<WebhookSetup, ServerError> {
+    Ok(WebhookSetup {
+        secret: source
+            .secret
+            .resolve()
+            .map_err(|m| config_error(&format!("webhooks.{key}.secret"), m))?,
+        flows: source
+            .flows
+            .clone()
+            .unwrap_or_else(|| vec![default_flow.to_owned()]),
+        events: source.events.clone(),
+        max_age: source
+            .max_age()
+            .map_err(|m| config_error(&format!("webhooks.{key}.max_age"), m))?,
+    })
+}
+
+/// Everything the server needs of one tenant.
+pub struct TenantState {
+    pub tenant: String,
+    /// The tenant's store, activity writer and connections (for "test connection").
+    pub env: Environment,
+    /// The flows configured for the tenant.
+    pub flows: Vec<FlowDef>,
+    /// The running schedule (none: run-now and webhooks answer 503).
+    pub control: Option<Arc<dyn FlowControl>>,
+    pub shopware: Option<WebhookSetup>,
+    pub mplus: Option<WebhookSetup>,
+    pub retention: RetentionConfig,
+    pub masker: Masker,
+    /// Signatures (or Shopware event ids) seen lately, until they expire: replays are ignored.
+    seen: Mutex<HashMap<String, i64>>,
+}
+
+impl TenantState {
+    /// A tenant with its flows, no schedule, no webhooks, default retention.
+    pub fn new(env: Environment, flows: Vec<FlowDef>) -> TenantState {
+        TenantState {
+            tenant: env.tenant.clone(),
+            env,
+            flows,
+            control: None,
+            shopware: None,
+            mplus: None,
+            retention: RetentionConfig::default(),
+            masker: Masker::default(),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A tenant as `koppel.toml` describes it (`[webhooks]`, `[retention]`).
+    pub fn from_loaded(loaded: &Loaded, env: Environment) -> Result<TenantState, ServerError> {
+        let mut state = TenantState::new(env, loaded.flows.clone());
+        state.set_webhooks(&loaded.file.webhooks)?;
+        state.set_retention(loaded.file.retention.clone())?;
+        Ok(state)
+    }
+
+    pub fn set_webhooks(&mut self, config: &WebhooksConfig) -> Result<(), ServerError> {
+        self.shopware = config
+            .shopware
+            .as_ref()
+            .map(|s| webhook_setup("shopware", s, "orders"))
+            .transpose()?;
+        self.mplus = config
+            .mplus
+            .as_ref()
+            .map(|s| webhook_setup("mplus", s, "stock"))
+            .transpose()?;
+        Ok(())
+    }
+
+    pub fn set_retention(&mut self, config: RetentionConfig) -> Result<(), ServerError> {
+        config
+            .keep()
+            .map_err(|m| config_error("retention.keep", m))?;
+        config
+            .every()
+            .map_err(|m| config_error("retention.every", m))?;
+        self.masker = Masker::new(&config.mask_fields);
+        self.retention = config;
+        Ok(())
+    }
+
+    pub fn with_control(mut self, control: Arc<dyn FlowControl>) -> TenantState {
+        self.control = Some(control);
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.env.store
+    }
+
+    pub fn flow(&self, name: &str) -> Option<&FlowDef> {
+        self.flows.iter().find(|f| f.name == name)
+    }
+
+    /// True the first time `id` is seen within `ttl_secs`.
+    fn first_sighting(&self, id: String, now: i64, ttl_secs: i64) -> bool {
+        let mut seen = match self.seen.lock() {
+            Ok(seen) => seen,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        seen.retain(|_, expires| *expires > now);
+        if seen.contains_key(&id) {
+            return false;
+        }
+        seen.insert(id, now + ttl_secs);
+        true
+    }
+}
+
+/// The tenants a process serves and the tokens that open them.
+#[derive(Default)]
+pub struct ServerState {
+    tenants: BTreeMap<String, Arc<TenantState>>,
+    /// Token hash → tenant.
+    tokens: HashMap<String, String>,
+}
+
+/// A new random API token (`kpl_` and 48 hex digits).
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("kpl_{}", hex::encode(bytes))
+}
+
+impl ServerState {
+    pub fn new() -> ServerState {
+        ServerState::default()
+    }
+
+    /// Adds a tenant. Its tokens are `configured` plus those stored in its database; with
+    /// none at all, one is generated, stored (as a hash) and returned to be shown once.
+    pub async fn add_tenant(
+        &mut self,
+        tenant: TenantState,
+        configured: &[String],
+    ) -> Result<Option<String>, ServerError> {
+        let name = tenant.tenant.clone();
+        let mut hashes: Vec<String> = configured.iter().map(|t| token_hash(t)).collect();
+        hashes.extend(tenant.store().token_hashes(&name).await?);
+        let mut generated = None;
+        if hashes.is_empty() {
+            let token = generate_token();
+            tenant
+                .store()
+                .add_token(&name, "generated at first start", &token)
+                .await?;
+            hashes.push(token_hash(&token));
+            generated = Some(token);
+        }
+        for hash in hashes {
+            if let Some(other) = self.tokens.get(&hash)
+                && *other != name
+            {
+                return Err(config_error(
+                    "server.tokens",
+                    format!("tenants `{other}` and `{name}` share a token; give each its own"),
+                ));
+            }
+            self.tokens.insert(hash, name.clone());
+        }
+        self.tenants.insert(name, Arc::new(tenant));
+        Ok(generated)
+    }
+
+    /// The tenant a token opens.
+    pub fn tenant_of_token(&self, token: &str) -> Option<&Arc<TenantState>> {
+        let tenant = self.tokens.get(&token_hash(token))?;
+        self.tenants.get(tenant)
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<&Arc<TenantState>> {
+        self.tenants.get(name)
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &Arc<TenantState>> {
+        self.tenants.values()
+    }
+}
+
+/// Every route: `/healthz`, `/metrics`, `/api/v1/…`, `/webhooks/…` and the dashboard.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
+        .nest("/api/v1", api::routes())
+        .merge(webhooks::routes())
+        .merge(dashboard::routes())
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Serves on `listener` until `shutdown` is cancelled (requests in flight finish).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(ServerError::Io)
+}
+
+/// A started server with its monitor and retention tasks.
+pub struct Started {
+    /// Where it listens (the port is real when `listen` asked for port 0).
+    pub addr: SocketAddr,
+    /// A token generated at this first start: print it once, it is not stored in clear.
+    pub generated_token: Option<String>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Started {
+    /// Waits for the server and its tasks to end (cancel the token given to [`start`]).
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts everything `koppel run` needs besides the scheduler, for the tenant of `loaded`:
+/// the HTTP server on `[server] listen`, the monitor (incidents and notifications, fed by
+/// `runs`), and the retention purge. All stop when `cancel` is cancelled.
+pub async fn start(
+    loaded: &Loaded,
+    env: Environment,
+    control: Option<Arc<dyn FlowControl>>,
+    runs: broadcast::Receiver<RunSummary>,
+    cancel: CancellationToken,
+) -> Result<Started, ServerError> {
+    let file = &loaded.file;
+    let notifier = Arc::new(Notifier::from_config(&file.notify)?);
+    let mut tenant = TenantState::from_loaded(loaded, env.clone())?;
+    if let Some(control) = control {
+        tenant = tenant.with_control(control);
+    }
+    let tokens = file
+        .server
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.resolve()
+                .map_err(|m| config_error(&format!("server.tokens[{i}]"), m))
+        })
+        .collect::<Result<Vec<String>, _>>()?;
+    let retention = tenant.retention.clone();
+    let masker = tenant.masker.clone();
+    let mut state = ServerState::new();
+    let generated_token = state.add_tenant(tenant, &tokens).await?;
+    let listen = file.server.listen();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: listen.to_owned(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServerError::Io)?;
+    let monitor = Monitor::new(
+        &env.tenant,
+        env.store.clone(),
+        loaded.flows.clone(),
+        notifier,
+        file.notify.record_attempts(),
+    )
+    .with_public_url(file.server.public_url.clone());
+    let mut tasks = vec![
+        monitor.spawn(runs, Duration::from_secs(60), cancel.clone()),
+        retention::spawn(
+            env.store.clone(),
+            env.tenant.clone(),
+            retention,
+            masker,
+            cancel.clone(),
+        ),
+    ];
+    let state = Arc::new(state);
+    let shutdown = cancel.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(error) = serve(listener, state, shutdown).await {
+            tracing::error!(%error, "The dashboard stopped.");
+        }
+    }));
+    tracing::info!(%addr, tenant = %env.tenant, "Dashboard and API listening.");
+    Ok(Started {
+        addr,
+        generated_token,
+        tasks,
+    })
+}

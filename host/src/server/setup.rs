@@ -1,0 +1,322 @@
+//! `koppel init`: a terminal wizard that asks for each connection's credentials (the keys
+//! come from the connector's manifest), tests each connection with the connector's `check`,
+//! asks which flows to enable and where alerts go, and writes `koppel.toml`. Input and output
+//! are passed in, so it runs the same in a terminal and in tests.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::flow::config::ConfigFile;
+use crate::flow::definition::{DEFAULT_FLOWS, default_flow, parse_duration};
+use crate::runtime::bindings::ConfigKind;
+use crate::runtime::{ConnectionSpec, Connector, Runtime};
+
+/// Why the wizard stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    #[error("input/output: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the input ended before the setup was complete")]
+    Eof,
+    #[error("{0} exists; not overwritten")]
+    Exists(String),
+    #[error("cannot load connector `{connector}`: {message}")]
+    Connector { connector: String, message: String },
+    #[error("the written file does not load: {0}")]
+    Invalid(String),
+}
+
+/// The connections the shipped flows use: (name in koppel.toml, connector id, what it is).
+pub const CONNECTIONS: &[(&str, &str, &str)] = &[
+    ("till", "mplus", "MplusKASSA (the till)"),
+    ("shop", "shopware", "Shopware (the web shop)"),
+];
+
+struct Prompt<R, W> {
+    input: R,
+    output: W,
+}
+
+impl<R: BufRead, W: Write> Prompt<R, W> {
+    fn say(&mut self, text: &str) -> Result<(), SetupError> {
+        writeln!(self.output, "{text}")?;
+        Ok(())
+    }
+
+    /// Asks; an empty answer takes `default`.
+    fn ask(&mut self, question: &str, default: Option<&str>) -> Result<String, SetupError> {
+        match default {
+            Some(d) if !d.is_empty() => write!(self.output, "{question} [{d}]: ")?,
+            _ => write!(self.output, "{question}: ")?,
+        }
+        self.output.flush()?;
+        let mut line = String::new();
+        if self.input.read_line(&mut line)? == 0 {
+            return Err(SetupError::Eof);
+        }
+        let answer = line.trim();
+        Ok(if answer.is_empty() {
+            default.unwrap_or_default().to_owned()
+        } else {
+            answer.to_owned()
+        })
+    }
+
+    fn yes(&mut self, question: &str, default: bool) -> Result<bool, SetupError> {
+        let answer = self.ask(question, Some(if default { "Y/n" } else { "y/N" }))?;
+        Ok(match answer.to_ascii_lowercase().as_str() {
+            "y" | "yes" | "j" | "ja" => true,
+            "n" | "no" | "nee" => false,
+            _ => default,
+        })
+    }
+}
+
+/// A connection as the wizard collected it: values for the check, TOML for the file.
+struct Collected {
+    values: BTreeMap<String, String>,
+    table: toml::Table,
+}
+
+async fn collect<R: BufRead, W: Write>(
+    p: &mut Prompt<R, W>,
+    tenant: &str,
+    name: &str,
+    connector: &Arc<Connector>,
+) -> Result<Collected, SetupError> {
+    loop {
+        let mut values = BTreeMap::new();
+        let mut table = toml::Table::new();
+        for field in &connector.manifest().config {
+            let default = field
+                .default
+                .as_ref()
+                .and_then(crate::runtime::config::value_text);
+            let mut question = format!("  {} ({})", field.label, field.name);
+            if !field.description.is_empty() {
+                question = format!("  {}\n{question}", field.description);
+            }
+            if field.kind == ConfigKind::Choice && !field.choices.is_empty() {
+                question.push_str(&format!(" {{{}}}", field.choices.join(", ")));
+            }
+            if field.kind == ConfigKind::Secret {
+                question.push_str(" (secret; or env:VARIABLE to read it from the environment)");
+            }
+            let answer = p.ask(&question, default.as_deref())?;
+            if answer.is_empty() || Some(&answer) == default.as_ref() {
+                continue;
+            }
+            if let Some(var) = answer.strip_prefix("env:") {
+                let var = var.trim();
+                let mut env = toml::Table::new();
+                env.insert("env".into(), toml::Value::String(var.to_owned()));
+                table.insert(field.name.clone(), toml::Value::Table(env));
+                match std::env::var(var) {
+                    Ok(value) => {
+                        values.insert(field.name.clone(), value);
+                    }
+                    Err(_) => p.say(&format!(
+                        "  (the environment variable {var} is not set now; set it before `koppel run`)"
+                    ))?,
+                }
+                continue;
+            }
+            let value = match field.kind {
+                ConfigKind::Integer => answer
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .unwrap_or_else(|_| toml::Value::String(answer.clone())),
+                ConfigKind::Boolean => match answer.as_str() {
+                    "true" | "yes" | "y" => toml::Value::Boolean(true),
+                    "false" | "no" | "n" => toml::Value::Boolean(false),
+                    _ => toml::Value::String(answer.clone()),
+                },
+                _ => toml::Value::String(answer.clone()),
+            };
+            values.insert(field.name.clone(), answer);
+            table.insert(field.name.clone(), value);
+        }
+        let spec = ConnectionSpec::new(tenant, name, values.clone());
+        let outcome = match connector.connect(spec) {
+            Ok(connection) => {
+                p.say("  Testing the connection…")?;
+                connection
+                    .check()
+                    .await
+                    .map_err(|e| connection.redact(&e.to_string()))
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        match outcome {
+            Ok(()) => {
+                p.say("  The connection works.")?;
+                return Ok(Collected { values, table });
+            }
+            Err(error) => {
+                p.say(&format!("  The connection test failed: {error}"))?;
+                if !p.yes("  Enter the values again?", true)? {
+                    p.say("  Kept as entered; fix it in koppel.toml later.")?;
+                    return Ok(Collected { values, table });
+                }
+            }
+        }
+    }
+}
+
+/// Runs the wizard and writes `path`. `load` gives the connector for an id (the CLI passes
+/// `koppel::cli::load`).
+pub async fn init_wizard<R, W, L, F>(
+    path: &Path,
+    runtime: &Runtime,
+    load: L,
+    input: R,
+    output: W,
+) -> Result<(), SetupError>
+where
+    R: BufRead,
+    W: Write,
+    L: Fn(Runtime, String) -> F,
+    F: std::future::Future<Output = anyhow::Result<Arc<Connector>>>,
+{
+    let mut p = Prompt { input, output };
+    p.say("koppel setup: connections, flows and alerts. Press Enter to take the [default].")?;
+    if path.exists() && !p.yes(&format!("{} exists. Overwrite it?", path.display()), false)? {
+        return Err(SetupError::Exists(path.display().to_string()));
+    }
+    let tenant = p.ask("Tenant (whose data this is)", Some("default"))?;
+    let mut file = toml::Table::new();
+    file.insert("tenant".into(), toml::Value::String(tenant.clone()));
+    let mut connections = toml::Table::new();
+    for (name, id, what) in CONNECTIONS {
+        p.say(&format!("\n{what}: connection `{name}`"))?;
+        let connector =
+            load(runtime.clone(), (*id).to_owned())
+                .await
+                .map_err(|e| SetupError::Connector {
+                    connector: (*id).to_owned(),
+                    message: format!("{e:#}"),
+                })?;
+        let collected = collect(&mut p, &tenant, name, &connector).await?;
+        let _ = collected.values;
+        let mut connection = toml::Table::new();
+        connection.insert("connector".into(), toml::Value::String((*id).to_owned()));
+        connection.insert("config".into(), toml::Value::Table(collected.table));
+        connections.insert((*name).to_owned(), toml::Value::Table(connection));
+    }
+    file.insert("connections".into(), toml::Value::Table(connections));
+
+    p.say("\nFlows")?;
+    let mut flows = toml::Table::new();
+    for (name, _) in DEFAULT_FLOWS {
+        let Some(Ok(flow)) = default_flow(name) else {
+            continue;
+        };
+        if !p.yes(&format!("Enable `{name}`: {}", flow.description), true)? {
+            continue;
+        }
+        let mut table = toml::Table::new();
+        loop {
+            let interval = p.ask("  How often", Some(&flow.interval))?;
+            match parse_duration(&interval) {
+                Ok(_) => {
+                    if interval != flow.interval {
+                        table.insert("interval".into(), toml::Value::String(interval));
+                    }
+                    break;
+                }
+                Err(message) => p.say(&format!("  {message}"))?,
+            }
+        }
+        flows.insert((*name).to_owned(), toml::Value::Table(table));
+    }
+    file.insert("flows".into(), toml::Value::Table(flows));
+
+    p.say("\nDashboard and alerts")?;
+    let mut server = toml::Table::new();
+    let listen = p.ask(
+        "Dashboard address (0.0.0.0:8080 to reach it from other machines)",
+        Some("127.0.0.1:8080"),
+    )?;
+    server.insert("listen".into(), toml::Value::String(listen));
+    file.insert("server".into(), toml::Value::Table(server));
+    let mut notify = toml::Table::new();
+    let hook = p.ask("Alert webhook URL (empty: none)", None)?;
+    if !hook.is_empty() {
+        let secret = super::generate_token();
+        let mut table = toml::Table::new();
+        table.insert("url".into(), toml::Value::String(hook));
+        table.insert("secret".into(), toml::Value::String(secret));
+        notify.insert("webhook".into(), toml::Value::Table(table));
+        p.say("  Signed with the secret written under [notify.webhook]; give it to the receiver.")?;
+    }
+    let to = p.ask("Alert e-mail address (empty: none)", None)?;
+    if !to.is_empty() {
+        let mut table = toml::Table::new();
+        table.insert(
+            "host".into(),
+            toml::Value::String(p.ask("  SMTP server", None)?),
+        );
+        let port = p.ask("  SMTP port", Some("587"))?;
+        if let Ok(port) = port.parse::<i64>() {
+            table.insert("port".into(), toml::Value::Integer(port));
+        }
+        let user = p.ask("  SMTP user name (empty: none)", None)?;
+        if !user.is_empty() {
+            table.insert("username".into(), toml::Value::String(user));
+            let password = p.ask("  SMTP password (or env:VARIABLE)", None)?;
+            let value = match password.strip_prefix("env:") {
+                Some(var) => {
+                    let mut env = toml::Table::new();
+                    env.insert("env".into(), toml::Value::String(var.trim().to_owned()));
+                    toml::Value::Table(env)
+                }
+                None => toml::Value::String(password),
+            };
+            table.insert("password".into(), value);
+        }
+        table.insert(
+            "from".into(),
+            toml::Value::String(p.ask("  Sender", Some("koppel <koppel@localhost>"))?),
+        );
+        table.insert(
+            "to".into(),
+            toml::Value::Array(vec![toml::Value::String(to)]),
+        );
+        notify.insert("email".into(), toml::Value::Table(table));
+    }
+    if !notify.is_empty() {
+        file.insert("notify".into(), toml::Value::Table(notify));
+    }
+
+    let text = format!(
+        "# Written by `koppel init`. Flows take overrides (filters, mappings, create_only):\n\
+         # see docs/flows.md. The dashboard's API token is printed at the first `koppel run`.\n\n{}",
+        toml::to_string_pretty(&file).map_err(|e| SetupError::Invalid(e.to_string()))?
+    );
+    write_private(path, &text)?;
+    // Syntax and keys checked now; secrets read from the environment are checked at start.
+    toml::from_str::<ConfigFile>(&text).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    p.say(&format!(
+        "\nWrote {}. Start with `koppel run -c {}`.",
+        path.display(),
+        path.display()
+    ))?;
+    Ok(())
+}
+
+/// Writes a file only its owner can read (it may hold secrets).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}

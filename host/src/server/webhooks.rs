@@ -1,0 +1,184 @@
+//! Inbound webhooks: `POST /webhooks/{tenant}/shopware` and `POST /webhooks/{tenant}/mplus`.
+//! A call is accepted only with a valid HMAC-SHA256 signature and a fresh timestamp; then
+//! the configured flows run at once (after a run in progress). Replays inside the window
+//! are answered but start nothing.
+//!
+//! - Shopware (app system): `shopware-shop-signature` is the hex HMAC-SHA256 of the raw
+//!   body keyed with the app's shop secret; the body's `timestamp` (unix seconds) must be
+//!   within `max_age`; `source.eventId` identifies a delivery.
+//! - MplusKASSA: koppel's scheme (see [`super::signature`]): `X-Koppel-Timestamp` and
+//!   `X-Koppel-Signature: sha256=<hex HMAC(secret, "<timestamp>.<body>")>`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use super::auth::ApiError;
+use super::signature::{
+    SHOPWARE_HEADER, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER, verify_hex, verify_koppel,
+};
+use super::{ServerState, TenantState, WebhookSetup};
+use crate::store::now_ms;
+
+pub(super) fn routes() -> Router<Arc<ServerState>> {
+    Router::new()
+        .route("/webhooks/{tenant}/shopware", post(shopware))
+        .route("/webhooks/{tenant}/mplus", post(mplus))
+}
+
+fn refused(tenant: &str, source: &str, error: &SignatureError) -> ApiError {
+    tracing::warn!(tenant, source, %error, "Webhook refused.");
+    ApiError::new(StatusCode::UNAUTHORIZED, error.to_string())
+}
+
+fn setup<'a>(
+    state: &'a ServerState,
+    tenant: &str,
+    source: &str,
+) -> Result<(&'a Arc<TenantState>, &'a WebhookSetup), ApiError> {
+    let not_found = || ApiError::not_found(format!("no {source} webhook for tenant `{tenant}`"));
+    let tenant = state.tenant(tenant).ok_or_else(not_found)?;
+    let setup = match source {
+        "shopware" => tenant.shopware.as_ref(),
+        _ => tenant.mplus.as_ref(),
+    };
+    Ok((tenant, setup.ok_or_else(not_found)?))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Starts the configured flows (those not disabled from the dashboard).
+async fn trigger(
+    tenant: &TenantState,
+    setup: &WebhookSetup,
+    source: &str,
+    event: &str,
+) -> Result<Response, ApiError> {
+    if !setup.events.is_empty() && !setup.events.iter().any(|e| e == event) {
+        tracing::debug!(tenant = %tenant.tenant, source, event, "Webhook event not handled.");
+        return Ok(
+            Json(json!({ "accepted": false, "reason": "event not handled" })).into_response(),
+        );
+    }
+    let Some(control) = &tenant.control else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no schedule is running in this process",
+        ));
+    };
+    let mut started = Vec::new();
+    for flow in &setup.flows {
+        let setting = tenant.store().flow_override(&tenant.tenant, flow).await?;
+        if setting.enabled == Some(false) {
+            continue;
+        }
+        if control.run_now(flow) {
+            started.push(flow.clone());
+        }
+    }
+    tracing::info!(tenant = %tenant.tenant, source, event, flows = ?started, "Webhook accepted.");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": true, "event": event, "flows": started })),
+    )
+        .into_response())
+}
+
+fn duplicate() -> Response {
+    Json(json!({ "accepted": false, "duplicate": true })).into_response()
+}
+
+async fn shopware(
+    State(state): State<Arc<ServerState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (tenant, setup) = setup(&state, &tenant, "shopware")?;
+    let name = tenant.tenant.as_str();
+    let signature = header(&headers, SHOPWARE_HEADER)
+        .ok_or_else(|| refused(name, "shopware", &SignatureError::Missing(SHOPWARE_HEADER)))?;
+    if !verify_hex(setup.secret.as_bytes(), &[&body], signature) {
+        return Err(refused(name, "shopware", &SignatureError::Mismatch));
+    }
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    let timestamp = payload
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| refused(name, "shopware", &SignatureError::BadTimestamp))?;
+    // Seconds; a value in milliseconds is read as such.
+    let timestamp = if timestamp > 100_000_000_000 {
+        timestamp / 1000
+    } else {
+        timestamp
+    };
+    let now = now_ms() / 1000;
+    let max = setup.max_age.as_secs() as i64;
+    let age = (now - timestamp).abs();
+    if age > max {
+        return Err(refused(
+            name,
+            "shopware",
+            &SignatureError::Stale {
+                age_secs: age,
+                max_secs: max,
+            },
+        ));
+    }
+    let id = payload
+        .pointer("/source/eventId")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("sig:{signature}"), |id| format!("event:{id}"));
+    if !tenant.first_sighting(format!("shopware/{id}"), now, 2 * max) {
+        return Ok(duplicate());
+    }
+    let event = payload
+        .pointer("/data/event")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    trigger(tenant, setup, "shopware", event).await
+}
+
+async fn mplus(
+    State(state): State<Arc<ServerState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (tenant, setup) = setup(&state, &tenant, "mplus")?;
+    let name = tenant.tenant.as_str();
+    let now = now_ms() / 1000;
+    let max = setup.max_age.as_secs() as i64;
+    let signature = header(&headers, SIGNATURE_HEADER);
+    verify_koppel(
+        setup.secret.as_bytes(),
+        header(&headers, TIMESTAMP_HEADER),
+        signature,
+        &body,
+        now,
+        max,
+    )
+    .map_err(|e| refused(name, "mplus", &e))?;
+    if !tenant.first_sighting(
+        format!("mplus/{}", signature.unwrap_or_default()),
+        now,
+        2 * max,
+    ) {
+        return Ok(duplicate());
+    }
+    let event = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("event").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    trigger(tenant, setup, "mplus", &event).await
+}

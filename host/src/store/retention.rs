@@ -1,0 +1,215 @@
+//! Retention (GDPR): after the retention period, the bodies and headers of the activity log,
+//! the query strings of its URLs, the payloads of run records and dismissed failed records
+//! are deleted. The rows that count (runs, record outcomes, exchanges with their status and
+//! duration) stay. Masking of personal fields in the activity log walks forward from where it
+//! stopped.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Result, Store, now_ms};
+
+/// What one purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeCounts {
+    /// Activity rows whose bodies, headers and URL queries were deleted.
+    pub activity_rows: u64,
+    /// Run records whose source and target payloads were deleted.
+    pub record_rows: u64,
+    /// Dismissed failed records deleted.
+    pub failed_rows: u64,
+}
+
+/// A past purge.
+#[derive(Clone, Debug, Serialize)]
+pub struct PurgeRow {
+    pub at: i64,
+    pub cutoff: i64,
+    #[serde(flatten)]
+    pub counts: PurgeCounts,
+}
+
+/// One activity row's texts, for masking.
+#[derive(Clone, Debug)]
+pub struct ActivityTexts {
+    pub id: i64,
+    pub url: String,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+}
+
+impl Store {
+    async fn retention_marks(&self, tenant: &str) -> Result<(i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT masked_upto, purged_before, purged_runs_upto FROM retention_state WHERE tenant = ?",
+        )
+        .bind(tenant)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(row) => (
+                row.try_get("masked_upto")?,
+                row.try_get("purged_before")?,
+                row.try_get("purged_runs_upto")?,
+            ),
+            None => (0, 0, 0),
+        })
+    }
+
+    /// Deletes personal data older than `cutoff` (unix ms) and records the purge.
+    pub async fn purge(&self, tenant: &str, cutoff: i64) -> Result<PurgeCounts> {
+        let (_, purged_before, runs_upto) = self.retention_marks(tenant).await?;
+        let mut tx = self.pool().begin().await?;
+        // Activity: bodies, headers and URL queries of exchanges in [purged_before, cutoff).
+        let activity_rows = sqlx::query(
+            "UPDATE activity SET request_body = NULL, response_body = NULL, request_headers = NULL,
+             response_headers = NULL,
+             url = CASE WHEN instr(url, '?') > 0 THEN substr(url, 1, instr(url, '?') - 1) || '?(purged)' ELSE url END
+             WHERE tenant = ? AND at >= ? AND at < ?
+             AND (request_body IS NOT NULL OR response_body IS NOT NULL OR request_headers IS NOT NULL
+                  OR response_headers IS NOT NULL OR (instr(url, '?') > 0 AND url NOT LIKE '%?(purged)'))",
+        )
+        .bind(tenant)
+        .bind(purged_before.min(cutoff))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Run records: payloads of runs started before the cutoff.
+        let (last_run,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(id) FROM runs WHERE tenant = ? AND started_at < ?")
+                .bind(tenant)
+                .bind(cutoff)
+                .fetch_one(&mut *tx)
+                .await?;
+        let last_run = last_run.unwrap_or(0).max(runs_upto);
+        let records = sqlx::query(
+            "UPDATE run_records SET source = NULL, target = NULL WHERE tenant = ? AND run_id > ? AND run_id <= ?
+             AND (source IS NOT NULL OR target IS NOT NULL)",
+        )
+        .bind(tenant)
+        .bind(runs_upto)
+        .bind(last_run)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Dismissed failed records hold the source record; nobody will retry them.
+        let failed = sqlx::query(
+            "DELETE FROM failed_records WHERE tenant = ? AND dismissed = 1 AND last_failed_at < ?",
+        )
+        .bind(tenant)
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let counts = PurgeCounts {
+            activity_rows,
+            record_rows: records,
+            failed_rows: failed,
+        };
+        sqlx::query(
+            "INSERT INTO retention_state (tenant, purged_before, purged_runs_upto) VALUES (?, ?, ?)
+             ON CONFLICT (tenant) DO UPDATE SET purged_before = MAX(retention_state.purged_before, excluded.purged_before),
+             purged_runs_upto = MAX(retention_state.purged_runs_upto, excluded.purged_runs_upto)",
+        )
+        .bind(tenant)
+        .bind(cutoff)
+        .bind(last_run)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO purges (tenant, at, cutoff, activity_rows, record_rows, failed_rows) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(tenant)
+        .bind(now_ms())
+        .bind(cutoff)
+        .bind(counts.activity_rows as i64)
+        .bind(counts.record_rows as i64)
+        .bind(counts.failed_rows as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// The latest purges, newest first.
+    pub async fn purges(&self, tenant: &str, limit: u32) -> Result<Vec<PurgeRow>> {
+        let rows = sqlx::query(
+            "SELECT at, cutoff, activity_rows, record_rows, failed_rows FROM purges WHERE tenant = ?
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(tenant)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PurgeRow {
+                    at: row.try_get("at")?,
+                    cutoff: row.try_get("cutoff")?,
+                    counts: PurgeCounts {
+                        activity_rows: row.try_get::<i64, _>("activity_rows")? as u64,
+                        record_rows: row.try_get::<i64, _>("record_rows")? as u64,
+                        failed_rows: row.try_get::<i64, _>("failed_rows")? as u64,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Activity rows not yet masked, oldest first.
+    pub async fn activity_to_mask(&self, tenant: &str, limit: u32) -> Result<Vec<ActivityTexts>> {
+        let (masked_upto, _, _) = self.retention_marks(tenant).await?;
+        let rows = sqlx::query(
+            "SELECT id, url, request_body, response_body FROM activity WHERE tenant = ? AND id > ?
+             ORDER BY id LIMIT ?",
+        )
+        .bind(tenant)
+        .bind(masked_upto)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ActivityTexts {
+                    id: row.try_get("id")?,
+                    url: row.try_get("url")?,
+                    request_body: row.try_get("request_body")?,
+                    response_body: row.try_get("response_body")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes masked texts back (only the rows that changed) and moves the mark to `upto`.
+    pub async fn save_masked(
+        &self,
+        tenant: &str,
+        changed: &[ActivityTexts],
+        upto: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for row in changed {
+            sqlx::query(
+                "UPDATE activity SET url = ?, request_body = ?, response_body = ? WHERE tenant = ? AND id = ?",
+            )
+            .bind(&row.url)
+            .bind(&row.request_body)
+            .bind(&row.response_body)
+            .bind(tenant)
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO retention_state (tenant, masked_upto) VALUES (?, ?)
+             ON CONFLICT (tenant) DO UPDATE SET masked_upto = MAX(retention_state.masked_upto, excluded.masked_upto)",
+        )
+        .bind(tenant)
+        .bind(upto)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! The dashboard's response times with 1,000,000 activity rows (a figure, not a gate):
+//! `cargo test -p koppel --release --test server_scale -- --ignored --nocapture`.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use koppel::flow::definition::FlowDef;
+use koppel::flow::{ConnectionSetup, Environment, RunOptions, run_flow};
+use koppel::runtime::{Limits, Runtime, RuntimeOptions};
+use koppel::server::{ServerState, TenantState, serve};
+use koppel::store::{ActivityWriter, Store};
+use tokio_util::sync::CancellationToken;
+
+const ROWS: i64 = 1_000_000;
+
+#[tokio::test]
+#[ignore = "a figure: inserts 1,000,000 rows"]
+async fn overview_with_a_million_activity_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("koppel.db");
+    let store = Store::open(&path).await.expect("store");
+    let activity = ActivityWriter::start(store.clone());
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let connector = runtime
+        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
+        .await
+        .expect("load");
+    let setup = |total: &str| ConnectionSetup {
+        connector: connector.clone(),
+        config: BTreeMap::from([("total".to_owned(), total.to_owned())]),
+        limits: Limits::default(),
+    };
+    let env = Environment {
+        tenant: "a".into(),
+        store: store.clone(),
+        activity,
+        connections: BTreeMap::from([
+            ("src".to_owned(), setup("100")),
+            ("dst".to_owned(), setup("0")),
+        ]),
+    };
+    let mut flows = Vec::new();
+    for name in ["products", "stock", "orders", "order-status"] {
+        let mut flow: FlowDef = toml::from_str(
+            "source = { connection = \"src\", stream = \"products\" }\ntarget = { connection = \"dst\", stream = \"products\" }\n",
+        )
+        .expect("valid");
+        flow.name = name.into();
+        for _ in 0..3 {
+            run_flow(
+                &env,
+                &flow,
+                &RunOptions {
+                    full: true,
+                    trigger: "test".into(),
+                    ..RunOptions::default()
+                },
+            )
+            .await
+            .expect("run");
+        }
+        flows.push(flow);
+    }
+
+    let started = Instant::now();
+    let options =
+        sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .expect("options");
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO activity (tenant, run_id, connection, connector, method, url, status, error, duration_ms,
+           attempt, request_headers, request_body, response_headers, response_body, request_bytes, response_bytes, at)
+         SELECT 'a', 1 + i % 12, 'src', 'fixture', 'POST', 'https://till.example/api/' || i, 200 + (i % 7 = 0) * 300,
+           NULL, i % 250, 1, '[]', '{\"email\":\"x@example.nl\",\"n\":' || i || '}', '[]', '{\"ok\":true}', 40, 11,
+           1767225600000 + i * 100 FROM n",
+    )
+    .bind(ROWS)
+    .execute(&pool)
+    .await
+    .expect("insert");
+    pool.close().await;
+    eprintln!("inserted {ROWS} activity rows in {:?}", started.elapsed());
+
+    let mut state = ServerState::new();
+    state
+        .add_tenant(TenantState::new(env, flows), &["t".into()])
+        .await
+        .expect("tenant");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cancel = CancellationToken::new();
+    tokio::spawn(serve(listener, Arc::new(state), cancel.clone()));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    for path in [
+        "/",
+        "/api/v1/flows",
+        "/activity",
+        "/api/v1/activity?errors=true",
+        "/metrics",
+    ] {
+        let mut times: Vec<Duration> = Vec::new();
+        for _ in 0..21 {
+            let t = Instant::now();
+            let response = client
+                .get(format!("http://{addr}{path}"))
+                .header("cookie", "koppel_token=t")
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(response.status().as_u16(), 200, "{path}");
+            let _ = response.bytes().await.expect("body");
+            times.push(t.elapsed());
+        }
+        times.sort();
+        eprintln!("{path}: median {:?}, max {:?}", times[10], times[20]);
+    }
+    cancel.cancel();
+}
