@@ -70,5 +70,7 @@ CREATE TABLE purges (
 );
 CREATE INDEX purges_by_tenant ON purges (tenant, id DESC);
 
+-- The activity log newest first (the other indexes would make SQLite sort every row).
+CREATE INDEX activity_by_tenant ON activity (tenant, id);
 -- /metrics counts exchanges by connector and status without touching the bodies.
 CREATE INDEX activity_by_connector_status ON activity (tenant, connector, status);

@@ -127,24 +127,39 @@ impl Store {
         tenant: &str,
         filter: &ActivityFilter,
     ) -> Result<Vec<ActivitySummary>> {
-        let rows = sqlx::query(
+        // Only the conditions in use: `? IS NULL OR …` would keep SQLite from walking an
+        // index newest first, and it would sort the whole log instead.
+        let mut sql = String::from(
             "SELECT id, run_id, connection, connector, method, url, status, error, duration_ms, attempt,
-             request_bytes, response_bytes, at FROM activity
-             WHERE tenant = ? AND (? IS NULL OR run_id = ?) AND (? IS NULL OR connection = ?)
-             AND (NOT ? OR status IS NULL OR status >= 400) AND (? IS NULL OR id < ?)
-             ORDER BY id DESC LIMIT ?",
-        )
-        .bind(tenant)
-        .bind(filter.run_id)
-        .bind(filter.run_id)
-        .bind(&filter.connection)
-        .bind(&filter.connection)
-        .bind(filter.errors_only)
-        .bind(filter.before)
-        .bind(filter.before)
-        .bind(i64::from(filter.limit))
-        .fetch_all(self.pool())
-        .await?;
+             request_bytes, response_bytes, at FROM activity WHERE tenant = ?",
+        );
+        if filter.run_id.is_some() {
+            sql.push_str(" AND run_id = ?");
+        }
+        if filter.connection.is_some() {
+            sql.push_str(" AND connection = ?");
+        }
+        if filter.errors_only {
+            sql.push_str(" AND (status IS NULL OR status >= 400)");
+        }
+        if filter.before.is_some() {
+            sql.push_str(" AND id < ?");
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant);
+        if let Some(run) = filter.run_id {
+            query = query.bind(run);
+        }
+        if let Some(connection) = &filter.connection {
+            query = query.bind(connection.clone());
+        }
+        if let Some(before) = filter.before {
+            query = query.bind(before);
+        }
+        let rows = query
+            .bind(i64::from(filter.limit))
+            .fetch_all(self.pool())
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(ActivitySummary {
