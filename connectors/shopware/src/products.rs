@@ -1,0 +1,1531 @@
+//! Writing products: canonical products (simple ones and variant families) become Shopware
+//! product rows with deterministic ids, compared with what the shop holds so only what
+//! differs is sent, and written through the Sync API in batches that split around bad
+//! records.
+//!
+//! Per batch: one search finds the rows by product number (existence, current values); the
+//! reference data the batch needs is resolved or created; one sync writes what changed; one
+//! more sync removes links that are no longer wanted (categories, properties, options,
+//! configurator settings), only when there are any.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use koppel_sdk::{
+    ConnectorError, Decimal, NamedValue, Product, Record, Result, Value as KValue, Variant,
+    WriteOptions, WriteOutcome, log,
+};
+use serde_json::{Map, Value, json};
+
+use crate::api::{Call, Client, Version};
+use crate::config::Config;
+use crate::criteria;
+use crate::errors::{self, ApiError};
+use crate::ids;
+use crate::money;
+use crate::refdata::{Currency, NewCategory, Shop};
+use crate::sync::{self, Fate, Written};
+
+/// Canonical field names the flow may mark create-only; also used to name fields in errors.
+#[derive(Clone, Debug, Default)]
+pub struct CreateOnly {
+    fields: HashSet<String>,
+}
+
+/// `short_description` → `short-description`, `price` → `prices`; `extra.<name>` keeps the
+/// name's spelling.
+pub fn normalize_field(name: &str) -> String {
+    let name = name.trim();
+    let name = name
+        .strip_prefix("product.")
+        .or_else(|| name.strip_prefix("variants."))
+        .or_else(|| name.strip_prefix("variant."))
+        .unwrap_or(name);
+    let (head, rest) = match name.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (name, None),
+    };
+    let head = match head.to_lowercase().replace('_', "-").as_str() {
+        "price" => "prices".to_owned(),
+        "category" => "categories".to_owned(),
+        "property" => "properties".to_owned(),
+        "visibility" => "visibilities".to_owned(),
+        "custom-fields" | "customfields" => "extra".to_owned(),
+        other => other.to_owned(),
+    };
+    match rest {
+        Some(rest) => format!("{head}.{rest}"),
+        None => head,
+    }
+}
+
+impl CreateOnly {
+    pub fn new(names: &[String]) -> CreateOnly {
+        CreateOnly {
+            fields: names.iter().map(|n| normalize_field(n)).collect(),
+        }
+    }
+
+    /// Whether `field` (canonical, e.g. `name` or `extra.color`) is create-only.
+    pub fn has(&self, field: &str) -> bool {
+        if self.fields.contains(field) {
+            return true;
+        }
+        field.starts_with("extra.") && self.fields.contains("extra")
+    }
+}
+
+/// The reference ids a batch resolved.
+#[derive(Clone, Debug, Default)]
+pub struct Refs {
+    pub currencies: Vec<Currency>,
+    pub channels: Vec<String>,
+    pub visibility: u8,
+    /// Normalized rate → tax id, or the error when the rate cannot be had.
+    pub taxes: HashMap<String, std::result::Result<String, ConnectorError>>,
+    /// Path key → category id.
+    pub categories: HashMap<String, String>,
+    /// (lower group, lower option) → option id.
+    pub options: HashMap<(String, String), String>,
+    /// Write translated fields in this language (not the system language).
+    pub language: Option<String>,
+}
+
+pub fn rate_key(rate: Decimal) -> String {
+    rate.normalize().to_string()
+}
+
+pub fn path_key(path: &[String]) -> String {
+    path.iter()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}
+
+fn option_key(group: &str, option: &str) -> (String, String) {
+    (group.trim().to_lowercase(), option.trim().to_lowercase())
+}
+
+/// A record the connector refuses before sending it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    pub field: String,
+    pub message: String,
+}
+
+fn refuse(field: impl Into<String>, message: impl Into<String>) -> Refusal {
+    Refusal {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// One Shopware product row as the source wants it.
+#[derive(Clone, Debug, Default)]
+pub struct Row {
+    pub id: String,
+    pub number: String,
+    pub parent_id: Option<String>,
+    /// The row as the shop holds it, if it exists.
+    pub existing: Option<Value>,
+    /// (Shopware field, canonical field, value); `Value::Null` restores inheritance.
+    pub fields: Vec<(&'static str, String, Value)>,
+    /// customFields entries: (key, value).
+    pub custom: Vec<(String, Value)>,
+    pub categories: Option<Vec<String>>,
+    pub properties: Option<Vec<String>>,
+    /// Variant options (variants only).
+    pub options: Vec<String>,
+    /// (sales channel id, visibility); parents and simple products only.
+    pub visibilities: Vec<(String, u8)>,
+    /// Option ids of the configurator (parents only).
+    pub configurator: Vec<String>,
+}
+
+/// A simple product or a variant family: the parent row and its children.
+#[derive(Clone, Debug, Default)]
+pub struct Family {
+    pub key: String,
+    pub parent: Row,
+    pub children: Vec<Row>,
+}
+
+/// A link to remove: (mapping entity, delete key).
+pub type Unlink = (&'static str, Value);
+
+/// What to send for a family.
+#[derive(Clone, Debug, Default)]
+pub struct Change {
+    /// The upsert payload, `None` when nothing differs.
+    pub payload: Option<Value>,
+    /// Keys of the children in the payload's `children`, in order (to name fields in errors).
+    pub child_keys: Vec<String>,
+    pub unlinks: Vec<Unlink>,
+    pub created: bool,
+}
+
+fn custom_value(name: &str, value: &KValue) -> std::result::Result<Value, Refusal> {
+    Ok(match value {
+        KValue::Null => Value::Null,
+        KValue::Text(s) => Value::String(s.clone()),
+        KValue::Integer(i) => json!(i),
+        KValue::Boolean(b) => json!(b),
+        KValue::Number(d) => money::decimal_json(*d).ok_or_else(|| {
+            refuse(
+                format!("extra.{name}"),
+                format!("extra field {name:?} is not a number Shopware can store"),
+            )
+        })?,
+        KValue::Json(text) => serde_json::from_str(text).map_err(|error| {
+            refuse(
+                format!("extra.{name}"),
+                format!("extra field {name:?} is not valid JSON: {error}"),
+            )
+        })?,
+    })
+}
+
+fn customs(extra: &[NamedValue]) -> std::result::Result<Vec<(String, Value)>, Refusal> {
+    extra
+        .iter()
+        .map(|nv| Ok((nv.name.clone(), custom_value(&nv.name, &nv.value)?)))
+        .collect()
+}
+
+/// The tax rate of a price list: the default currency's, else the first.
+fn family_rate(prices: &[koppel_sdk::Price], default_currency: &str) -> Option<Decimal> {
+    prices
+        .iter()
+        .find(|p| p.currency.eq_ignore_ascii_case(default_currency))
+        .or_else(|| prices.first())
+        .map(|p| p.tax_rate)
+}
+
+fn price_list(
+    prices: &[koppel_sdk::Price],
+    refs: &Refs,
+    field: &str,
+) -> std::result::Result<Value, Refusal> {
+    let mut out = Vec::new();
+    for price in prices {
+        let currency = refs
+            .currencies
+            .iter()
+            .find(|c| c.iso.eq_ignore_ascii_case(&price.currency))
+            .ok_or_else(|| {
+                refuse(
+                    field,
+                    format!(
+                        "Shopware has no currency {:?}: add it in Settings → Currencies, or map \
+                         the price to one the shop has",
+                        price.currency
+                    ),
+                )
+            })?;
+        let digits = money::minor_digits(&currency.iso);
+        let (Some(net), Some(gross)) = (
+            money::minor_json(price.net, digits),
+            money::minor_json(price.gross, digits),
+        ) else {
+            return Err(refuse(field, "the price is not a number Shopware takes"));
+        };
+        out.push(json!({"currencyId": currency.id, "net": net, "gross": gross, "linked": true}));
+    }
+    Ok(Value::Array(out))
+}
+
+fn tax_for(rate: Decimal, refs: &Refs, field: &str) -> std::result::Result<String, Refusal> {
+    match refs.taxes.get(&rate_key(rate)) {
+        Some(Ok(id)) => Ok(id.clone()),
+        Some(Err(error)) => Err(refuse(field, error.message.clone())),
+        None => Err(refuse(
+            field,
+            format!("tax rate {} % was not resolved", rate_key(rate)),
+        )),
+    }
+}
+
+/// The rows a canonical product wants, given what the shop holds (`existing`, by number).
+pub fn build_family(
+    product: &Product,
+    refs: &Refs,
+    default_currency: &str,
+    existing: &HashMap<String, Value>,
+) -> std::result::Result<Family, Refusal> {
+    let key = product.key.trim();
+    if key.is_empty() {
+        return Err(refuse("key", "the product has no product number"));
+    }
+    let found = existing.get(key).cloned();
+    if let Some(row) = &found
+        && row.get("parentId").and_then(Value::as_str).is_some()
+    {
+        return Err(refuse(
+            "key",
+            format!("product number {key:?} is a variant of another product in Shopware"),
+        ));
+    }
+    let parent_id = found
+        .as_ref()
+        .and_then(|r| r.get("id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .unwrap_or_else(|| ids::product(key));
+
+    let mut parent = Row {
+        id: parent_id.clone(),
+        number: key.to_owned(),
+        existing: found,
+        ..Row::default()
+    };
+    parent
+        .fields
+        .push(("name", "name".into(), Value::String(product.name.clone())));
+    if let Some(description) = &product.description {
+        parent.fields.push((
+            "description",
+            "description".into(),
+            Value::String(description.clone()),
+        ));
+    }
+    if let Some(short) = &product.short_description {
+        parent.fields.push((
+            "metaDescription",
+            "short-description".into(),
+            Value::String(short.clone()),
+        ));
+    }
+    if let Some(ean) = &product.ean {
+        parent
+            .fields
+            .push(("ean", "ean".into(), Value::String(ean.clone())));
+    }
+    parent
+        .fields
+        .push(("active", "active".into(), Value::Bool(product.active)));
+    let family_rate = family_rate(&product.prices, default_currency);
+    if !product.prices.is_empty() {
+        parent.fields.push((
+            "price",
+            "prices".into(),
+            price_list(&product.prices, refs, "prices")?,
+        ));
+    }
+    if let Some(rate) = family_rate {
+        parent.fields.push((
+            "taxId",
+            "prices".into(),
+            Value::String(tax_for(rate, refs, "prices")?),
+        ));
+    }
+    parent.custom = customs(&product.extra)?;
+    let categories: BTreeSet<String> = product
+        .categories
+        .iter()
+        .filter(|path| !path_key(path).is_empty())
+        .map(|path| {
+            refs.categories
+                .get(&path_key(path))
+                .cloned()
+                .ok_or_else(|| refuse("categories", format!("category {path:?} was not resolved")))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    parent.categories = Some(categories.into_iter().collect());
+    let properties: BTreeSet<String> = product
+        .properties
+        .iter()
+        .map(|p| {
+            refs.options
+                .get(&option_key(&p.group, &p.option))
+                .cloned()
+                .ok_or_else(|| {
+                    refuse(
+                        "properties",
+                        format!("property {}: {} was not resolved", p.group, p.option),
+                    )
+                })
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    parent.properties = Some(properties.into_iter().collect());
+    parent.visibilities = refs
+        .channels
+        .iter()
+        .map(|c| (c.clone(), refs.visibility))
+        .collect();
+
+    let mut children = Vec::new();
+    let mut seen: HashSet<String> = HashSet::from([key.to_owned()]);
+    let mut configurator: BTreeSet<String> = BTreeSet::new();
+    for variant in &product.variants {
+        let child = build_child(variant, &parent_id, family_rate, refs, existing, &mut seen)?;
+        configurator.extend(child.options.iter().cloned());
+        children.push(child);
+    }
+    parent.configurator = configurator.into_iter().collect();
+    Ok(Family {
+        key: key.to_owned(),
+        parent,
+        children,
+    })
+}
+
+fn build_child(
+    variant: &Variant,
+    parent_id: &str,
+    family_rate: Option<Decimal>,
+    refs: &Refs,
+    existing: &HashMap<String, Value>,
+    seen: &mut HashSet<String>,
+) -> std::result::Result<Row, Refusal> {
+    let key = variant.key.trim();
+    let at = |field: &str| format!("variants.{key}.{field}");
+    if key.is_empty() {
+        return Err(refuse("variants", "a variant has no product number"));
+    }
+    if !seen.insert(key.to_owned()) {
+        return Err(refuse(
+            at("key"),
+            format!("product number {key:?} appears twice in this family"),
+        ));
+    }
+    let found = existing.get(key).cloned();
+    if let Some(row) = &found {
+        let other_parent = row.get("parentId").and_then(Value::as_str);
+        if other_parent.is_some_and(|p| p != parent_id) || other_parent.is_none() {
+            return Err(refuse(
+                at("key"),
+                format!(
+                    "product number {key:?} already belongs to {} in Shopware",
+                    if other_parent.is_some() {
+                        "another product family"
+                    } else {
+                        "a product that is not a variant"
+                    }
+                ),
+            ));
+        }
+    }
+    if variant.options.is_empty() {
+        return Err(refuse(
+            at("options"),
+            "a variant needs at least one option (e.g. size: M) to tell it apart",
+        ));
+    }
+    let id = found
+        .as_ref()
+        .and_then(|r| r.get("id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .unwrap_or_else(|| ids::product(key));
+    let mut row = Row {
+        id,
+        number: key.to_owned(),
+        parent_id: Some(parent_id.to_owned()),
+        existing: found,
+        ..Row::default()
+    };
+    if let Some(name) = &variant.name {
+        row.fields
+            .push(("name", "name".into(), Value::String(name.clone())));
+    }
+    if let Some(ean) = &variant.ean {
+        row.fields
+            .push(("ean", "ean".into(), Value::String(ean.clone())));
+    }
+    row.fields
+        .push(("active", "active".into(), Value::Bool(variant.active)));
+    if variant.prices.is_empty() {
+        row.fields.push(("price", "prices".into(), Value::Null));
+    } else {
+        row.fields.push((
+            "price",
+            "prices".into(),
+            price_list(&variant.prices, refs, &at("prices"))?,
+        ));
+        let rate = variant.prices.first().map(|p| p.tax_rate);
+        if let Some(rate) = rate.filter(|r| family_rate.is_none_or(|f| !f.same_value(*r))) {
+            row.fields.push((
+                "taxId",
+                "prices".into(),
+                Value::String(tax_for(rate, refs, &at("prices"))?),
+            ));
+        }
+    }
+    row.custom = customs(&variant.extra)?;
+    let mut options = BTreeSet::new();
+    for option in &variant.options {
+        let id = refs
+            .options
+            .get(&option_key(&option.group, &option.option))
+            .cloned()
+            .ok_or_else(|| {
+                refuse(
+                    at("options"),
+                    format!(
+                        "option {}: {} was not resolved",
+                        option.group, option.option
+                    ),
+                )
+            })?;
+        options.insert(id);
+    }
+    row.options = options.into_iter().collect();
+    Ok(row)
+}
+
+/// JSON values equal as Shopware would store them (numbers by value).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(_), Value::Number(_)) => {
+            match (money::json_decimal(a), money::json_decimal(b)) {
+                (Some(x), Some(y)) => x.same_value(y),
+                _ => a == b,
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Price lists equal per currency (net and gross by value).
+fn same_prices(existing: &Value, wanted: &Value) -> bool {
+    let (Some(have), Some(want)) = (existing.as_array(), wanted.as_array()) else {
+        return existing.is_null() && wanted.is_null();
+    };
+    have.len() == want.len()
+        && want.iter().all(|w| {
+            have.iter().any(|h| {
+                h.get("currencyId") == w.get("currencyId")
+                    && ["net", "gross"]
+                        .iter()
+                        .all(|k| match (h.get(*k), w.get(*k)) {
+                            (Some(x), Some(y)) => same(x, y),
+                            _ => false,
+                        })
+            })
+        })
+}
+
+fn id_list(value: Option<&Value>) -> BTreeSet<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const TRANSLATED: &[&str] = &["name", "description", "metaDescription"];
+
+/// The payload of one row: everything for a new row, only what differs for an existing one
+/// (create-only fields left out). `None` if nothing differs.
+pub fn row_payload(
+    row: &Row,
+    create_only: &CreateOnly,
+    language: Option<&str>,
+    unlinks: &mut Vec<Unlink>,
+) -> Option<Map<String, Value>> {
+    let mut out = Map::new();
+    let mut translated = Map::new();
+    let existing = row.existing.as_ref();
+    let creating = existing.is_none();
+    let keep = |field: &str| creating || !create_only.has(field);
+    for (key, canonical, value) in &row.fields {
+        if !keep(canonical) {
+            continue;
+        }
+        let differs = match existing {
+            None => !value.is_null(),
+            Some(current) => {
+                let current = current.get(*key).unwrap_or(&Value::Null);
+                if *key == "price" {
+                    !same_prices(current, value)
+                } else {
+                    !same(current, value)
+                }
+            }
+        };
+        if differs {
+            if language.is_some() && TRANSLATED.contains(key) {
+                translated.insert((*key).to_owned(), value.clone());
+                if creating {
+                    out.insert((*key).to_owned(), value.clone());
+                }
+            } else {
+                out.insert((*key).to_owned(), value.clone());
+            }
+        }
+    }
+    let current_custom = existing.and_then(|c| c.get("customFields"));
+    let mut custom = Map::new();
+    for (name, value) in &row.custom {
+        if !keep(&format!("extra.{name}")) {
+            continue;
+        }
+        let current = current_custom
+            .and_then(|c| c.get(name))
+            .unwrap_or(&Value::Null);
+        if creating || !same(current, value) {
+            custom.insert(name.clone(), value.clone());
+        }
+    }
+    if !custom.is_empty() {
+        match language {
+            Some(_) => {
+                translated.insert("customFields".into(), Value::Object(custom.clone()));
+                if creating {
+                    out.insert("customFields".into(), Value::Object(custom));
+                }
+            }
+            None => {
+                out.insert("customFields".into(), Value::Object(custom));
+            }
+        }
+    }
+    for (field, key, ids_field, mapping, remote) in [
+        (
+            "categories",
+            &row.categories,
+            "categoryIds",
+            "product_category",
+            "categoryId",
+        ),
+        (
+            "properties",
+            &row.properties,
+            "propertyIds",
+            "product_property",
+            "optionId",
+        ),
+    ] {
+        let Some(wanted) = key else { continue };
+        if !keep(field) {
+            continue;
+        }
+        let wanted_set: BTreeSet<String> = wanted.iter().cloned().collect();
+        let current = id_list(existing.and_then(|c| c.get(ids_field)));
+        if wanted_set != current && !(creating && wanted_set.is_empty()) {
+            let missing: Vec<Value> = wanted_set
+                .difference(&current)
+                .map(|id| json!({"id": id}))
+                .collect();
+            if !missing.is_empty() {
+                out.insert(field.to_owned(), Value::Array(missing));
+            }
+            for stale in current.difference(&wanted_set) {
+                unlinks.push((mapping, json!({"productId": row.id, remote: stale})));
+            }
+        }
+    }
+    if row.parent_id.is_some() {
+        let wanted: BTreeSet<String> = row.options.iter().cloned().collect();
+        let current = id_list(existing.and_then(|c| c.get("optionIds")));
+        if wanted != current {
+            let missing: Vec<Value> = wanted
+                .difference(&current)
+                .map(|id| json!({"id": id}))
+                .collect();
+            if !missing.is_empty() {
+                out.insert("options".into(), Value::Array(missing));
+            }
+            for stale in current.difference(&wanted) {
+                unlinks.push((
+                    "product_option",
+                    json!({"productId": row.id, "optionId": stale}),
+                ));
+            }
+        }
+    }
+    if keep("visibilities") && !row.visibilities.is_empty() {
+        let current: Vec<Value> = existing
+            .and_then(|c| c.get("visibilities"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut rows = Vec::new();
+        for (channel, visibility) in &row.visibilities {
+            let have = current
+                .iter()
+                .find(|v| v.get("salesChannelId").and_then(Value::as_str) == Some(channel));
+            match have {
+                Some(v)
+                    if v.get("visibility").and_then(Value::as_u64)
+                        == Some(u64::from(*visibility)) => {}
+                Some(v) => rows.push(json!({"id": v.get("id"), "visibility": visibility})),
+                None => rows.push(json!({
+                    "id": ids::visibility(&row.id, channel),
+                    "salesChannelId": channel,
+                    "visibility": visibility,
+                })),
+            }
+        }
+        if !rows.is_empty() {
+            out.insert("visibilities".into(), Value::Array(rows));
+        }
+    }
+    if !row.configurator.is_empty()
+        || existing.is_some_and(|c| c.get("configuratorSettings").is_some())
+    {
+        let current: Vec<Value> = existing
+            .and_then(|c| c.get("configuratorSettings"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let have: BTreeSet<String> = current
+            .iter()
+            .filter_map(|s| s.get("optionId").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let wanted: BTreeSet<String> = row.configurator.iter().cloned().collect();
+        let missing: Vec<Value> = wanted
+            .difference(&have)
+            .map(|option| {
+                json!({"id": ids::configurator_setting(&row.id, option), "optionId": option})
+            })
+            .collect();
+        if !missing.is_empty() {
+            out.insert("configuratorSettings".into(), Value::Array(missing));
+        }
+        if !row.configurator.is_empty() {
+            for setting in &current {
+                let stale = setting
+                    .get("optionId")
+                    .and_then(Value::as_str)
+                    .is_some_and(|o| !wanted.contains(o));
+                if stale && let Some(id) = setting.get("id") {
+                    unlinks.push(("product_configurator_setting", json!({"id": id})));
+                }
+            }
+        }
+    }
+    if let (Some(language), false) = (language, translated.is_empty()) {
+        out.insert(
+            "translations".into(),
+            json!({ language: Value::Object(translated) }),
+        );
+    }
+    if out.is_empty() {
+        return None;
+    }
+    if creating {
+        out.insert("productNumber".into(), Value::String(row.number.clone()));
+        out.insert("stock".into(), json!(0));
+        if let Some(parent) = &row.parent_id {
+            out.insert("parentId".into(), Value::String(parent.clone()));
+        }
+    }
+    out.insert("id".into(), Value::String(row.id.clone()));
+    Some(out)
+}
+
+/// What to send for a family.
+pub fn family_change(family: &Family, create_only: &CreateOnly, language: Option<&str>) -> Change {
+    let mut unlinks = Vec::new();
+    let parent = row_payload(&family.parent, create_only, language, &mut unlinks);
+    let mut children = Vec::new();
+    let mut child_keys = Vec::new();
+    for child in &family.children {
+        if let Some(payload) = row_payload(child, create_only, language, &mut unlinks) {
+            children.push(Value::Object(payload));
+            child_keys.push(child.number.clone());
+        }
+    }
+    let payload = match (parent, children.is_empty()) {
+        (None, true) => None,
+        (parent, _) => {
+            let mut parent = parent.unwrap_or_else(|| {
+                let mut map = Map::new();
+                map.insert("id".into(), Value::String(family.parent.id.clone()));
+                map
+            });
+            if !children.is_empty() {
+                parent.insert("children".into(), Value::Array(children));
+            }
+            Some(Value::Object(parent))
+        }
+    };
+    Change {
+        payload,
+        child_keys,
+        unlinks,
+        created: family.parent.existing.is_none(),
+    }
+}
+
+/// The canonical field a Shopware pointer below a family payload names.
+pub fn canonical_field(path: &str, child_keys: &[String]) -> String {
+    let mut parts = path.split('/');
+    let head = parts.next().unwrap_or("");
+    match head {
+        "children" => {
+            let index: Option<usize> = parts.next().and_then(|i| i.parse().ok());
+            let rest: Vec<&str> = parts.collect();
+            let key = index
+                .and_then(|i| child_keys.get(i))
+                .cloned()
+                .unwrap_or_else(|| "?".into());
+            if rest.is_empty() {
+                format!("variants.{key}")
+            } else {
+                format!("variants.{key}.{}", canonical_field(&rest.join("/"), &[]))
+            }
+        }
+        "price" | "taxId" | "tax" => "prices".into(),
+        "name" | "translations" => "name".into(),
+        "description" => "description".into(),
+        "metaDescription" => "short-description".into(),
+        "ean" => "ean".into(),
+        "active" => "active".into(),
+        "customFields" => match parts.next() {
+            Some(name) => format!("extra.{name}"),
+            None => "extra".into(),
+        },
+        "categories" => "categories".into(),
+        "properties" => "properties".into(),
+        "options" => "options".into(),
+        "visibilities" => "visibilities".into(),
+        "configuratorSettings" => "variants".into(),
+        "productNumber" | "id" | "parentId" => "key".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// The outcome of a record Shopware refused.
+pub fn refused_outcome(key: &str, errors: &[ApiError], child_keys: &[String]) -> WriteOutcome {
+    let field = errors
+        .iter()
+        .find_map(|e| e.field_path())
+        .map(|path| canonical_field(&path, child_keys));
+    WriteOutcome::failed(
+        key,
+        format!(
+            "Shopware refused product {key}: {}",
+            errors::describe_all(errors)
+        ),
+        field.as_deref(),
+    )
+}
+
+// ----- the write -----
+
+/// Splits records into batches of at most `rows` Shopware rows (a family counts its parent
+/// and variants); a family larger than `rows` is a batch of its own.
+pub fn batches(products: &[&Product], rows: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut count = 0;
+    for (i, product) in products.iter().enumerate() {
+        let size = 1 + product.variants.len();
+        if count > 0 && count + size > rows {
+            out.push(start..i);
+            start = i;
+            count = 0;
+        }
+        count += size;
+    }
+    if start < products.len() {
+        out.push(start..products.len());
+    }
+    out
+}
+
+/// The criteria that find the rows of these product numbers with what is compared.
+pub fn lookup_criteria(numbers: &[String]) -> Value {
+    json!({
+        "limit": numbers.len().max(1),
+        "filter": [criteria::equals_any("productNumber", numbers)],
+        "associations": {"visibilities": {}, "configuratorSettings": {}},
+        "includes": {
+            "product": ["id", "productNumber", "parentId", "name", "description", "metaDescription",
+                "ean", "active", "price", "taxId", "customFields", "categoryIds", "propertyIds",
+                "optionIds", "visibilities", "configuratorSettings"],
+            "product_visibility": ["id", "salesChannelId", "visibility"],
+            "product_configurator_setting": ["id", "optionId"],
+        },
+    })
+}
+
+/// The sync headers of product and stock writes.
+pub fn sync_call(version: Version, config: &Config, body: &Value, what: impl Into<String>) -> Call {
+    let mut call = Call::post("/_action/sync", body, what)
+        .retry_safe(true)
+        .header("sw-skip-trigger-flow", "1");
+    if !version.flat_sync() {
+        call = call.header("fail-on-error", "false");
+    }
+    if config.queue_indexing {
+        call = call.header("indexing-behavior", "use-queue-indexing");
+    }
+    call
+}
+
+/// Sends an upsert of `payloads` (one per record) and splits around refused records.
+pub fn upsert_split(
+    client: &Client,
+    config: &Config,
+    version: Version,
+    entity: &str,
+    payloads: &[Value],
+    what: &str,
+) -> Vec<Fate> {
+    let flat = version.flat_sync();
+    sync::write_split(payloads.len(), &mut |group| {
+        let chosen: Vec<Value> = group.iter().map(|&i| payloads[i].clone()).collect();
+        let body = sync::upsert_body(flat, entity, &chosen);
+        let call = sync_call(version, config, &body, what);
+        let response = client.send(&call)?;
+        match sync::parse_answer(flat, response.status(), response.bytes(), group.len()) {
+            Some(written) => {
+                if !matches!(written, Written::All) {
+                    log::info(
+                        "Shopware refused part of a batch; splitting it.",
+                        &[("what", what), ("records", &group.len().to_string())],
+                    );
+                }
+                Ok(written)
+            }
+            None => Err(errors::for_status(
+                response.status(),
+                response.bytes(),
+                what,
+            )),
+        }
+    })
+}
+
+/// Writes the `products` stream.
+pub fn write(
+    client: &Client,
+    shop: &mut Shop,
+    config: &Config,
+    records: &[Record],
+    options: &WriteOptions,
+) -> Result<Vec<WriteOutcome>> {
+    let version = client.version()?;
+    let create_only = CreateOnly::new(&options.create_only);
+    let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; records.len()];
+    let mut products: Vec<&Product> = Vec::new();
+    let mut positions: Vec<usize> = Vec::new();
+    let mut keys_seen: HashSet<String> = HashSet::new();
+    for (i, record) in records.iter().enumerate() {
+        match record {
+            Record::Product(product) => {
+                // One row per product number in a write: a number used twice would give two
+                // records the same deterministic id.
+                let numbers: Vec<String> = std::iter::once(product.key.trim().to_owned())
+                    .chain(product.variants.iter().map(|v| v.key.trim().to_owned()))
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if let Some(twice) = numbers.iter().find(|n| keys_seen.contains(*n)) {
+                    outcomes[i] = Some(WriteOutcome::failed(
+                        &product.key,
+                        format!(
+                            "product number {twice} appears more than once in this write; \
+                             product {} was not sent",
+                            product.key
+                        ),
+                        Some("key"),
+                    ));
+                    continue;
+                }
+                keys_seen.extend(numbers);
+                products.push(product);
+                positions.push(i);
+            }
+            other => {
+                outcomes[i] = Some(WriteOutcome::failed(
+                    other.key(),
+                    "the products stream takes product records only",
+                    None,
+                ))
+            }
+        }
+    }
+    for range in batches(&products, config.batch_size) {
+        let batch = &products[range.clone()];
+        let at = &positions[range];
+        let results = write_batch(client, shop, config, version, &create_only, batch);
+        for (outcome, &i) in results.into_iter().zip(at) {
+            outcomes[i] = Some(outcome);
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .zip(records)
+        .map(|(o, r)| o.unwrap_or_else(|| WriteOutcome::failed(r.key(), "not written", None)))
+        .collect())
+}
+
+/// Resolves what the batch refers to; records that cannot have it get a refusal.
+fn resolve_refs(
+    client: &Client,
+    shop: &mut Shop,
+    config: &Config,
+    batch: &[&Product],
+    failed: &mut HashMap<usize, WriteOutcome>,
+) -> Result<Refs> {
+    let mut refs = Refs {
+        currencies: shop.currencies(client)?.to_vec(),
+        channels: shop
+            .channels(client, config)?
+            .iter()
+            .map(|c| c.id.clone())
+            .collect(),
+        visibility: config.visibility,
+        language: shop.language(client, config)?,
+        ..Refs::default()
+    };
+    // Taxes by rate.
+    for product in batch {
+        let rates = product
+            .prices
+            .iter()
+            .chain(product.variants.iter().flat_map(|v| v.prices.iter()))
+            .map(|p| p.tax_rate);
+        for rate in rates {
+            if let std::collections::hash_map::Entry::Vacant(entry) =
+                refs.taxes.entry(rate_key(rate))
+            {
+                let id = shop.tax_id(client, config, rate);
+                if let Err(error) = &id
+                    && !matches!(error.kind, koppel_sdk::ErrorKind::Rejected)
+                {
+                    return Err(error.clone());
+                }
+                entry.insert(id);
+            }
+        }
+    }
+    // Categories by path.
+    let paths: Vec<&Vec<String>> = batch
+        .iter()
+        .flat_map(|p| p.categories.iter())
+        .filter(|path| !path_key(path).is_empty())
+        .collect();
+    if !paths.is_empty() {
+        let root = shop.category_root(client, config)?;
+        let mut new: Vec<NewCategory> = Vec::new();
+        {
+            let tree = shop.categories(client)?;
+            for path in &paths {
+                let id = tree.resolve(&root, path, &mut new);
+                refs.categories.insert(path_key(path), id);
+            }
+        }
+        if let Err(error) = shop.create_categories(client, &new) {
+            for (i, product) in batch.iter().enumerate() {
+                if product.categories.iter().any(|p| {
+                    new.iter()
+                        .any(|n| refs.categories.get(&path_key(p)) == Some(&n.id))
+                }) {
+                    failed.insert(
+                        i,
+                        WriteOutcome::from_error(
+                            &product.key,
+                            &error.clone().with_field("categories"),
+                        ),
+                    );
+                }
+            }
+            for n in &new {
+                refs.categories.retain(|_, id| *id != n.id);
+            }
+        }
+    }
+    // Property groups and options by name.
+    let pairs: Vec<(String, String)> = batch
+        .iter()
+        .flat_map(|p| {
+            p.properties
+                .iter()
+                .chain(p.variants.iter().flat_map(|v| v.options.iter()))
+        })
+        .map(|p| (p.group.trim().to_owned(), p.option.trim().to_owned()))
+        .filter(|(g, o)| !g.is_empty() && !o.is_empty())
+        .collect();
+    if !pairs.is_empty() {
+        match shop.ensure_options(client, &pairs) {
+            Ok(()) => {
+                for (group, option) in &pairs {
+                    let id = shop.groups.option_id(group, option);
+                    refs.options.insert(option_key(group, option), id);
+                }
+            }
+            Err(error) if !error.retryable => {
+                for (i, product) in batch.iter().enumerate() {
+                    if !product.properties.is_empty() || !product.variants.is_empty() {
+                        failed.insert(
+                            i,
+                            WriteOutcome::from_error(
+                                &product.key,
+                                &error.clone().with_field("properties"),
+                            ),
+                        );
+                    }
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(refs)
+}
+
+fn write_batch(
+    client: &Client,
+    shop: &mut Shop,
+    config: &Config,
+    version: Version,
+    create_only: &CreateOnly,
+    batch: &[&Product],
+) -> Vec<WriteOutcome> {
+    match try_write_batch(client, shop, config, version, create_only, batch) {
+        Ok(outcomes) => outcomes,
+        Err(error) => batch
+            .iter()
+            .map(|p| WriteOutcome::from_error(&p.key, &error))
+            .collect(),
+    }
+}
+
+fn try_write_batch(
+    client: &Client,
+    shop: &mut Shop,
+    config: &Config,
+    version: Version,
+    create_only: &CreateOnly,
+    batch: &[&Product],
+) -> Result<Vec<WriteOutcome>> {
+    let mut failed: HashMap<usize, WriteOutcome> = HashMap::new();
+    let refs = resolve_refs(client, shop, config, batch, &mut failed)?;
+
+    // What the shop holds.
+    let numbers: Vec<String> = batch
+        .iter()
+        .flat_map(|p| {
+            std::iter::once(p.key.trim().to_owned())
+                .chain(p.variants.iter().map(|v| v.key.trim().to_owned()))
+        })
+        .filter(|n| !n.is_empty())
+        .collect();
+    let mut call = Call::search(
+        "/search/product",
+        &lookup_criteria(&numbers),
+        "looking up products by number",
+    );
+    if let Some(language) = &refs.language {
+        call = call.header("sw-language-id", language.clone());
+    }
+    let answer = client.json(call)?;
+    let existing: HashMap<String, Value> = answer
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|row| Some((row.get("productNumber")?.as_str()?.to_owned(), row.clone())))
+        .collect();
+
+    // What differs.
+    let mut changes: Vec<(usize, Change)> = Vec::new();
+    let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; batch.len()];
+    for (i, product) in batch.iter().enumerate() {
+        if let Some(outcome) = failed.remove(&i) {
+            outcomes[i] = Some(outcome);
+            continue;
+        }
+        match build_family(product, &refs, &config.default_currency, &existing) {
+            Err(refusal) => {
+                outcomes[i] = Some(WriteOutcome::failed(
+                    &product.key,
+                    format!("product {} was not sent: {}", product.key, refusal.message),
+                    Some(&refusal.field),
+                ));
+            }
+            Ok(family) => {
+                let change = family_change(&family, create_only, refs.language.as_deref());
+                if change.payload.is_none() && change.unlinks.is_empty() {
+                    outcomes[i] = Some(WriteOutcome::unchanged(
+                        &product.key,
+                        Some(family.parent.id.clone()),
+                    ));
+                } else {
+                    changes.push((i, change));
+                }
+            }
+        }
+    }
+
+    // Write what differs.
+    let sending: Vec<&(usize, Change)> = changes
+        .iter()
+        .filter(|(_, c)| c.payload.is_some())
+        .collect();
+    let payloads: Vec<Value> = sending
+        .iter()
+        .filter_map(|(_, c)| c.payload.clone())
+        .collect();
+    let fates = if payloads.is_empty() {
+        Vec::new()
+    } else {
+        upsert_split(
+            client,
+            config,
+            version,
+            "product",
+            &payloads,
+            "writing products",
+        )
+    };
+    // Records with only links to remove count as written.
+    let mut written: HashSet<usize> = changes
+        .iter()
+        .filter(|(_, c)| c.payload.is_none())
+        .map(|(i, _)| *i)
+        .collect();
+    for ((i, change), fate) in sending.iter().zip(fates) {
+        let key = &batch[*i].key;
+        match fate {
+            Fate::Written => {
+                written.insert(*i);
+            }
+            Fate::Refused(errors) => {
+                outcomes[*i] = Some(refused_outcome(key, &errors, &change.child_keys));
+            }
+            Fate::Failed(error) => outcomes[*i] = Some(WriteOutcome::from_error(key, &error)),
+        }
+    }
+
+    // Links no longer wanted, for the records that were written.
+    let mut unlinks: HashMap<&'static str, Vec<Value>> = HashMap::new();
+    for (i, change) in &changes {
+        if written.contains(i) {
+            for (entity, key) in &change.unlinks {
+                unlinks.entry(entity).or_default().push(key.clone());
+            }
+        }
+    }
+    let mut unlink_error = None;
+    let mut entities: Vec<&&'static str> = unlinks.keys().collect();
+    entities.sort();
+    for entity in entities {
+        let body = sync::delete_body(entity, &unlinks[*entity]);
+        let call = sync_call(
+            version,
+            config,
+            &body,
+            "removing links that are no longer wanted",
+        );
+        if let Err(error) = client.json(call) {
+            unlink_error = Some(error);
+        }
+    }
+    for (i, change) in &changes {
+        if !written.contains(i) {
+            continue;
+        }
+        let key = &batch[*i].key;
+        let id = ids_of(batch[*i], &existing);
+        outcomes[*i] = Some(match &unlink_error {
+            Some(error) if !change.unlinks.is_empty() => WriteOutcome::from_error(key, error),
+            _ if change.created => WriteOutcome::created(key, id),
+            _ => WriteOutcome::updated(key, id),
+        });
+    }
+    Ok(outcomes
+        .into_iter()
+        .zip(batch)
+        .map(|(o, p)| o.unwrap_or_else(|| WriteOutcome::failed(&p.key, "not written", None)))
+        .collect())
+}
+
+fn ids_of(product: &Product, existing: &HashMap<String, Value>) -> String {
+    existing
+        .get(product.key.trim())
+        .and_then(|r| r.get("id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .unwrap_or_else(|| ids::product(product.key.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use koppel_sdk::{Price, Property};
+
+    fn refs() -> Refs {
+        Refs {
+            currencies: vec![Currency {
+                id: "eur".into(),
+                iso: "EUR".into(),
+                system_default: true,
+            }],
+            channels: vec!["sc".into()],
+            visibility: 30,
+            taxes: HashMap::from([("21".to_owned(), Ok("tax21".to_owned()))]),
+            categories: HashMap::from([(
+                path_key(&["Clothing".into(), "Shirts".into()]),
+                "cat".to_owned(),
+            )]),
+            options: HashMap::from([
+                (option_key("Size", "M"), "size-m".to_owned()),
+                (option_key("Size", "L"), "size-l".to_owned()),
+                (option_key("Material", "Cotton"), "cotton".to_owned()),
+            ]),
+            language: None,
+        }
+    }
+
+    fn price(gross: i64) -> Price {
+        Price {
+            currency: "EUR".into(),
+            net: gross * 100 / 121,
+            gross,
+            tax_rate: Decimal::integer(21),
+        }
+    }
+
+    fn product(key: &str, variants: &[(&str, &str)]) -> Product {
+        Product {
+            key: key.into(),
+            name: format!("Product {key}"),
+            description: Some("<p>Fine</p>".into()),
+            short_description: None,
+            ean: Some("8712345678906".into()),
+            prices: vec![price(1210)],
+            categories: vec![vec!["Clothing".into(), "Shirts".into()]],
+            properties: vec![Property {
+                group: "Material".into(),
+                option: "Cotton".into(),
+            }],
+            variants: variants
+                .iter()
+                .map(|(k, size)| Variant {
+                    key: (*k).into(),
+                    name: None,
+                    ean: None,
+                    options: vec![Property {
+                        group: "Size".into(),
+                        option: (*size).into(),
+                    }],
+                    prices: vec![],
+                    active: true,
+                    extra: vec![],
+                })
+                .collect(),
+            active: true,
+            extra: vec![NamedValue::text("erp_id", "A-1")],
+        }
+    }
+
+    /// The rows as Shopware would hold them after `payload` was written.
+    fn stored(family: &Family) -> HashMap<String, Value> {
+        let mut out = HashMap::new();
+        let mut rows = vec![&family.parent];
+        rows.extend(family.children.iter());
+        for row in rows {
+            let mut value = json!({"id": row.id, "productNumber": row.number, "parentId": row.parent_id,
+                "categoryIds": row.categories, "propertyIds": row.properties, "optionIds": if row.options.is_empty() { Value::Null } else { json!(row.options) },
+                "visibilities": row.visibilities.iter().map(|(c, v)| json!({"id": ids::visibility(&row.id, c), "salesChannelId": c, "visibility": v})).collect::<Vec<_>>(),
+                "configuratorSettings": row.configurator.iter().map(|o| json!({"id": ids::configurator_setting(&row.id, o), "optionId": o})).collect::<Vec<_>>(),
+                "customFields": row.custom.iter().cloned().collect::<Map<String, Value>>()});
+            for (key, _, v) in &row.fields {
+                value[*key] = v.clone();
+            }
+            out.insert(row.number.clone(), value);
+        }
+        out
+    }
+
+    #[test]
+    fn a_new_family_is_sent_whole_with_deterministic_ids() {
+        let p = product("TS-100", &[("TS-100-M", "M"), ("TS-100-L", "L")]);
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        assert_eq!(family.parent.id, ids::product("TS-100"));
+        let change = family_change(&family, &CreateOnly::default(), None);
+        assert!(change.created);
+        let payload = change.payload.expect("new");
+        assert_eq!(payload["productNumber"], "TS-100");
+        assert_eq!(payload["stock"], 0);
+        assert_eq!(payload["taxId"], "tax21");
+        assert_eq!(payload["price"][0]["gross"], json!(12.1));
+        assert_eq!(payload["price"][0]["net"], json!(10));
+        assert_eq!(payload["categories"], json!([{"id": "cat"}]));
+        assert_eq!(payload["properties"], json!([{"id": "cotton"}]));
+        assert_eq!(payload["customFields"], json!({"erp_id": "A-1"}));
+        assert_eq!(
+            payload["visibilities"][0]["id"],
+            ids::visibility(&family.parent.id, "sc")
+        );
+        assert_eq!(
+            payload["configuratorSettings"].as_array().map(Vec::len),
+            Some(2)
+        );
+        let children = payload["children"].as_array().expect("children");
+        assert_eq!(children.len(), 2);
+        assert_eq!(children[0]["parentId"], family.parent.id);
+        assert_eq!(children[0]["options"], json!([{"id": "size-m"}]));
+        assert!(
+            children[0].get("price").is_none(),
+            "variants inherit the price"
+        );
+        assert_eq!(change.child_keys, vec!["TS-100-M", "TS-100-L"]);
+    }
+
+    #[test]
+    fn an_unchanged_family_sends_nothing_and_a_change_sends_only_itself() {
+        let p = product("TS-100", &[("TS-100-M", "M")]);
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let shop = stored(&family);
+        let again = build_family(&p, &refs(), "EUR", &shop).expect("valid");
+        let change = family_change(&again, &CreateOnly::default(), None);
+        assert!(change.payload.is_none(), "{:?}", change.payload);
+        assert!(change.unlinks.is_empty());
+
+        let mut renamed = p.clone();
+        renamed.name = "Better name".into();
+        renamed.variants[0].ean = Some("123".into());
+        let family = build_family(&renamed, &refs(), "EUR", &shop).expect("valid");
+        let change = family_change(&family, &CreateOnly::default(), None);
+        let payload = change.payload.expect("changed");
+        let keys: BTreeSet<&str> = payload
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(keys, BTreeSet::from(["id", "name", "children"]));
+        assert_eq!(
+            payload["children"],
+            json!([{"id": ids::product("TS-100-M"), "ean": "123"}])
+        );
+        assert!(!change.created);
+    }
+
+    #[test]
+    fn create_only_fields_are_left_alone_on_existing_products() {
+        let p = product("SKU-1", &[]);
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let mut shop = stored(&family);
+        shop.get_mut("SKU-1").expect("row")["name"] = json!("Edited in the shop");
+        shop.get_mut("SKU-1").expect("row")["description"] = json!("Shop text");
+        let family = build_family(&p, &refs(), "EUR", &shop).expect("valid");
+        let create_only = CreateOnly::new(&["name".into(), "Description".into()]);
+        let change = family_change(&family, &create_only, None);
+        assert!(change.payload.is_none(), "{:?}", change.payload);
+        let change = family_change(&family, &CreateOnly::new(&["name".into()]), None);
+        assert_eq!(
+            change.payload.expect("description")["description"],
+            "<p>Fine</p>"
+        );
+        assert!(CreateOnly::new(&["extra".into()]).has("extra.erp_id"));
+        assert!(CreateOnly::new(&["short_description".into()]).has("short-description"));
+    }
+
+    #[test]
+    fn stale_links_are_removed_and_prices_compare_by_value() {
+        let p = product("SKU-1", &[]);
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let mut shop = stored(&family);
+        let row = shop.get_mut("SKU-1").expect("row");
+        row["categoryIds"] = json!(["cat", "old"]);
+        row["price"] = json!([{"currencyId": "eur", "net": 10, "gross": 12.10, "linked": true}]);
+        let family = build_family(&p, &refs(), "EUR", &shop).expect("valid");
+        let change = family_change(&family, &CreateOnly::default(), None);
+        assert!(
+            change.payload.is_none(),
+            "prices equal by value: {:?}",
+            change.payload
+        );
+        assert_eq!(
+            change.unlinks,
+            vec![(
+                "product_category",
+                json!({"productId": family.parent.id, "categoryId": "old"})
+            )]
+        );
+    }
+
+    #[test]
+    fn bad_records_are_refused_with_the_field() {
+        let mut p = product("SKU-1", &[("SKU-1-M", "M")]);
+        p.prices[0].currency = "USD".into();
+        let refusal = build_family(&p, &refs(), "EUR", &HashMap::new()).expect_err("usd");
+        assert_eq!(refusal.field, "prices");
+        assert!(refusal.message.contains("USD"));
+
+        let mut p = product("SKU-1", &[("SKU-1-M", "M")]);
+        p.variants[0].options.clear();
+        let refusal = build_family(&p, &refs(), "EUR", &HashMap::new()).expect_err("no options");
+        assert_eq!(refusal.field, "variants.SKU-1-M.options");
+
+        let p = product("SKU-1", &[("SKU-1-M", "M")]);
+        let shop = HashMap::from([(
+            "SKU-1-M".to_owned(),
+            json!({"id": "x", "parentId": "other"}),
+        )]);
+        let refusal = build_family(&p, &refs(), "EUR", &shop).expect_err("hijack");
+        assert_eq!(refusal.field, "variants.SKU-1-M.key");
+
+        let mut refs = refs();
+        refs.taxes
+            .insert("21".into(), Err(ConnectorError::rejected("no 21 % tax")));
+        let refusal =
+            build_family(&product("A", &[]), &refs, "EUR", &HashMap::new()).expect_err("tax");
+        assert_eq!(refusal.field, "prices");
+    }
+
+    #[test]
+    fn pointers_map_back_to_canonical_fields() {
+        let keys = vec!["V-1".to_owned(), "V-2".to_owned()];
+        assert_eq!(canonical_field("price", &keys), "prices");
+        assert_eq!(
+            canonical_field("children/1/productNumber", &keys),
+            "variants.V-2.key"
+        );
+        assert_eq!(canonical_field("customFields/color", &keys), "extra.color");
+        let outcome = refused_outcome(
+            "SKU",
+            &[ApiError {
+                status: 400,
+                code: errors::NOT_BLANK.into(),
+                detail: "This value should not be blank.".into(),
+                pointer: Some("/4/price".into()),
+                ..ApiError::default()
+            }],
+            &keys,
+        );
+        assert_eq!(outcome.field.as_deref(), Some("prices"));
+        assert!(
+            outcome
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("SKU") && m.contains("c1051bb4"))
+        );
+    }
+
+    #[test]
+    fn batches_count_rows_not_records() {
+        let a = product("A", &[("A1", "M"), ("A2", "L")]);
+        let b = product("B", &[]);
+        let c = product("C", &[("C1", "M")]);
+        let list = vec![&a, &b, &c];
+        assert_eq!(batches(&list, 4), vec![0..2, 2..3]);
+        assert_eq!(batches(&list, 2), vec![0..1, 1..2, 2..3]);
+        assert_eq!(batches(&list, 100), vec![0..3]);
+    }
+
+    #[test]
+    fn another_language_goes_into_translations() {
+        let p = product("SKU-1", &[]);
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let shop = stored(&family);
+        let mut renamed = p.clone();
+        renamed.name = "Hemd".into();
+        let family = build_family(&renamed, &refs(), "EUR", &shop).expect("valid");
+        let change = family_change(&family, &CreateOnly::default(), Some("de"));
+        let payload = change.payload.expect("changed");
+        assert!(payload.get("name").is_none());
+        assert_eq!(payload["translations"]["de"]["name"], "Hemd");
+    }
+}
