@@ -1069,3 +1069,108 @@ async fn the_setup_wizard_tests_connections_and_writes_a_config_that_loads() {
         assert_eq!(mode & 0o077, 0, "only the owner may read it");
     }
 }
+
+#[tokio::test]
+async fn start_serves_the_tenant_of_a_koppel_toml() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = koppel::connectors::test_guest("fixture").expect("built");
+    let path = dir.path().join("koppel.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"tenant = "cfg"
+[connections.src]
+connector = "{fixture}"
+config = {{ total = 3 }}
+[connections.dst]
+connector = "{fixture}"
+[flows.mine]
+source = {{ connection = "src", stream = "products" }}
+target = {{ connection = "dst", stream = "products" }}
+interval = "1h"
+[server]
+listen = "127.0.0.1:0"
+[notify]
+record_attempts = 2
+[retention]
+keep = "7d"
+mask_fields = ["email"]
+[webhooks.mplus]
+secret = "abc"
+flows = ["mine"]
+"#,
+            fixture = fixture.display()
+        ),
+    )
+    .expect("write");
+    let loaded = koppel::flow::Loaded::read(&path).expect("loads");
+    let store = Store::open(&loaded.database()).await.expect("store");
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let env = loaded
+        .environment(&runtime, store.clone(), ActivityWriter::start(store))
+        .await
+        .expect("environment");
+    let (_finished, runs) = tokio::sync::broadcast::channel(16);
+    let cancel = CancellationToken::new();
+    let started = koppel::server::start(&loaded, env, None, runs, cancel.clone())
+        .await
+        .expect("started");
+    let token = started
+        .generated_token
+        .clone()
+        .expect("a token at the first start");
+    let base = format!("http://{}", started.addr);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let flows: Value = serde_json::from_slice(
+        &client
+            .get(format!("{base}/api/v1/flows"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send")
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("JSON");
+    assert_eq!(flows[0]["name"], "mine");
+    let retention: Value = serde_json::from_slice(
+        &client
+            .get(format!("{base}/api/v1/retention"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send")
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("JSON");
+    assert_eq!(retention["keep_secs"], 7 * 86_400);
+    assert_eq!(retention["mask_fields"][0], "email");
+    let now = now_ms() / 1000;
+    let response = client
+        .post(format!("{base}/webhooks/cfg/mplus"))
+        .header("x-koppel-timestamp", now.to_string())
+        .header("x-koppel-signature", koppel_signature(b"abc", now, b"{}"))
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response.status().as_u16(),
+        503,
+        "signed, but no schedule runs here"
+    );
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), started.wait())
+        .await
+        .expect("everything stops");
+}

@@ -128,3 +128,105 @@ async fn overview_with_a_million_activity_rows() {
     }
     cancel.cancel();
 }
+
+#[tokio::test]
+#[ignore = "a figure: 100 webhook calls"]
+async fn webhook_to_finished_run_latency() {
+    use koppel::flow::schedule::Scheduler;
+    use koppel::server::config::{Secret, WebhookSource, WebhooksConfig};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("koppel.db"))
+        .await
+        .expect("store");
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let connector = runtime
+        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
+        .await
+        .expect("load");
+    let setup = |total: &str| ConnectionSetup {
+        connector: connector.clone(),
+        config: BTreeMap::from([("total".to_owned(), total.to_owned())]),
+        limits: Limits::default(),
+    };
+    let env = Environment {
+        tenant: "a".into(),
+        store: store.clone(),
+        activity: ActivityWriter::start(store.clone()),
+        connections: BTreeMap::from([
+            ("src".to_owned(), setup("10")),
+            ("dst".to_owned(), setup("0")),
+        ]),
+    };
+    let mut flow: FlowDef = toml::from_str(
+        "source = { connection = \"src\", stream = \"products\" }\ntarget = { connection = \"dst\", stream = \"products\" }\ninterval = \"1h\"\n",
+    )
+    .expect("valid");
+    flow.name = "orders".into();
+    let cancel = CancellationToken::new();
+    let scheduler = Arc::new(Scheduler::start(
+        env.clone(),
+        vec![flow.clone()],
+        cancel.clone(),
+        None,
+    ));
+    let mut finished = scheduler.subscribe();
+    finished.recv().await.expect("first run");
+    let mut tenant = TenantState::new(env, vec![flow]).with_control(scheduler.clone());
+    tenant
+        .set_webhooks(&WebhooksConfig {
+            shopware: Some(WebhookSource {
+                secret: Secret::plain("s"),
+                flows: None,
+                events: vec![],
+                max_age: None,
+            }),
+            mplus: None,
+        })
+        .expect("webhooks");
+    let mut state = ServerState::new();
+    state
+        .add_tenant(tenant, &["t".into()])
+        .await
+        .expect("tenant");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(listener, Arc::new(state), cancel.clone()));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut times = Vec::new();
+    for i in 0..100 {
+        let body = serde_json::json!({
+            "data": { "event": "checkout.order.placed", "payload": [] },
+            "source": { "eventId": format!("e{i}") },
+            "timestamp": koppel::store::now_ms() / 1000
+        })
+        .to_string();
+        let signature = koppel::server::signature::hmac_hex(b"s", &[body.as_bytes()]);
+        let t = Instant::now();
+        let response = client
+            .post(format!("http://{addr}/webhooks/a/shopware"))
+            .header("shopware-shop-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 202);
+        finished.recv().await.expect("run");
+        times.push(t.elapsed());
+    }
+    times.sort();
+    eprintln!(
+        "webhook → run finished (fixture flow): median {:?}, p90 {:?}, max {:?}",
+        times[50], times[90], times[99]
+    );
+    cancel.cancel();
+}

@@ -52,6 +52,22 @@ impl FlowControl for Scheduler {
     }
 }
 
+/// A flow's schedule as it is now: the dashboard's override over `koppel.toml`. The
+/// scheduler calls this before each scheduled run: skip the run when not enabled, and sleep
+/// the interval returned before the next one.
+pub async fn effective_schedule(
+    store: &Store,
+    tenant: &str,
+    flow: &FlowDef,
+) -> Result<(bool, Duration), StoreError> {
+    let setting = store.flow_override(tenant, &flow.name).await?;
+    let configured = flow.interval().unwrap_or(Duration::from_secs(900));
+    Ok((
+        setting.enabled.unwrap_or(true),
+        setting.interval().unwrap_or(configured),
+    ))
+}
+
 /// The server could not start or stopped on an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
