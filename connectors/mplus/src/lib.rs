@@ -246,11 +246,15 @@ koppel_sdk::export!(MplusConnector);
 pub(crate) mod tests {
     use super::*;
 
-    /// A file of `testdata/` (the reference examples, copied).
+    /// A reference example envelope, read where the reference lives (`KOPPEL_REFERENCE_DIR`,
+    /// else `../shared/reference` beside the repository); it is never copied into the project.
     pub fn example(name: &str) -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("testdata")
-            .join(name)
+        let reference = std::env::var_os("KOPPEL_REFERENCE_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+            });
+        reference.join("mplus/examples").join(name)
     }
 
     #[test]
