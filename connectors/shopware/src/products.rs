@@ -604,13 +604,17 @@ pub fn row_payload(
             "optionId",
         ),
     ] {
-        let Some(wanted) = key else { continue };
+        // An empty list is "not managed": a source without categories does not wipe the
+        // shop's own.
+        let Some(wanted) = key.as_ref().filter(|w| !w.is_empty()) else {
+            continue;
+        };
         if !keep(field) {
             continue;
         }
         let wanted_set: BTreeSet<String> = wanted.iter().cloned().collect();
         let current = id_list(existing.and_then(|c| c.get(ids_field)));
-        if wanted_set != current && !(creating && wanted_set.is_empty()) {
+        if wanted_set != current {
             let missing: Vec<Value> = wanted_set
                 .difference(&current)
                 .map(|id| json!({"id": id}))
@@ -1444,6 +1448,19 @@ mod tests {
                 json!({"productId": family.parent.id, "categoryId": "old"})
             )]
         );
+    }
+
+    #[test]
+    fn an_empty_category_list_leaves_the_shops_categories_alone() {
+        let mut p = product("SKU-1", &[]);
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let shop = stored(&family);
+        p.categories.clear();
+        p.properties.clear();
+        let family = build_family(&p, &refs(), "EUR", &shop).expect("valid");
+        let change = family_change(&family, &CreateOnly::default(), None);
+        assert!(change.payload.is_none(), "{:?}", change.payload);
+        assert!(change.unlinks.is_empty(), "{:?}", change.unlinks);
     }
 
     #[test]

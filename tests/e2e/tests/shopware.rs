@@ -130,6 +130,11 @@ impl Harness {
             !dump.contains(self.sim.client_secret()),
             "the secret leaked into the activity log"
         );
+        // The simulator's tokens are JWTs: `{"typ":"JWT",…` in base64url.
+        assert!(
+            !dump.contains("eyJ0eXAiOiJKV1Qi"),
+            "an access token leaked into the activity log"
+        );
     }
 }
 
@@ -718,6 +723,59 @@ async fn a_429_storm_is_ridden_out_or_failed_retryably_65() {
 #[tokio::test]
 async fn a_429_storm_is_ridden_out_or_failed_retryably_64() {
     a_429_storm(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn lost_answers_are_repeated_without_harm() {
+    let h = harness(Version::V6_5).await;
+    let records = catalog(20);
+    // The sync is committed but its answer lost: the host sends it again (retry-safe).
+    h.sim
+        .faults()
+        .push(Matcher::path("/api/_action/sync"), Fault::LoseResponse);
+    let mut session = h.session(&[]).await;
+    assert_all(
+        &write(&mut session, "products", &records).await,
+        OutcomeStatus::Created,
+    );
+    assert_eq!(h.sim.count("product"), 20, "written once");
+    for record in &records {
+        assert_product_in_shop(&h, as_product(record));
+    }
+
+    // A transition is not repeated blindly: the record fails retryably, and the next write
+    // plans from where the order is now.
+    let products = sellable(&h.sim);
+    let placed = h
+        .sim
+        .place_order(&StorefrontOrder::new(
+            OrderCustomer::private("lost@example.com", "Lotte", "Kwijt", "NL"),
+            vec![OrderLine::new(&products[0], 1)],
+        ))
+        .expect("order");
+    h.sim.faults().push(
+        Matcher::path(format!("/api/_action/order/{}/state/process", placed.id)),
+        Fault::LoseResponse,
+    );
+    let done = [status(
+        &placed.order_number,
+        OrderState::Completed,
+        None,
+        None,
+        &[],
+    )];
+    let outcomes = write(&mut session, "order-status", &done).await;
+    assert_eq!(outcomes[0].status, OutcomeStatus::Failed);
+    assert!(outcomes[0].retryable, "{:?}", outcomes[0]);
+    assert_eq!(
+        states_of(&h.sim, &placed.id).0,
+        "in_progress",
+        "it happened"
+    );
+    let outcomes = write(&mut session, "order-status", &done).await;
+    assert_eq!(outcomes[0].status, OutcomeStatus::Updated);
+    assert_eq!(states_of(&h.sim, &placed.id).0, "completed");
+    h.finish();
 }
 
 #[tokio::test]
