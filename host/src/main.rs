@@ -9,16 +9,22 @@ const DEFAULT_LOG: &str = "info,wasmtime=warn,wasmtime_wasi=warn,cranelift_codeg
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let cli = koppel::cli::Cli::parse();
+    // A service logs what it does; a command a person runs shows its own output and warnings.
+    let default = match cli.command {
+        koppel::cli::Command::Run(_) => DEFAULT_LOG,
+        _ => "warn",
+    };
     let filter = std::env::var("KOPPEL_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| DEFAULT_LOG.to_owned());
+        .unwrap_or_else(|_| default.to_owned());
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();
-    match koppel::cli::run(koppel::cli::Cli::parse()).await {
+    match koppel::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -234,3 +234,66 @@ fn run_stops_cleanly_on_sigterm() {
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("Stopped."));
 }
+
+#[test]
+fn the_demo_moves_everything_and_a_second_round_only_the_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = koppel(&[
+        "demo",
+        "--products",
+        "150",
+        "--json",
+        "--dir",
+        &dir.path().display().to_string(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let runs = report["runs"].as_array().expect("runs");
+    let flows: Vec<&str> = runs.iter().filter_map(|r| r["flow"].as_str()).collect();
+    assert_eq!(
+        flows,
+        vec![
+            "products",
+            "stock",
+            "orders",
+            "order-status",
+            "products",
+            "stock",
+            "orders"
+        ]
+    );
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:#?}");
+    let count = |i: usize, what: &str| runs[i]["counts"][what].as_u64().expect("count");
+    assert!(
+        count(0, "created") > 100,
+        "the catalogue arrives: {:?}",
+        runs[0]
+    );
+    assert_eq!(count(0, "failed"), 0);
+    assert_eq!(
+        (count(2, "created"), count(2, "read")),
+        (3, 3),
+        "three paid orders reach the till, the unpaid are not read"
+    );
+    assert!(
+        count(3, "updated") >= 1,
+        "the delivery moves an order in the shop"
+    );
+    assert_eq!(
+        count(4, "created") + count(4, "updated"),
+        0,
+        "a second products run writes nothing"
+    );
+    assert_eq!(
+        count(5, "updated"),
+        3,
+        "only the three changed stock levels are written"
+    );
+    assert_eq!(
+        (count(6, "created"), count(6, "skipped")),
+        (1, 3),
+        "only the new order; the others never twice"
+    );
+    assert_eq!(report["orders_in_till"], 4);
+    assert!(dir.path().join("koppel.toml").exists() && dir.path().join("koppel.db").exists());
+}

@@ -143,6 +143,8 @@ async fn filters_skip_with_a_reason_and_changed_mappings_rewrite() {
     });
     let first = run_flow(&env, &products, &manual()).await.expect("run");
     assert_eq!((first.counts.created, first.counts.skipped), (8, 2));
+    // The summary groups reasons by their shape; each record keeps its own.
+    assert_eq!(first.skipped.len(), 1, "{:?}", first.skipped);
     assert_eq!(first.skipped.values().sum::<u64>(), 2);
     assert!(
         first
@@ -150,9 +152,25 @@ async fn filters_skip_with_a_reason_and_changed_mappings_rewrite() {
             .keys()
             .next()
             .expect("reason")
-            .contains("`key` is \"SKU-000001\""),
+            .contains("`key` is \"SKU…\""),
         "{:?}",
         first.skipped
+    );
+    let skipped = env
+        .store
+        .run_records("t1", first.run_id, Some("skipped"), 10)
+        .await
+        .expect("records");
+    let mut messages: Vec<String> = skipped.into_iter().filter_map(|r| r.message).collect();
+    messages.sort();
+    assert_eq!(messages.len(), 2);
+    assert!(
+        messages[0].contains("`key` is \"SKU-000001\""),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("`key` is \"SKU-000002\""),
+        "{messages:?}"
     );
 
     products.map.push(MapRule {

@@ -207,7 +207,7 @@ async fn start() -> Harness {
     Harness {
         _dir: dir,
         base: format!("http://{addr}"),
-        client: reqwest::Client::builder()
+        client: client_builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -714,10 +714,7 @@ async fn a_signed_webhook_runs_the_flow_through_the_scheduler() {
     tokio::spawn(serve(listener, Arc::new(state), cancel.clone()));
 
     let body = shopware_body(now_ms() / 1000, "order-1");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let client = client_builder().no_proxy().build().expect("client");
     let started = std::time::Instant::now();
     let response = client
         .post(format!("http://{addr}/webhooks/a/shopware"))
@@ -734,7 +731,7 @@ async fn a_signed_webhook_runs_the_flow_through_the_scheduler() {
     assert_eq!(second.flow, "products");
     assert!(second.run_id > first.run_id);
     let runs = store.runs("a", Some("products"), 10).await.expect("runs");
-    assert_eq!(runs[0].trigger, "manual");
+    assert_eq!(runs[0].trigger, "webhook", "the run says what started it");
     eprintln!("webhook → run finished in {:?}", started.elapsed());
     cancel.cancel();
     if let Ok(scheduler) = Arc::try_unwrap(scheduler) {
@@ -1124,10 +1121,7 @@ flows = ["mine"]
         .clone()
         .expect("a token at the first start");
     let base = format!("http://{}", started.addr);
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let client = client_builder().no_proxy().build().expect("client");
     let flows: Value = serde_json::from_slice(
         &client
             .get(format!("{base}/api/v1/flows"))
@@ -1173,4 +1167,11 @@ flows = ["mine"]
     tokio::time::timeout(Duration::from_secs(10), started.wait())
         .await
         .expect("everything stops");
+}
+
+/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
+/// (the host installs ring's), so whoever builds a client first installs it.
+fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }

@@ -143,10 +143,7 @@ async fn start_driver(driver: &Path) -> Driver {
         child,
         base: format!("http://127.0.0.1:{port}"),
     };
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let http = client_builder().no_proxy().build().expect("client");
     // chromedriver has no readiness signal but its status endpoint: ask until it answers.
     for _ in 0..200 {
         if let Ok(response) = http.get(format!("{}/status", driver.base)).send().await
@@ -241,12 +238,11 @@ async fn a_browser_opens_a_run_a_record_and_retries_a_failure() {
     let base = format!("http://{addr}");
 
     let driver = start_driver(&driver_path).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let http = client_builder().no_proxy().build().expect("client");
     let mut chrome_options = json!({
-        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--window-size=1280,1000", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     });
     if let Some(binary) = chromium {
         chrome_options["binary"] = json!(binary);
@@ -339,4 +335,11 @@ async fn a_browser_opens_a_run_a_record_and_retries_a_failure() {
 
     browser.call(reqwest::Method::DELETE, "", None).await;
     cancel.cancel();
+}
+
+/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
+/// (the host installs ring's), so whoever builds a client first installs it.
+fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }

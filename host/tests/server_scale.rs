@@ -99,10 +99,7 @@ async fn overview_with_a_million_activity_rows() {
     let addr = listener.local_addr().expect("addr");
     let cancel = CancellationToken::new();
     tokio::spawn(serve(listener, Arc::new(state), cancel.clone()));
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let client = client_builder().no_proxy().build().expect("client");
     for path in [
         "/",
         "/api/v1/flows",
@@ -198,10 +195,7 @@ async fn webhook_to_finished_run_latency() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(serve(listener, Arc::new(state), cancel.clone()));
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let client = client_builder().no_proxy().build().expect("client");
     let mut times = Vec::new();
     for i in 0..100 {
         let body = serde_json::json!({
@@ -229,4 +223,11 @@ async fn webhook_to_finished_run_latency() {
         times[50], times[90], times[99]
     );
     cancel.cancel();
+}
+
+/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
+/// (the host installs ring's), so whoever builds a client first installs it.
+fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }

@@ -239,7 +239,6 @@ impl Guest for MplusConnector {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 koppel_sdk::export!(MplusConnector);
 
 #[cfg(test)]

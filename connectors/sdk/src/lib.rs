@@ -37,13 +37,23 @@ pub mod bindings {
         path: "../../wit",
         pub_export_macro: true,
         default_bindings_module: "koppel_sdk::bindings",
-        export_macro_name: "export",
+        export_macro_name: "export_component",
         generate_all,
     });
 }
 
 /// Exports a [`Guest`] implementation as the component's connector: `koppel_sdk::export!(MyConnector);`.
-pub use bindings::export;
+///
+/// The export exists only when building for `wasm32`: a native build of the same crate (its
+/// unit tests, or `cargo test --workspace`) links as a plain library, because the component's
+/// export names (`koppel:connector/connector@0.1.0#read`) are not valid native symbol names.
+#[macro_export]
+macro_rules! export {
+    ($connector:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::export_component!($connector);
+    };
+}
 pub use bindings::exports::koppel::connector::connector::{
     Config, Found, Guest, OutcomeStatus, Page, WriteOptions, WriteOutcome,
 };

@@ -204,7 +204,6 @@ impl Guest for Shopware {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 koppel_sdk::export!(Shopware);
 
 #[cfg(test)]

@@ -536,7 +536,18 @@ pub fn map_order(order: &Value) -> Order {
     let payment_method = transaction.and_then(|t| method_name(t.get("paymentMethod")));
 
     let mut extra = vec![NamedValue::text("tax_status", tax_status.clone())];
+    // The canonical states are coarser than Shopware's (refunded_partially, chargeback):
+    // the technical names travel along.
     for (name, value) in [
+        ("order_state", state_name(order).map(str::to_owned)),
+        (
+            "payment_state",
+            transaction.and_then(state_name).map(str::to_owned),
+        ),
+        (
+            "delivery_state",
+            delivery.and_then(state_name).map(str::to_owned),
+        ),
         ("customer_comment", text(order, "customerComment")),
         ("sales_channel_id", text(order, "salesChannelId")),
         ("transaction_id", transaction.and_then(|t| text(t, "id"))),
@@ -843,6 +854,15 @@ mod tests {
         assert_eq!(o.totals.gross, 4893);
         assert_eq!(o.totals.net, 4112);
         assert_eq!(o.currency, "EUR");
+        let extra = |name: &str| {
+            o.extra
+                .iter()
+                .find(|v| v.name == name)
+                .and_then(|v| v.value.as_text())
+        };
+        assert_eq!(extra("payment_state").as_deref(), Some("paid"));
+        assert_eq!(extra("transaction_id").as_deref(), Some("t1"));
+        assert_eq!(extra("delivery_id").as_deref(), Some("d1"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `koppel sync` and `koppel run`.
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
@@ -8,6 +10,7 @@ use super::progress::{reporter, summary_text};
 use super::{ConfigArgs, RunArgs, SyncArgs};
 use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, Loaded, RunOptions, run_flow};
+use crate::server::FlowControl;
 use crate::store::{ActivityWriter, RunStatus, Store};
 
 /// The configuration loaded and the state database opened.
@@ -109,25 +112,43 @@ async fn shutdown_signal() {
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let opened = open(&args.config).await?;
+    let mut opened = open(&args.config).await?;
     if opened.loaded.flows.is_empty() {
         bail!(
             "no flow is enabled in {}; add for example [flows.products]",
             opened.loaded.path.display()
         );
     }
+    if let Some(listen) = &args.listen {
+        opened.loaded.file.server.listen = Some(listen.clone());
+    }
     let cancel = CancellationToken::new();
-    let scheduler = Scheduler::start(
+    let scheduler = Arc::new(Scheduler::start(
         opened.env.clone(),
         opened.loaded.flows.clone(),
-        cancel,
+        cancel.clone(),
         reporter(args.json),
-    );
+    ));
+    let control: Arc<dyn FlowControl> = scheduler.clone();
+    let server = crate::server::start(
+        &opened.loaded,
+        opened.env.clone(),
+        Some(control),
+        scheduler.subscribe(),
+        cancel.clone(),
+    )
+    .await?;
+    if let Some(token) = &server.generated_token {
+        // Shown once, on the terminal only: it is stored as a hash, never logged.
+        eprintln!("Dashboard token (shown once; keep it): {token}");
+    }
     let names: Vec<&str> = scheduler.flows().collect();
     eprintln!(
-        "koppel is running {}. Ctrl-C stops it after the current batch.",
-        names.join(", ")
+        "koppel is running {}. Dashboard: http://{}/",
+        names.join(", "),
+        server.addr
     );
+    eprintln!("Ctrl-C stops it after the current batch.");
     let mut finished = scheduler.subscribe();
     let json = args.json;
     let printer = tokio::spawn(async move {
@@ -142,9 +163,34 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     shutdown_signal().await;
     eprintln!("Stopping after the current batch…");
-    scheduler.stop().await;
+    cancel.cancel();
+    server.wait().await;
+    match Arc::into_inner(scheduler) {
+        Some(scheduler) => scheduler.stop().await,
+        None => tracing::warn!("The schedule is still shared; its runs stop on their own."),
+    }
     printer.abort();
     opened.env.store.close().await;
     eprintln!("Stopped.");
+    Ok(())
+}
+
+pub(super) async fn init(args: super::InitArgs) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let path = args.config.config;
+    if path.exists() && !args.force {
+        bail!(
+            "{} exists; move it away or pass --force to write over it",
+            path.display()
+        );
+    }
+    crate::server::setup::init_wizard(
+        &path,
+        &runtime,
+        |runtime, id| async move { super::connector::load(&runtime, &id).await },
+        std::io::stdin().lock(),
+        std::io::stdout(),
+    )
+    .await?;
     Ok(())
 }

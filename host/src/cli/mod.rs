@@ -1,6 +1,7 @@
 //! The `koppel` command line: parsing (clap) here, each family of commands in its module.
 
 mod connector;
+mod demo;
 mod flows;
 mod progress;
 
@@ -19,6 +20,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Shows the whole job on this machine: simulated till and shop, all four flows, then
+    /// changes and a second round. Needs nothing but this binary.
+    Demo(DemoArgs),
+    /// Sets koppel up: asks for each system's details, tests each connection, chooses the
+    /// flows and where alerts go, and writes koppel.toml.
+    Init(InitArgs),
     /// Runs one flow now and prints what moved (`koppel sync products --full`).
     Sync(SyncArgs),
     /// Runs every enabled flow on its interval until stopped (Ctrl-C or SIGTERM stop it
@@ -91,8 +98,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => connector::list(args).await,
         Command::Connector(ConnectorCommand::Inspect(args)) => connector::inspect(args).await,
         Command::Connector(ConnectorCommand::Check(args)) => connector::check(args).await,
+        Command::Demo(args) => demo::demo(args).await,
         Command::Sync(args) => flows::sync(args).await,
         Command::Run(args) => flows::run(args).await,
+        Command::Init(args) => flows::init(args).await,
     }
 }
 
@@ -131,6 +140,31 @@ pub struct RunArgs {
     /// Print each run's summary as a JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Where the dashboard and API listen (overrides [server] listen; default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Products in the simulated till (a fifth of them families of sizes and colours).
+    #[arg(long, default_value_t = 1000)]
+    pub products: usize,
+    /// Where to keep the demo's koppel.toml and state database (default: a new temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print what happened as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Write over an existing file.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub config: ConfigArgs,
 }

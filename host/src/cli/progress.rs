@@ -58,7 +58,7 @@ impl Drop for Bars {
     }
 }
 
-/// A line every few seconds per flow (logs, pipes, services).
+/// A line every few seconds per flow while a run goes on (logs, pipes, services).
 struct Lines {
     last: Mutex<HashMap<String, Instant>>,
 }
@@ -69,10 +69,9 @@ impl Progress for Lines {
             return;
         };
         let now = Instant::now();
-        let due = last
-            .get(flow)
-            .is_none_or(|at| now.duration_since(*at) >= Duration::from_secs(5));
-        if due {
+        // The first line comes after 5 s: short runs print only their summary.
+        let at = *last.entry(flow.to_owned()).or_insert(now);
+        if now.duration_since(at) >= Duration::from_secs(5) {
             last.insert(flow.to_owned(), now);
             eprintln!("{flow}: {}", line(counts));
         }
@@ -115,8 +114,17 @@ pub fn summary_text(summary: &RunSummary) -> String {
     if let Some(error) = &summary.error {
         text.push_str(&format!("\n  why: {error}"));
     }
-    for (reason, count) in &summary.skipped {
+    let mut reasons: Vec<(&String, &u64)> = summary.skipped.iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (reason, count) in reasons.iter().take(5) {
         text.push_str(&format!("\n  skipped {count}: {reason}"));
+    }
+    if reasons.len() > 5 {
+        let rest: u64 = reasons[5..].iter().map(|(_, c)| **c).sum();
+        text.push_str(&format!(
+            "\n  skipped {rest} more, for {} other reasons",
+            reasons.len() - 5
+        ));
     }
     for (key, message) in &summary.failures {
         text.push_str(&format!("\n  failed {key}: {message}"));

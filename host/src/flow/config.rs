@@ -350,6 +350,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_loads() {
+        // SAFETY: only this test sets these variables.
+        unsafe {
+            std::env::set_var("MPLUS_SECRET", "x");
+            std::env::set_var("SHOPWARE_SECRET", "y");
+        }
+        let text = include_str!("../../../koppel.example.toml");
+        let loaded = load(text).expect("koppel.example.toml is valid");
+        let names: Vec<&str> = loaded.flows.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["order-status", "orders", "products", "stock"]);
+        assert_eq!(
+            loaded.flow("products").expect("enabled").create_only,
+            vec!["description".to_owned()]
+        );
+    }
+
+    #[test]
     fn problems_name_the_file_the_key_and_the_fix() {
         set_secret();
         let error = load("[connections.till]\nconnector = \"mplus\"\ncolour = 1\n")

@@ -266,6 +266,15 @@ struct Runner<'a> {
     failures: Vec<(String, String)>,
 }
 
+/// A reason with its numbers and ids left out, so the same reason for many records counts
+/// once: `no product with number 1000052` → `no product with number …`.
+fn reason_shape(reason: &str) -> String {
+    static IDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\b[0-9a-fA-F-]*[0-9][0-9a-fA-F-]{2,}\b").expect("valid regex")
+    });
+    IDS.replace_all(reason, "…").into_owned()
+}
+
 fn hash_of<T: Serialize + ?Sized>(value: &T) -> String {
     hex::encode(Sha256::digest(
         serde_json::to_vec(value).unwrap_or_default(),
@@ -395,7 +404,7 @@ impl Runner<'_> {
     fn note(&mut self, result: &RecordResult) {
         match result.outcome {
             "skipped" => {
-                let reason = result.message.clone().unwrap_or_else(|| "skipped".into());
+                let reason = reason_shape(result.message.as_deref().unwrap_or("skipped"));
                 *self.skipped.entry(reason).or_default() += 1;
             }
             "failed" if self.failures.len() < MAX_FAILURES_SHOWN => {
@@ -471,10 +480,9 @@ impl Runner<'_> {
             if once {
                 match ledger.get(&key) {
                     Some(entry) if !entry.pending => {
-                        let shown = entry.target_id.as_deref().unwrap_or("?");
                         settled.push(RecordResult {
                             outcome: "skipped",
-                            message: Some(format!("already in the target (as {shown})")),
+                            message: Some("already in the target".into()),
                             target_id: entry.target_id.clone(),
                             ledger: false,
                             keep_row: false,
@@ -490,7 +498,8 @@ impl Runner<'_> {
                             .session()
                             .await
                             .map_err(|e| Abort::Call(format!("looking up `{key}`: {e}")))?;
-                        match session.lookup(&stream, &key).await {
+                        // Ask by the key the target knows the record under (the mapped one).
+                        match session.lookup(&stream, key_of(&mapped)).await {
                             Ok(Some(found)) => {
                                 settled.push(RecordResult {
                                     outcome: "unchanged",
@@ -682,5 +691,32 @@ pub fn ago(duration: Duration) -> String {
         60..3600 => format!("{} min ago", secs / 60),
         3600..86_400 => format!("{} h ago", secs / 3600),
         _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_shape;
+
+    #[test]
+    fn reasons_group_without_their_numbers_and_ids() {
+        assert_eq!(
+            reason_shape(
+                "Shopware has no product with number 1000052; the products flow creates it"
+            ),
+            "Shopware has no product with number …; the products flow creates it"
+        );
+        assert_eq!(
+            reason_shape("filtered out: `extra.webshop` is false"),
+            "filtered out: `extra.webshop` is false"
+        );
+        assert_eq!(
+            reason_shape("as 9143a0bde6c9c15e2d331d9c8ebfafcf here"),
+            "as … here"
+        );
+        assert_eq!(
+            reason_shape("`extra.group` is 12, not one of [1,2]"),
+            "`extra.group` is 12, not one of [1,2]"
+        );
     }
 }

@@ -41,6 +41,10 @@ pub trait FlowControl: Send + Sync {
     /// Runs the flow now (after its current run, if one is going). False when the flow is
     /// not scheduled here.
     fn run_now(&self, flow: &str) -> bool;
+    /// Runs the flow now, recording why (`webhook`, `manual`).
+    fn run_triggered(&self, flow: &str, _trigger: &'static str) -> bool {
+        self.run_now(flow)
+    }
     /// The flow's override (enabled, interval) changed in the database: the scheduler
     /// re-reads it with [`Store::flow_override`] before its next scheduled run.
     fn settings_changed(&self, _flow: &str) {}
@@ -48,7 +52,15 @@ pub trait FlowControl: Send + Sync {
 
 impl FlowControl for Scheduler {
     fn run_now(&self, flow: &str) -> bool {
-        Scheduler::run_now(self, flow)
+        Scheduler::run_now(self, flow, "manual")
+    }
+
+    fn run_triggered(&self, flow: &str, trigger: &'static str) -> bool {
+        Scheduler::run_now(self, flow, trigger)
+    }
+
+    fn settings_changed(&self, flow: &str) {
+        Scheduler::settings_changed(self, flow);
     }
 }
 

@@ -81,7 +81,7 @@ async fn trigger(
         if setting.enabled == Some(false) {
             continue;
         }
-        if control.run_now(flow) {
+        if control.run_triggered(flow, "webhook") {
             started.push(flow.clone());
         }
     }

@@ -27,8 +27,8 @@ pub use commit::{Batch, Counts, LedgerEntry, Mapped, RecordResult};
 pub use dashboard::{ActivityFilter, ActivitySummary, RecordFilter, Totals};
 pub use notifications::{Incident, NotificationRow};
 pub use overrides::FlowOverrideRow;
-pub use retention::{ActivityTexts, PurgeCounts, PurgeRow};
 pub use records::{FailedRecord, RunRecord};
+pub use retention::{ActivityTexts, PurgeCounts, PurgeRow};
 pub use runs::{Run, RunStatus};
 pub use tokens::token_hash;
 

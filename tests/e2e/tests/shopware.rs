@@ -217,13 +217,13 @@ const COLORS: [&str; 3] = ["Red", "Blue", "Black"];
 
 /// Product `n`: every 5th a family of `variants` (size × colour), the others simple.
 fn product(n: usize, variants: usize) -> Product {
-    let family = n % 5 == 0;
+    let family = n.is_multiple_of(5);
     let key = if family {
         format!("FAM-{n:05}")
     } else {
         format!("SKU-{n:05}")
     };
-    let rate = if n % 3 == 0 { 7 } else { 19 };
+    let rate = if n.is_multiple_of(3) { 7 } else { 19 };
     let categories = match n % 4 {
         0 => vec![vec!["Clothing".to_string(), "Shirts".to_string()]],
         1 => vec![vec!["Clothing".to_string(), "Trousers".to_string()]],
@@ -261,7 +261,7 @@ fn product(n: usize, variants: usize) -> Product {
         } else {
             vec![]
         },
-        active: n % 11 != 0,
+        active: !n.is_multiple_of(11),
         extra: vec![
             NamedValue {
                 name: "erp_group".into(),

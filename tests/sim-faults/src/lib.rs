@@ -306,6 +306,8 @@ mod tests {
     }
 
     fn client() -> reqwest::Client {
+        // reqwest's TLS comes without a crypto provider in this workspace (the host picks ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .no_proxy()
             .build()

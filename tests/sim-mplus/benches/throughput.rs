@@ -27,7 +27,7 @@ async fn run(
     concurrency: u64,
     make: impl Fn(u64) -> String + Send + Sync + 'static,
 ) {
-    let client = reqwest::Client::builder()
+    let client = client_builder()
         .no_proxy()
         .pool_max_idle_per_host(concurrency as usize)
         .build()
@@ -187,4 +187,11 @@ async fn main() {
         .await;
         sim.assert_no_violations(0);
     }
+}
+
+/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
+/// (the host installs ring's), so whoever builds a client first installs it.
+fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }

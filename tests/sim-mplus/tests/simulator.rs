@@ -47,10 +47,7 @@ struct Client {
 impl Client {
     fn new(sim: &MplusSimulator) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
+            http: client_builder().no_proxy().build().expect("client"),
             endpoint: sim.endpoint(),
         }
     }
@@ -344,10 +341,7 @@ async fn the_reference_examples_get_their_documented_answers() {
 #[tokio::test]
 async fn get_wsdl_serves_the_real_bytes_and_runs_without_them() {
     let sim = start(options(5)).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let http = client_builder().no_proxy().build().expect("client");
     let response = http
         .get(format!("{}/?wsdl", sim.url()))
         .send()
@@ -1195,4 +1189,11 @@ async fn a_lost_create_response_retried_with_the_same_key_gives_one_order() {
     assert_eq!(sim.request_count("createOrderV3"), 2);
     assert_eq!(sim.faults().injected(), 1);
     sim.assert_no_violations(0);
+}
+
+/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
+/// (the host installs ring's), so whoever builds a client first installs it.
+fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }

@@ -43,10 +43,7 @@ async fn drive(
     total: usize,
     body: Arc<dyn Fn(usize) -> Value + Send + Sync>,
 ) -> f64 {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let client = client_builder().no_proxy().build().expect("client");
     let token = token(&client, sim).await;
     let url = format!("{}{path}", sim.url());
     let started = Instant::now();
@@ -196,4 +193,11 @@ fn main() {
         run(100_000, false, 200).await;
         run(10_000, true, 40).await;
     });
+}
+
+/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
+/// (the host installs ring's), so whoever builds a client first installs it.
+fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }

@@ -311,10 +311,7 @@ async fn lists_association_routes_and_json_api() {
     assert_eq!(visibilities.status, 200);
 
     // Without an Accept header the answer is JSON:API.
-    let plain_client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let plain_client = client_builder().no_proxy().build().expect("client");
     let response = plain_client
         .post(format!("{}/api/search/product", sim.url()))
         .bearer_auth(&client.token)

@@ -29,10 +29,7 @@ pub struct Answer {
 impl Client {
     pub async fn new(sim: &ShopwareSimulator) -> Client {
         let mut client = Client {
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
+            http: client_builder().no_proxy().build().expect("client"),
             base: sim.url(),
             token: String::new(),
         };
@@ -126,4 +123,11 @@ pub fn assert_clean(sim: &ShopwareSimulator) {
         violations.is_empty(),
         "response violations: {violations:#?}"
     );
+}
+
+/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
+/// (the host installs ring's), so whoever builds a client first installs it.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
