@@ -1,5 +1,8 @@
-//! The dashboard's response times with 1,000,000 activity rows (a figure, not a gate):
-//! `cargo test -p koppel --release --test server_scale -- --ignored --nocapture`.
+//! Figures for the dashboard (issue 7): the overview's and the API's response times with
+//! 1,000,000 activity rows, and the time from a signed webhook to a finished run of the
+//! fixture flow through the real scheduler (median over 100 calls).
+//!
+//! Run: `cargo bench -p koppel --bench dashboard`
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -15,8 +18,17 @@ use tokio_util::sync::CancellationToken;
 
 const ROWS: i64 = 1_000_000;
 
-#[tokio::test]
-#[ignore = "a figure: inserts 1,000,000 rows"]
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(async {
+        overview_with_a_million_activity_rows().await;
+        webhook_to_finished_run_latency().await;
+    });
+}
+
 async fn overview_with_a_million_activity_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("koppel.db");
@@ -126,8 +138,6 @@ async fn overview_with_a_million_activity_rows() {
     cancel.cancel();
 }
 
-#[tokio::test]
-#[ignore = "a figure: 100 webhook calls"]
 async fn webhook_to_finished_run_latency() {
     use koppel::flow::schedule::Scheduler;
     use koppel::server::config::{Secret, WebhookSource, WebhooksConfig};
