@@ -12,11 +12,11 @@ wasmtime::component::bindgen!({
 pub use exports::koppel::connector::connector::{
     Found, OutcomeStatus, Page, WriteOptions, WriteOutcome,
 };
-pub use koppel::connector::host::{HttpError, HttpRequest, HttpResponse, Level, Method};
-pub use koppel::connector::manifest_types::{
+pub use self::koppel::connector::host::{HttpError, HttpRequest, HttpResponse, Level, Method};
+pub use self::koppel::connector::manifest_types::{
     ConfigField, ConfigKind, ConnectorManifest as Manifest, Stream, StreamAccess,
 };
-pub use koppel::connector::types::{
+pub use self::koppel::connector::types::{
     Address, Amount, ConnectorError, Customer, Decimal, DeliveryState, ErrorKind, ExternalId,
     NamedValue, Order, OrderLine, OrderState, OrderStatus, PaymentState, Price, Product, Property,
     Record, RecordKind, ReferenceEntry, Shipping, StockLevel, Value, Variant,
