@@ -104,11 +104,12 @@ pub fn summary_text(summary: &RunSummary) -> String {
         RunStatus::Running => "running",
     };
     let mut text = format!(
-        "{:<13} {status} in {:.1} s: {}; {} requests (run {})",
+        "{:<13} {status} in {:.1} s: {}; {} request{} (run {})",
         summary.flow,
         summary.duration_ms as f64 / 1000.0,
         line(&summary.counts),
         summary.requests,
+        if summary.requests == 1 { "" } else { "s" },
         summary.run_id
     );
     if let Some(error) = &summary.error {
