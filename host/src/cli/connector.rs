@@ -1,4 +1,4 @@
-//! `koppel connectors list`, `koppel connector inspect|check`.
+//! `koppel connectors list`, `koppel connector inspect|check|test`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use super::{CheckArgs, InspectArgs, ListArgs};
+use super::conformance;
+use super::example_api::ExampleApi;
+use super::{CheckArgs, InspectArgs, ListArgs, TestArgs};
 use crate::connectors;
 use crate::runtime::bindings::{ConfigKind, StreamAccess};
 use crate::runtime::{ConnectionSpec, Connector, Manifest, Runtime, RuntimeOptions};
@@ -15,22 +17,48 @@ pub(super) fn runtime() -> anyhow::Result<Runtime> {
     Ok(Runtime::new(RuntimeOptions::default())?)
 }
 
-/// Loads a connector named by built-in id or by path.
+/// Loads a connector named by path, built-in id, or the id of a `.wasm` in the connectors
+/// folder (`$KOPPEL_CONNECTORS_DIR`, else `~/.local/share/koppel/connectors`).
 pub async fn load(runtime: &Runtime, name: &str) -> anyhow::Result<Arc<Connector>> {
     let path = Path::new(name);
     if path.extension().is_some_and(|e| e == "wasm") || path.exists() {
         return Ok(runtime.load_file(path).await?);
     }
-    match connectors::builtin_by_id(name) {
-        Some(builtin) => Ok(runtime.load(builtin.id, builtin.wasm).await?),
-        None => {
-            let known: Vec<&str> = connectors::builtin().iter().map(|b| b.id).collect();
-            bail!(
-                "no connector `{name}`: give a .wasm file or one of the built-in ids: {}",
-                known.join(", ")
-            )
+    if let Some(builtin) = connectors::builtin_by_id(name) {
+        return Ok(runtime.load(builtin.id, builtin.wasm).await?);
+    }
+    let dir = connectors::default_dir();
+    if let Some(dir) = &dir {
+        // By file name first (`acme.wasm`, `koppel_connector_acme.wasm`), then by manifest id.
+        let files = connectors::files_in(dir);
+        let stem = format!("koppel_connector_{}", name.replace('-', "_"));
+        let by_name = files.iter().find(|f| {
+            f.file_stem()
+                .is_some_and(|s| s == name || s.to_string_lossy() == stem)
+        });
+        if let Some(file) = by_name {
+            let connector = runtime.load_file(file).await?;
+            if connector.id() == name {
+                return Ok(connector);
+            }
+        }
+        for file in &files {
+            if let Ok(connector) = runtime.load_file(file).await
+                && connector.id() == name
+            {
+                return Ok(connector);
+            }
         }
     }
+    let known: Vec<&str> = connectors::builtin().iter().map(|b| b.id).collect();
+    bail!(
+        "no connector `{name}`: give a .wasm file, one of the built-in ids ({}), or the id of a .wasm in {}",
+        known.join(", "),
+        dir.map_or_else(
+            || "the connectors folder".to_owned(),
+            |d| d.display().to_string()
+        )
+    )
 }
 
 #[derive(serde::Serialize)]
@@ -215,5 +243,79 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("check of `{}` failed", connector.id()))?;
     println!("{}: the connection works.", connector.id());
+    Ok(())
+}
+
+/// Reads `--records`: `{"stream": [record, ...]}` in the canonical JSON form.
+fn read_records(
+    path: &Path,
+) -> anyhow::Result<BTreeMap<String, Vec<crate::runtime::bindings::Record>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected {{\"<stream>\": [<record>, ...]}} with records as koppel writes them (`{{\"product\": {{...}}}}`)",
+            path.display()
+        )
+    })
+}
+
+pub(super) async fn test(args: TestArgs) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let connector = load(&runtime, &args.connector).await?;
+    let mut config = match &args.config {
+        Some(path) => read_config_file(path)?,
+        None => BTreeMap::new(),
+    };
+    // Kept alive until the suite is done.
+    let mut _example = None;
+    if args.example_api {
+        let keys: Vec<&str> = connector
+            .manifest()
+            .config
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        if !(keys.contains(&"base_url") && keys.contains(&"api_key")) {
+            bail!(
+                "--example-api fills in `base_url` and `api_key`, which `{}` does not take: use --config",
+                connector.id()
+            );
+        }
+        let api = ExampleApi::start(60)
+            .await
+            .context("cannot start the example API")?;
+        config.insert("base_url".into(), api.url());
+        config.insert("api_key".into(), api.key().to_owned());
+        if !args.json {
+            println!("The example API listens on {} (60 items).", api.url());
+        }
+        _example = Some(api);
+    }
+    let options = conformance::Options {
+        page_size: args.page_size.max(1),
+        max_records: args.max_records,
+        streams: args.streams.clone(),
+        records: match &args.records {
+            Some(path) => read_records(path)?,
+            None => BTreeMap::new(),
+        },
+        write: !args.no_write,
+        ..conformance::Options::default()
+    };
+    let report = conformance::run(connector, config, options).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    if !report.passed() {
+        let rules: Vec<&str> = report.failed().iter().map(|c| c.rule).collect();
+        bail!(
+            "`{}` broke the connector contract: rules {} (docs/connector-contract.md)",
+            report.connector,
+            rules.join(", ")
+        );
+    }
     Ok(())
 }

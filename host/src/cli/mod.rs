@@ -1,9 +1,12 @@
 //! The `koppel` command line: parsing (clap) here, each family of commands in its module.
 
+pub mod conformance;
 mod connector;
 mod demo;
+pub mod example_api;
 mod flows;
 mod progress;
+pub mod template;
 
 use std::path::PathBuf;
 
@@ -34,7 +37,8 @@ pub enum Command {
     /// Lists the connectors this koppel can use: built in, and `.wasm` files in the
     /// connectors folder.
     Connectors(ConnectorsArgs),
-    /// Works with one connector: inspect its manifest, check a config against a live system.
+    /// Works with one connector: inspect its manifest, check a config against a live system,
+    /// create one from the template, run the conformance suite.
     #[command(subcommand)]
     Connector(ConnectorCommand),
 }
@@ -69,6 +73,56 @@ pub enum ConnectorCommand {
     /// Runs a connector's `check` with a config file: are the credentials accepted, is the
     /// system reachable?
     Check(CheckArgs),
+    /// Creates a ready-to-build connector crate from the template (docs/writing-a-connector.md).
+    New(NewArgs),
+    /// Runs the conformance suite against a connector: manifest, check, paging and state,
+    /// idempotent writes, per-record errors, lookups, limits (docs/connector-contract.md).
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The connector's id: lower-case letters, digits and `-` (`acme-erp`).
+    pub name: String,
+    /// The folder to create it in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// The `connectors/sdk` folder of a koppel checkout to depend on (default: the checkout
+    /// DIR is in, else the koppel git repository).
+    #[arg(long, value_name = "DIR")]
+    pub sdk_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A `.wasm` file, or the id of a connector (built in or in the connectors folder).
+    pub connector: String,
+    /// The connection's config (as for `koppel connector check`).
+    #[arg(long, value_name = "FILE", required_unless_present = "example_api")]
+    pub config: Option<PathBuf>,
+    /// Start koppel's example API on 127.0.0.1 and point `base_url` and `api_key` at it
+    /// (for a connector fresh from `koppel connector new`).
+    #[arg(long)]
+    pub example_api: bool,
+    /// Records to write, as JSON: `{"products": [{"product": {...}}, ...]}`. Without it a
+    /// writable stream is written only with what was just read from it.
+    #[arg(long, value_name = "FILE")]
+    pub records: Option<PathBuf>,
+    /// Only these streams (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub streams: Vec<String>,
+    /// Records per `read` call.
+    #[arg(long, default_value_t = 25)]
+    pub page_size: u32,
+    /// Records read per stream at most.
+    #[arg(long, default_value_t = 5000)]
+    pub max_records: usize,
+    /// Do not write at all (against a system that must not change).
+    #[arg(long)]
+    pub no_write: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +152,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => connector::list(args).await,
         Command::Connector(ConnectorCommand::Inspect(args)) => connector::inspect(args).await,
         Command::Connector(ConnectorCommand::Check(args)) => connector::check(args).await,
+        Command::Connector(ConnectorCommand::New(args)) => template::new(args),
+        Command::Connector(ConnectorCommand::Test(args)) => connector::test(args).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Sync(args) => flows::sync(args).await,
         Command::Run(args) => flows::run(args).await,

@@ -4,8 +4,9 @@
 //! stdio: the network only through `http-send`, under the connection's allow-list.
 //!
 //! The life of a connector:
-//! - [`Runtime::load`]: compile once (or load the precompiled artifact from the cache), link,
-//!   pre-instantiate, read and check the manifest → [`Connector`];
+//! - [`Runtime::load`]: compile once (or load the precompiled artifact from the cache), refuse
+//!   imports outside the contract ([`imports`]), link, pre-instantiate, read and check the
+//!   manifest → [`Connector`];
 //! - [`Connector::connect`]: check a config against the manifest, build the allow-list and
 //!   redactor → [`Connection`];
 //! - [`Connection::session`]: a fresh instance, configured → [`Session`], whose `read`,
@@ -19,6 +20,7 @@ pub mod config;
 mod engine;
 mod guest_io;
 pub mod http;
+pub mod imports;
 pub mod kv;
 pub mod limits;
 pub mod redact;
@@ -214,6 +216,13 @@ impl Runtime {
                     "not a WebAssembly component built for the koppel contract ({e:#})"
                 ))
             })?;
+        let component_type = component.component_type();
+        imports::check(
+            component_type
+                .imports(&self.inner.engine)
+                .map(|(name, _)| name),
+        )
+        .map_err(invalid)?;
         let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
             invalid(format!(
                 "it needs something the host does not provide: {e:#}"
@@ -500,6 +509,8 @@ impl CallContext {
 struct SandboxLimiter {
     memory_bytes: usize,
     exceeded: bool,
+    /// The most linear memory the guest has grown to.
+    peak: usize,
 }
 
 impl ResourceLimiter for SandboxLimiter {
@@ -516,6 +527,7 @@ impl ResourceLimiter for SandboxLimiter {
                 self.memory_bytes
             )));
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
@@ -654,6 +666,7 @@ impl Session {
             limiter: SandboxLimiter {
                 memory_bytes: ctx.limits.memory_bytes,
                 exceeded: false,
+                peak: 0,
             },
             ctx: ctx.clone(),
             log_lines: 0,
@@ -761,6 +774,12 @@ impl Session {
     /// Whether the instance is still usable.
     pub fn is_alive(&self) -> bool {
         self.dead.is_none()
+    }
+
+    /// The most linear memory this instance has grown to, in bytes (for the conformance
+    /// suite's report of how close a connector comes to its cap).
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().limiter.peak
     }
 
     async fn manifest(&mut self) -> Result<Manifest, CallError> {

@@ -1,0 +1,371 @@
+//! The conformance suite (`koppel connector test`) against both shipped connectors, each with
+//! its simulator in-process, and against the template of `koppel connector new`, built as a
+//! third party would build it. Plus: a component importing what the contract does not give
+//! is refused, naming the import.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use koppel::cli::conformance::{self, Options, Report, Status};
+use koppel::cli::example_api::ExampleApi;
+use koppel::runtime::bindings::{Decimal, Price, Product, Record, StockLevel};
+use koppel::runtime::{Connector, Runtime, RuntimeOptions};
+use koppel_sim_mplus::{MplusOptions, MplusSimulator};
+use koppel_sim_shopware::{ShopwareOptions, ShopwareSimulator, Version};
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeOptions {
+        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime")
+}
+
+async fn builtin(runtime: &Runtime, id: &str) -> Arc<Connector> {
+    let builtin = koppel::connectors::builtin_by_id(id).expect("built in");
+    runtime.load(id, builtin.wasm).await.expect("load")
+}
+
+fn config(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// Passed, or the report says what broke.
+fn assert_passed(report: &Report) {
+    assert!(report.passed(), "{}", report.text());
+    // Every rule the suite promises was really exercised, not skipped away.
+    assert!(report.checks.len() > 10, "{}", report.text());
+}
+
+fn checked(report: &Report, rule: &str, status: Status) -> usize {
+    report
+        .checks
+        .iter()
+        .filter(|c| c.rule == rule && c.status == status)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mplus_keeps_the_contract() {
+    let sim = MplusSimulator::start(MplusOptions {
+        seed: 7,
+        products: 120,
+        variant_share: 0.2,
+        relations: 40,
+        ..MplusOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let runtime = runtime();
+    let connector = builtin(&runtime, "mplus").await;
+    let config = config(&[
+        ("base_url", sim.url()),
+        ("ident", sim.ident().to_owned()),
+        ("secret", sim.secret().to_owned()),
+        ("vat_codes", r#"{"21": 1, "9": 2, "0": 3}"#.to_owned()),
+        ("default_payment_method", "IDEAL".to_owned()),
+    ]);
+    let report = conformance::run(connector, config, Options::default()).await;
+    println!("{}", report.text());
+    assert_passed(&report);
+    assert!(
+        checked(&report, "3.3", Status::Pass) >= 3,
+        "{}",
+        report.text()
+    );
+    assert!(
+        checked(&report, "4.2", Status::Pass) >= 1,
+        "{}",
+        report.text()
+    );
+    assert_eq!(
+        checked(&report, "2.2", Status::Pass),
+        1,
+        "{}",
+        report.text()
+    );
+}
+
+fn product(n: usize) -> Record {
+    Record::Product(Product {
+        key: format!("CONF-{n:04}"),
+        name: format!("Conformance product {n}"),
+        description: Some("Written by the conformance suite.".into()),
+        short_description: None,
+        ean: None,
+        prices: vec![Price {
+            currency: "EUR".into(),
+            net: 1000,
+            gross: 1210,
+            tax_rate: Decimal {
+                units: 21,
+                scale: 0,
+            },
+        }],
+        categories: vec![],
+        properties: vec![],
+        variants: vec![],
+        active: true,
+        extra: vec![],
+    })
+}
+
+fn stock(n: usize) -> Record {
+    let units = Decimal {
+        units: 5 + n as i64,
+        scale: 0,
+    };
+    Record::Stock(StockLevel {
+        key: format!("CONF-{n:04}"),
+        on_hand: units,
+        reserved: Decimal { units: 0, scale: 0 },
+        available: units,
+        location: None,
+        extra: vec![],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shopware_keeps_the_contract() {
+    let sim = ShopwareSimulator::start(ShopwareOptions {
+        version: Version::V6_6,
+        seed: 7,
+        products: 60,
+        customers: 10,
+        orders: 40,
+        ..ShopwareOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let runtime = runtime();
+    let connector = builtin(&runtime, "shopware").await;
+    let config = config(&[
+        ("shop_url", sim.url()),
+        ("access_key_id", sim.client_id().to_owned()),
+        ("secret_access_key", sim.client_secret().to_owned()),
+    ]);
+    // Shopware's writable streams are not readable: give them records, as a shop would get
+    // them from a till. First the reads alone, then everything.
+    let mut records = BTreeMap::new();
+    records.insert("products".to_owned(), (1..=5).map(product).collect());
+    records.insert("stock".to_owned(), (1..=5).map(stock).collect());
+    let first = conformance::run(
+        connector.clone(),
+        config.clone(),
+        Options {
+            streams: vec!["orders".into()],
+            write: false,
+            page_size: 10,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_passed(&first);
+    assert_eq!(checked(&first, "3.3", Status::Pass), 1, "{}", first.text());
+    let report = conformance::run(
+        connector,
+        config,
+        Options {
+            records,
+            ..Options::default()
+        },
+    )
+    .await;
+    println!("{}", report.text());
+    assert_passed(&report);
+    assert!(
+        checked(&report, "4.2", Status::Pass) >= 2,
+        "{}",
+        report.text()
+    );
+    assert!(
+        checked(&report, "4.3", Status::Pass) >= 2,
+        "{}",
+        report.text()
+    );
+}
+
+/// `koppel connector new` into a folder outside the checkout, built for wasm32-wasip2 as its
+/// README says (offline, against the workspace's lock file), then the suite against the
+/// example API: it passes before anyone changes a line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_builds_and_keeps_the_contract() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_owned();
+    let parent = tempfile::tempdir().expect("tempdir");
+    let created = koppel::cli::template::create(
+        "acme-shop",
+        parent.path(),
+        Some(&root.join("connectors/sdk")),
+    )
+    .expect("created");
+    std::fs::copy(root.join("Cargo.lock"), created.dir.join("Cargo.lock")).expect("lock file");
+    let target: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("template-target");
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .current_dir(&created.dir)
+        .args([
+            "build",
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+            "--offline",
+        ])
+        .env("CARGO_TARGET_DIR", &target);
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        build.env_remove(var);
+    }
+    let output = build.output().expect("run cargo");
+    assert!(
+        output.status.success(),
+        "the template does not build: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let wasm = target.join("wasm32-wasip2/release/koppel_connector_acme_shop.wasm");
+    let runtime = runtime();
+    let connector = runtime.load_file(&wasm).await.expect("the template loads");
+    assert_eq!(connector.id(), "acme-shop");
+    let api = ExampleApi::start(60).await.expect("example API");
+    let items_before = api.items();
+    let config = config(&[("base_url", api.url()), ("api_key", api.key().to_owned())]);
+    let report = conformance::run(connector, config, Options::default()).await;
+    println!(
+        "{}template component: {} bytes",
+        report.text(),
+        std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0)
+    );
+    assert_passed(&report);
+    assert_eq!(
+        checked(&report, "3.3", Status::Pass),
+        2,
+        "{}",
+        report.text()
+    );
+    assert_eq!(
+        checked(&report, "4.2", Status::Pass),
+        1,
+        "{}",
+        report.text()
+    );
+    assert_eq!(
+        api.items(),
+        items_before,
+        "writing back what was read changes nothing"
+    );
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.rule == "4.1" && c.detail.ends_with("20 unchanged")),
+        "{}",
+        report.text()
+    );
+}
+
+#[tokio::test]
+async fn a_component_importing_outside_the_contract_is_refused_by_name() {
+    let path = koppel::connectors::test_guest("outside").expect("built by build.rs");
+    let error = runtime()
+        .load_file(path)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(error.contains("wasi:sockets/"), "{error}");
+    assert!(error.contains("acme:evil/thing@1.0.0"), "{error}");
+    assert!(error.contains("outside the koppel contract"), "{error}");
+}
+
+#[test]
+fn connector_check_names_the_refused_import() {
+    let path = koppel::connectors::test_guest("outside").expect("built by build.rs");
+    let config = tempfile::NamedTempFile::new().expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_koppel"))
+        .args(["connector", "check"])
+        .arg(path)
+        .arg("--config")
+        .arg(config.path())
+        .env(
+            "KOPPEL_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .output()
+        .expect("run koppel");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("wasi:sockets/"), "{stderr}");
+}
+
+#[test]
+fn connector_test_exits_non_zero_and_names_the_rule() {
+    // The fixture's `check` accepts anything, so a wrong secret passes: rule 2.2 fails.
+    let fixture = koppel::connectors::test_guest("fixture").expect("built by build.rs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("fixture.toml");
+    std::fs::write(
+        &config,
+        "base_url = \"http://127.0.0.1:9\"\ntoken = \"tok-12345\"\ntotal = \"30\"\n",
+    )
+    .expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_koppel"))
+        .args(["connector", "test"])
+        .arg(fixture)
+        .arg("--config")
+        .arg(&config)
+        .arg("--json")
+        .env(
+            "KOPPEL_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .output()
+        .expect("run koppel");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .filter_map(|c| c["rule"].as_str())
+        .collect();
+    assert!(failed.contains(&"2.2"), "{stdout}");
+    assert!(stderr.contains("2.2"), "{stderr}");
+    assert!(!stdout.contains("tok-12345"), "the secret was printed");
+}
+
+#[test]
+fn a_connector_dropped_into_the_connectors_folder_is_found_by_its_id() {
+    let fixture = koppel::connectors::test_guest("fixture").expect("built by build.rs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(fixture, dir.path().join("some-name.wasm")).expect("copy");
+    let output = Command::new(env!("CARGO_BIN_EXE_koppel"))
+        .args(["connector", "inspect", "fixture"])
+        .env("KOPPEL_CONNECTORS_DIR", dir.path())
+        .env(
+            "KOPPEL_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .output()
+        .expect("run koppel");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Test fixture 0.1.0 (fixture)"), "{stdout}");
+}
