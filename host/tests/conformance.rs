@@ -234,6 +234,16 @@ async fn the_template_builds_and_keeps_the_contract() {
         "the template does not build: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let fmt = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&created.dir)
+        .args(["fmt", "--check"])
+        .output()
+        .expect("run cargo fmt");
+    assert!(
+        fmt.status.success(),
+        "the template is not rustfmt-clean: {}",
+        String::from_utf8_lossy(&fmt.stdout)
+    );
     let wasm = target.join("wasm32-wasip2/release/koppel_connector_acme_shop.wasm");
     let runtime = runtime();
     let connector = runtime.load_file(&wasm).await.expect("the template loads");

@@ -136,13 +136,9 @@ fn title_of(name: &str) -> String {
         .join(" ")
 }
 
+/// `path` made absolute, without `.` parts (`koppel connector new x` prints `/here/x`).
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    if path.is_absolute() {
-        return Ok(path.to_owned());
-    }
-    Ok(std::env::current_dir()
-        .context("cannot read the current directory")?
-        .join(path))
+    std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))
 }
 
 /// Writes the crate `name` into `parent/name`.
