@@ -355,11 +355,17 @@ fn connector_test_exits_non_zero_and_names_the_rule() {
         "base_url = \"http://127.0.0.1:9\"\ntoken = \"tok-12345\"\ntotal = \"30\"\n",
     )
     .expect("config");
+    // Records to write, as the help says: records as koppel stores them, by stream.
+    let records = dir.path().join("records.json");
+    let by_stream: BTreeMap<&str, Vec<Record>> = [("products", vec![product(1)])].into();
+    std::fs::write(&records, serde_json::to_string(&by_stream).expect("json")).expect("records");
     let output = Command::new(env!("CARGO_BIN_EXE_koppel"))
         .args(["connector", "test"])
         .arg(fixture)
         .arg("--config")
         .arg(&config)
+        .arg("--records")
+        .arg(&records)
         .arg("--json")
         .env(
             "KOPPEL_CACHE_DIR",
@@ -379,6 +385,16 @@ fn connector_test_exits_non_zero_and_names_the_rule() {
         .filter_map(|c| c["rule"].as_str())
         .collect();
     assert!(failed.contains(&"2.2"), "{stdout}");
+    // The fixture answers `created` to every write, also the second time.
+    assert!(failed.contains(&"4.2"), "{stdout}");
+    assert!(
+        report["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .any(|c| c["rule"] == "4.1" && c["status"] == "pass"),
+        "{stdout}"
+    );
     assert!(stderr.contains("2.2"), "{stderr}");
     assert!(!stdout.contains("tok-12345"), "the secret was printed");
 }

@@ -1373,3 +1373,18 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod records_file {
+    use super::*;
+
+    /// The `--records` format the help and docs show: records as koppel stores them.
+    #[test]
+    fn records_are_tagged_with_their_kind() {
+        let text = r#"{"vat-groups": [{"Reference": {"key": "1", "name": "21%", "fields": []}}]}"#;
+        let parsed: BTreeMap<String, Vec<Record>> =
+            serde_json::from_str(text).expect("the documented format parses");
+        assert_eq!(parsed["vat-groups"].len(), 1);
+        assert_eq!(kind_of(&parsed["vat-groups"][0]), RecordKind::Reference);
+    }
+}

@@ -254,7 +254,7 @@ fn read_records(
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| {
         format!(
-            "{}: expected {{\"<stream>\": [<record>, ...]}} with records as koppel writes them (`{{\"product\": {{...}}}}`)",
+            "{}: expected {{\"<stream>\": [<record>, ...]}} with records as koppel stores them (`{{\"Product\": {{\"key\": ...}}}}`)",
             path.display()
         )
     })
@@ -310,7 +310,8 @@ pub(super) async fn test(args: TestArgs) -> anyhow::Result<()> {
         print!("{}", report.text());
     }
     if !report.passed() {
-        let rules: Vec<&str> = report.failed().iter().map(|c| c.rule).collect();
+        let mut rules: Vec<&str> = report.failed().iter().map(|c| c.rule).collect();
+        rules.dedup();
         bail!(
             "`{}` broke the connector contract: rules {} (docs/connector-contract.md)",
             report.connector,

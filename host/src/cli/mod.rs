@@ -104,8 +104,9 @@ pub struct TestArgs {
     /// (for a connector fresh from `koppel connector new`).
     #[arg(long)]
     pub example_api: bool,
-    /// Records to write, as JSON: `{"products": [{"product": {...}}, ...]}`. Without it a
-    /// writable stream is written only with what was just read from it.
+    /// Records to write, as JSON: `{"products": [{"Product": {"key": ...}}, ...]}` (records as
+    /// koppel stores them). Without it a writable stream is written only with what was just
+    /// read from it.
     #[arg(long, value_name = "FILE")]
     pub records: Option<PathBuf>,
     /// Only these streams (comma-separated).
