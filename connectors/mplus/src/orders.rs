@@ -559,10 +559,32 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
     } else {
         Vec::new()
     };
-    let delivery_method = o
+    // Unmapped shipping methods send none, unless `delivery_methods` maps some: then a method
+    // it does not name is a gap in the mapping, and the order waits for it.
+    let shop_shipping = o
         .shipping
         .as_ref()
-        .and_then(|s| config.delivery_methods.get(s.method.trim()).cloned());
+        .map(|s| s.method.trim())
+        .filter(|m| !m.is_empty());
+    let delivery_method = match shop_shipping {
+        Some(shop) if !config.delivery_methods.is_empty() => {
+            Some(config.delivery_methods.get(shop).cloned().ok_or_else(|| {
+                refuse(
+                    format!(
+                        "no MplusKASSA delivery method for shipping method {shop:?}: add it to `delivery_methods` (mapped: {})",
+                        config
+                            .delivery_methods
+                            .keys()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    "shipping.method",
+                )
+            })?)
+        }
+        _ => None,
+    };
     let billing = order_address(&o.billing_address);
     Ok(NewOrder {
         ext_order_id: ext_order_id(o).to_owned(),
@@ -770,6 +792,40 @@ mod tests {
         unmapped.payment_state = PaymentState::Open;
         let built = build(&unmapped, 1, &c).expect("an open order needs no payment method");
         assert!(built.payments.is_empty() && built.prepay.is_none());
+    }
+
+    #[test]
+    fn shipping_methods_need_a_mapping_once_some_are_mapped() {
+        let known: HashSet<i64> = [10021, 999].into_iter().collect();
+        let table = vat();
+        let unmapped = config(&[]);
+        let c = Context {
+            config: &unmapped,
+            kind: OrderKind::Order,
+            known: &known,
+            vat_table: &table,
+        };
+        let built = build(&order(&["10021"]), 1, &c).expect("no mapping: none sent");
+        assert_eq!(built.delivery_method, None);
+        let mapped = config(&[("delivery_methods", r#"{"DHL": "VERZENDEN"}"#)]);
+        let c = Context {
+            config: &mapped,
+            ..c
+        };
+        let built = build(&order(&["10021"]), 1, &c).expect("mapped");
+        assert_eq!(built.delivery_method.as_deref(), Some("VERZENDEN"));
+        let mut express = order(&["10021"]);
+        if let Some(shipping) = express.shipping.as_mut() {
+            shipping.method = "DHL Express".into();
+        }
+        let refusal = build(&express, 1, &c).expect_err("not mapped");
+        assert_eq!(refusal.field.as_deref(), Some("shipping.method"));
+        assert!(
+            refusal.message.contains("\"DHL Express\"")
+                && refusal.message.contains("`delivery_methods`"),
+            "{}",
+            refusal.message
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! `getCurrentSyncMarkers`), pages through the articles by their sync marker and asks
 //! `getStock` for each page's articles; then it continues incrementally from the noted marker,
 //! so a change made during the full read is read again, never lost. Incremental reads ask
-//! `getStock` for the records whose `stockId` is at least the state's.
+//! `getStock` for the records whose `stockId` is at least the state's; with several
+//! `stock_branches`, a changed article comes with its stock in every one of them (one more
+//! `getStock` by article number), so that every page holds all branches of its articles.
 //!
 //! State (JSON): `{"full":<next article marker>,"since":<stock marker>}` during the full read,
 //! then `{"since":<next stock marker>}`.
@@ -114,7 +116,23 @@ fn read_changes<T: Transport>(m: &mut Mplus<T>, since: i64, limit: u32) -> Resul
     stocks.sort_by_key(|s| s.stock_id);
     let (taken, more) = take_page(&stocks, limit.max(1) as usize);
     let next = taken.last().map_or(since, |s| s.stock_id + 1);
-    let records = taken
+    let complete;
+    let emitted: &[ArticleStock] = if branches.len() > 1 && !taken.is_empty() {
+        // A change in one branch comes with the article's stock in every branch read, so a
+        // flow that adds the branches up (`combine = "sum-by-key"`) never sees a part alone.
+        let mut articles: Vec<i64> = taken.iter().map(|s| s.article_number).collect();
+        articles.sort_unstable();
+        articles.dedup();
+        let answer: GetStockResponse = m.client.call(
+            ops::get_stock(branches[0], &branches, &articles, None),
+            true,
+        )?;
+        complete = answer.article_stocks;
+        &complete
+    } else {
+        taken
+    };
+    let records = emitted
         .iter()
         .map(|s| to_stock_level(s, m.config.branch).map(Record::Stock))
         .collect::<Result<Vec<_>>>()?;

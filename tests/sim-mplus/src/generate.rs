@@ -322,6 +322,12 @@ fn reference_data(state: &mut State, branches: usize) {
             account: 8020,
         },
         TurnoverGroup {
+            number: 40,
+            name: "Omzet buitenland".into(),
+            vat_code: 3,
+            account: 8100,
+        },
+        TurnoverGroup {
             number: 90,
             name: "Verzendkosten".into(),
             vat_code: 1,

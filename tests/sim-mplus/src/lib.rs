@@ -181,6 +181,34 @@ pub struct ArticleChange {
     pub vat_code: Option<i32>,
 }
 
+/// An article as the till holds it, with its product: what tests compare a shop against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArticleView {
+    pub number: i64,
+    pub product_number: i64,
+    pub product_description: String,
+    /// Articles of the product (more than one: a size/colour family).
+    pub product_articles: usize,
+    pub description: String,
+    pub colour: String,
+    pub size: String,
+    pub barcode: String,
+    /// Cents.
+    pub price_incl: i64,
+    pub price_excl: i64,
+    pub vat_code: i32,
+    /// The VAT code's percentage in the branch's table.
+    pub vat_percentage: i64,
+    pub turnover_group: i32,
+    pub active: bool,
+    pub webshop: bool,
+    pub stock_article: bool,
+    /// The product's article groups.
+    pub group_numbers: Vec<i32>,
+    /// Per group of the product, the group names from the top group down.
+    pub group_paths: Vec<Vec<String>>,
+}
+
 /// A running simulator. Dropping it stops the server.
 pub struct MplusSimulator {
     inner: Arc<Inner>,
@@ -357,6 +385,50 @@ impl MplusSimulator {
             .filter(|p| p.articles.len() > 1)
             .map(|p| p.number)
             .collect()
+    }
+
+    /// An article with its product and group names, as the till holds it.
+    pub fn article_view(&self, number: i64) -> Option<ArticleView> {
+        let state = self.read();
+        let idx = *state.article_index.get(&number)?;
+        let article = state.articles.get(idx as usize)?;
+        let product = state.products.get(article.product as usize)?;
+        let path = |group: i32| {
+            let mut names = Vec::new();
+            let mut at = Some(group);
+            while let Some(number) = at {
+                let Some(node) = state.groups.iter().find(|g| g.number == number) else {
+                    break;
+                };
+                names.push(node.name.clone());
+                at = node.parent;
+                if names.len() > 32 {
+                    break;
+                }
+            }
+            names.reverse();
+            names
+        };
+        Some(ArticleView {
+            number: article.number,
+            product_number: product.number,
+            product_description: product.description.to_string(),
+            product_articles: product.articles.len(),
+            description: article.description.to_string(),
+            colour: article.colour.to_string(),
+            size: article.size.to_string(),
+            barcode: article.barcode.to_string(),
+            price_incl: article.price_incl,
+            price_excl: article.price_excl,
+            vat_code: article.vat_code,
+            vat_percentage: vat_percentage(article.vat_code),
+            turnover_group: article.turnover_group,
+            active: article.active,
+            webshop: article.webshop,
+            stock_article: article.stock_article,
+            group_numbers: product.groups.iter().map(|(g, _)| *g).collect(),
+            group_paths: product.groups.iter().map(|(g, _)| path(*g)).collect(),
+        })
     }
 
     /// An article's current sync marker.

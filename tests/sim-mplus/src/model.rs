@@ -462,6 +462,9 @@ pub(crate) struct LineInput {
     pub text: Option<String>,
     pub quantity_milli: i64,
     pub price: Option<i64>,
+    /// Sent by the client: these win over the article's own.
+    pub turnover_group: Option<i32>,
+    pub vat_code: Option<i32>,
 }
 
 /// What a client sends for one payment.
@@ -976,6 +979,22 @@ impl State {
         {
             return failed(format!("Payment method {} not found.", p.method));
         }
+        if let Some(code) = input
+            .lines
+            .iter()
+            .filter_map(|l| l.vat_code)
+            .find(|code| !VAT_CODES.iter().any(|(c, _)| c == code))
+        {
+            return failed(format!("VAT code {code} not found."));
+        }
+        if let Some(group) = input
+            .lines
+            .iter()
+            .filter_map(|l| l.turnover_group)
+            .find(|group| !self.turnover_groups.iter().any(|t| t.number == *group))
+        {
+            return failed(format!("Turnover group {group} not found."));
+        }
         let vat_method = input
             .vat_method
             .clone()
@@ -985,9 +1004,10 @@ impl State {
             let Some(article) = self.article(line.article_number).cloned() else {
                 continue;
             };
+            let vat_code = line.vat_code.unwrap_or(article.vat_code);
             let pct = match vat_method.as_str() {
                 "VAT-METHOD-SHIFTED" | "VAT-METHOD-NONE" => 0,
-                _ => vat_percentage(article.vat_code),
+                _ => vat_percentage(vat_code),
             };
             let price = line.price.unwrap_or(article.price_incl);
             let (price_incl, price_excl) = if vat_method == "VAT-METHOD-EXCLUSIVE" {
@@ -1011,9 +1031,9 @@ impl State {
                 cancelled_milli: 0,
                 price,
                 price_excl,
-                vat_code: article.vat_code,
+                vat_code,
                 vat_percentage: pct,
-                turnover_group: article.turnover_group,
+                turnover_group: line.turnover_group.unwrap_or(article.turnover_group),
                 total_incl,
                 total_excl,
             });

@@ -34,6 +34,10 @@ fn read_order(el: &Element) -> Result<OrderInput, SoapFault> {
     if let Some(list) = el.child("lineList") {
         for line in list.children_named("line") {
             let article_number = req_i64(line, "articleNumber")?;
+            let (turnover_group, vat_code) = match line.child("data") {
+                Some(data) => (opt_i32(data, "turnoverGroup")?, opt_i32(data, "vatCode")?),
+                None => (None, None),
+            };
             let (quantity_milli, price) = match line.child("data") {
                 Some(data) => {
                     let quantity = req_i64(data, "quantity")?;
@@ -54,6 +58,8 @@ fn read_order(el: &Element) -> Result<OrderInput, SoapFault> {
                 text: opt_str(line, "text"),
                 quantity_milli,
                 price,
+                turnover_group,
+                vat_code,
             });
         }
     }
