@@ -216,7 +216,7 @@ pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
     );
     match &created.sdk {
         Sdk::Workspace { root, .. } => println!(
-            "It is inside the koppel checkout {}: add \"{}\" to `members` in its Cargo.toml; host/build.rs then builds it into koppel.",
+            "It is inside the koppel checkout {}: add \"{}\" to `members` in its Cargo.toml now (host/build.rs builds every connector crate in the checkout into koppel, and cargo needs it in the workspace).",
             root.display(),
             relative(root, &created.dir)
         ),
