@@ -9,9 +9,6 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
 });
 
-pub use exports::koppel::connector::connector::{
-    Found, OutcomeStatus, Page, WriteOptions, WriteOutcome,
-};
 pub use self::koppel::connector::host::{HttpError, HttpRequest, HttpResponse, Level, Method};
 pub use self::koppel::connector::manifest_types::{
     ConfigField, ConfigKind, ConnectorManifest as Manifest, Stream, StreamAccess,
@@ -20,6 +17,9 @@ pub use self::koppel::connector::types::{
     Address, Amount, ConnectorError, Customer, Decimal, DeliveryState, ErrorKind, ExternalId,
     NamedValue, Order, OrderLine, OrderState, OrderStatus, PaymentState, Price, Product, Property,
     Record, RecordKind, ReferenceEntry, Shipping, StockLevel, Value, Variant,
+};
+pub use exports::koppel::connector::connector::{
+    Found, OutcomeStatus, Page, WriteOptions, WriteOutcome,
 };
 
 // Flags get no serde derive from bindgen: (de)serialise them as a list of names.
