@@ -419,15 +419,31 @@ async fn stock_reads_everything_once_then_the_increments() {
     let (records, _, _) = read_all(&mut session, "stock", state, 100).await;
     assert!(records.is_empty(), "nothing changed since");
 
-    // Two branches: one record per article and branch.
+    // Two branches: every article in both (an article changed at the full read's start comes
+    // again afterwards, in both branches).
     let mut two = h.session(&[("stock_branches", "1,2")]).await;
     let (records, _, _) = read_all(&mut two, "stock", None, 50).await;
     let levels = stock_levels(records);
-    let branch2 = levels
+    for branch in ["1", "2"] {
+        let articles: BTreeSet<&str> = levels
+            .iter()
+            .filter(|s| s.location.as_deref() == Some(branch))
+            .map(|s| s.key.as_str())
+            .collect();
+        assert_eq!(articles.len(), stock_articles.len(), "branch {branch}");
+    }
+    // A change in branch 2 alone comes with the article's stock in branch 1 too.
+    let (_, state, _) = read_all(&mut two, "stock", None, 1000).await;
+    h.sim.set_stock(a, 2, 9, 0).expect("set");
+    let (records, _, _) = read_all(&mut two, "stock", state, 100).await;
+    let changed = stock_levels(records);
+    let mut places: Vec<(&str, &str)> = changed
         .iter()
-        .filter(|s| s.location.as_deref() == Some("2"))
-        .count();
-    assert_eq!(branch2, stock_articles.len());
+        .map(|s| (s.key.as_str(), s.location.as_deref().unwrap_or("")))
+        .collect();
+    places.sort_unstable();
+    let a_text = a.to_string();
+    assert_eq!(places, vec![(a_text.as_str(), "1"), (a_text.as_str(), "2")]);
     h.finish();
 }
 

@@ -1,0 +1,300 @@
+//! The flows end to end, simulator to simulator (validation off), for the figures in
+//! `docs/flows.md`:
+//!
+//! 1. the full initial products sync of 10,000 products (20% size/colour families): wall
+//!    time, products per second, HTTP requests against the minimum (pages read + batches
+//!    written);
+//! 2. a no-change re-sync of the same (`--full`): time and write requests (target 0);
+//! 3. a stock change in MplusKASSA to Shopware under the scheduler of `koppel run`, with the
+//!    stock flow on a short interval, and through a signed MplusKASSA webhook;
+//! 4. a Shopware order event (signed webhook) to the order in MplusKASSA: the median over
+//!    100 orders.
+//!
+//! Run: `cargo bench -p koppel-e2e --bench flows`. `FLOWS_BENCH_PRODUCTS` (10000),
+//! `FLOWS_BENCH_ORDERS` (100), `FLOWS_BENCH_INTERVAL` (the stock interval, `5s`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Catalogue, Koppel, Systems, config_text, shop_requests, till_requests};
+use koppel::flow::schedule::Scheduler;
+use koppel::store::RunStatus;
+use koppel_sim_shopware::{OrderCustomer, OrderLine, StorefrontOrder};
+use rand::{Rng, SeedableRng};
+use tokio_util::sync::CancellationToken;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    runtime.block_on(bench());
+}
+
+async fn bench() {
+    let products = env_number("FLOWS_BENCH_PRODUCTS", 10_000);
+    let orders = env_number("FLOWS_BENCH_ORDERS", 100);
+    let interval = std::env::var("FLOWS_BENCH_INTERVAL").unwrap_or_else(|_| "5s".into());
+    let systems = Systems::start(Catalogue {
+        products,
+        variant_share: 0.2,
+        branches: 2,
+        validate: false,
+        seed: 42,
+    })
+    .await;
+    let (catalogue_products, articles) = systems.till.catalogue_size();
+    let families = systems.till.variant_products().len();
+    println!(
+        "flows bench: the till holds {catalogue_products} products ({articles} articles, {families} families), the shop is empty"
+    );
+
+    // 1. The full initial sync.
+    let koppel = Koppel::start(&config_text(&systems, "", "", "[flows.products]\n")).await;
+    let flow = koppel.loaded.flow("products").expect("enabled").clone();
+    let (till_before, shop_before) = (till_requests(&systems.till), shop_requests(&systems.shop));
+    let started = Instant::now();
+    let first = koppel.run("products").await;
+    let took = started.elapsed();
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:#?}");
+    let till_used = till_requests(&systems.till) - till_before;
+    let shop_used = shop_requests(&systems.shop) - shop_before;
+    let written = first.counts.created + first.counts.updated;
+    let pages = (articles as u64).div_ceil(u64::from(flow.page_size));
+    let batches = written.div_ceil(u64::from(flow.batch_size));
+    println!(
+        "1. full initial sync: {} products read, {written} written ({} rows in the shop), {} skipped (not on the web shop)",
+        first.counts.read,
+        systems.shop.count("product"),
+        first.counts.skipped
+    );
+    println!(
+        "   wall {:.2} s, {:.0} products/s read, {:.0} written/s",
+        took.as_secs_f64(),
+        first.counts.read as f64 / took.as_secs_f64(),
+        written as f64 / took.as_secs_f64()
+    );
+    println!(
+        "   HTTP requests: {} ({till_used} MplusKASSA, {shop_used} Shopware, of which {} token); minimum {} ({pages} pages of {} articles + {batches} batches of {}) → {:.2}× the minimum",
+        till_used + shop_used,
+        systems.shop.token_requests(),
+        pages + batches,
+        flow.page_size,
+        flow.batch_size,
+        (till_used + shop_used) as f64 / (pages + batches) as f64
+    );
+    let counts = systems.shop.request_counts();
+    println!("   Shopware by route: {counts:?}");
+
+    // 2. A no-change re-sync, from the start.
+    let writes = systems.shop_writes();
+    let (till_before, shop_before) = (till_requests(&systems.till), shop_requests(&systems.shop));
+    let started = Instant::now();
+    let again = koppel.run_full("products").await;
+    let took = started.elapsed();
+    println!(
+        "2. no-change re-sync (--full): {} read, {} unchanged, {} written; wall {:.2} s; {} write requests (target 0); {} requests in all ({} MplusKASSA, {} Shopware)",
+        again.counts.read,
+        again.counts.unchanged,
+        again.counts.created + again.counts.updated,
+        took.as_secs_f64(),
+        systems.shop_writes() - writes,
+        till_requests(&systems.till) - till_before + shop_requests(&systems.shop) - shop_before,
+        till_requests(&systems.till) - till_before,
+        shop_requests(&systems.shop) - shop_before,
+    );
+    koppel.close().await;
+
+    // 3. A stock change under the scheduler.
+    stock_latency(&systems, &interval).await;
+
+    // 4. Webhook → order in the till.
+    order_latency(&systems, orders).await;
+}
+
+/// Article numbers of simple products on the web shop (the shop has them).
+fn simple_articles(systems: &Systems, count: usize) -> Vec<i64> {
+    systems
+        .shop
+        .products()
+        .iter()
+        .filter(|p| p.get("childCount").and_then(|c| c.as_i64()).unwrap_or(0) == 0)
+        .filter_map(|p| p.get("productNumber").and_then(|n| n.as_str()))
+        .filter_map(|n| n.parse::<i64>().ok())
+        .filter(|n| {
+            systems
+                .till
+                .article_view(*n)
+                .is_some_and(|a| a.stock_article)
+        })
+        .take(count)
+        .collect()
+}
+
+async fn wait_for_stock(systems: &Systems, article: i64, stock: i64) -> Instant {
+    loop {
+        let now = systems
+            .shop
+            .product_by_number(&article.to_string())
+            .and_then(|p| p.get("stock").and_then(|s| s.as_i64()));
+        if now == Some(stock) {
+            return Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn stock_latency(systems: &Systems, interval: &str) {
+    let koppel = Koppel::start(&config_text(
+        systems,
+        "",
+        "",
+        &format!(
+            "[flows.stock]\ninterval = \"{interval}\"\n\n[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"bench\"]\n\n[webhooks.mplus]\nsecret = \"till-secret\"\n"
+        ),
+    ))
+    .await;
+    let cancel = CancellationToken::new();
+    let scheduler = Arc::new(Scheduler::start(
+        koppel.env.clone(),
+        koppel.loaded.flows.clone(),
+        cancel.clone(),
+        None,
+    ));
+    let mut runs = scheduler.subscribe();
+    let control: Arc<dyn koppel::server::FlowControl> = scheduler.clone();
+    let server = koppel::server::start(
+        &koppel.loaded,
+        koppel.env.clone(),
+        Some(control),
+        scheduler.subscribe(),
+        cancel.clone(),
+    )
+    .await
+    .expect("server");
+    let first = runs.recv().await.expect("the first stock run");
+    println!(
+        "3. stock: the first scheduled run wrote {} stock levels in {:.2} s",
+        first.counts.created + first.counts.updated,
+        first.duration_ms as f64 / 1000.0
+    );
+    let period = koppel::flow::definition::parse_duration(interval).expect("interval");
+    let articles = simple_articles(systems, 12);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut scheduled = Vec::new();
+    let mut run_times = Vec::new();
+    for (i, &article) in articles.iter().take(6).enumerate() {
+        // Changes land at random points of the interval.
+        tokio::time::sleep(Duration::from_millis(
+            rng.random_range(0..period.as_millis() as u64),
+        ))
+        .await;
+        let stock = 100 + i as i64;
+        systems.till.set_stock(article, 1, stock, 0).expect("set");
+        let changed = Instant::now();
+        let arrived = wait_for_stock(systems, article, stock).await;
+        scheduled.push(arrived - changed);
+        while let Ok(run) = runs.try_recv() {
+            run_times.push(Duration::from_millis(run.duration_ms));
+        }
+    }
+    // The same through a signed MplusKASSA webhook (koppel's scheme), which runs the flow now.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut hooked = Vec::new();
+    for (i, &article) in articles.iter().skip(6).enumerate() {
+        let stock = 200 + i as i64;
+        systems.till.set_stock(article, 1, stock, 0).expect("set");
+        let changed = Instant::now();
+        let body = format!("{{\"event\":\"stock.changed\",\"article\":{article}}}");
+        let now = koppel::store::now_ms() / 1000;
+        let timestamp = now.to_string();
+        let signature =
+            koppel::server::signature::koppel_signature(b"till-secret", now, body.as_bytes());
+        let response = client
+            .post(format!(
+                "http://{}/webhooks/{}/mplus",
+                server.addr, koppel.env.tenant
+            ))
+            .header(koppel::server::signature::TIMESTAMP_HEADER, &timestamp)
+            .header(koppel::server::signature::SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+            .await
+            .expect("webhook");
+        assert_eq!(response.status().as_u16(), 202, "accepted");
+        let arrived = wait_for_stock(systems, article, stock).await;
+        hooked.push(arrived - changed);
+    }
+    println!(
+        "   under the scheduler, interval {interval}: median {} (min {}, max {}) from set_stock in MplusKASSA to the new stock in Shopware, over {} changes; an incremental stock run takes {}",
+        ms(median(scheduled.clone())),
+        ms(scheduled.iter().min().copied().unwrap_or_default()),
+        ms(scheduled.iter().max().copied().unwrap_or_default()),
+        scheduled.len(),
+        ms(median(run_times))
+    );
+    println!(
+        "   through a signed MplusKASSA webhook: median {} (max {}) over {} changes",
+        ms(median(hooked.clone())),
+        ms(hooked.iter().max().copied().unwrap_or_default()),
+        hooked.len()
+    );
+    cancel.cancel();
+    drop(runs);
+    server.wait().await;
+    if let Ok(scheduler) = Arc::try_unwrap(scheduler) {
+        scheduler.stop().await;
+    }
+    koppel.close().await;
+}
+
+async fn order_latency(systems: &Systems, orders: usize) {
+    let mut hook = common::webhook::Hooked::start(systems, "1h").await;
+    let skus = simple_articles(systems, 40);
+    for &sku in &skus {
+        let _ = systems.till.set_stock(sku, 1, 1000, 0);
+    }
+    let mut took = Vec::with_capacity(orders);
+    for i in 0..orders {
+        let order = StorefrontOrder {
+            paid: true,
+            payment_method: "payment_prepayment".into(),
+            ..StorefrontOrder::new(
+                OrderCustomer::private(&format!("c{}@example.nl", i % 25), "Anna", "Visser", "NL"),
+                vec![OrderLine::new(&skus[i % skus.len()].to_string(), 1)],
+            )
+        };
+        let placed = systems.shop.place_order(&order).expect("checkout");
+        took.push(hook.deliver(&placed, &systems.till).await);
+    }
+    println!(
+        "4. Shopware order event (signed webhook) → order in MplusKASSA: median {} (min {}, max {}) over {orders} orders",
+        ms(median(took.clone())),
+        ms(took.iter().min().copied().unwrap_or_default()),
+        ms(took.iter().max().copied().unwrap_or_default())
+    );
+    hook.stop().await;
+}
