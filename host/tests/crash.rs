@@ -1,0 +1,326 @@
+//! kill -9 in the middle of a run, with the real binary: `koppel sync products` and `koppel
+//! sync orders` against both simulators (in this process, slowed down so a run is long
+//! enough to be cut), killed at seeded random points a few times, then run to the end. Every
+//! product is in Shopware exactly once, every paid order in MplusKASSA exactly once, and a
+//! further run writes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use koppel_sim_mplus::{MplusOptions, MplusSimulator};
+use koppel_sim_shopware::{
+    OrderCustomer, OrderLine, ShopwareOptions, ShopwareSimulator, StorefrontOrder, Version,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// How many times each run is killed before it may finish.
+const KILLS: usize = 4;
+
+fn config(dir: &Path, till: &MplusSimulator, shop: &ShopwareSimulator, flows: &str) -> PathBuf {
+    let file = dir.join("koppel.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"tenant = "crash"
+
+[connections.till]
+connector = "mplus"
+[connections.till.config]
+base_url = "{till_url}"
+ident = "{ident}"
+secret = "{secret}"
+vat_codes = '{{"21": 1, "9": 2, "0": 3}}'
+payment_methods = '{{"payment_prepayment": "IDEAL", "payment_invoice": "OPREKENING"}}'
+
+[connections.shop]
+connector = "shopware"
+[connections.shop.config]
+shop_url = "{shop_url}"
+access_key_id = "{client_id}"
+secret_access_key = "{client_secret}"
+batch_size = 20
+
+{flows}
+"#,
+            till_url = till.url(),
+            ident = till.ident(),
+            secret = till.secret(),
+            shop_url = shop.url(),
+            client_id = shop.client_id(),
+            client_secret = shop.client_secret(),
+        ),
+    )
+    .expect("write koppel.toml");
+    file
+}
+
+fn koppel(config: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_koppel"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env(
+            "KOPPEL_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .env("KOPPEL_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `koppel sync <flow>` and SIGKILLs it once `requests()` has grown by `after`; returns
+/// false when the run ended by itself first.
+async fn sync_and_kill(config: &Path, flow: &str, requests: &dyn Fn() -> u64, after: u64) -> bool {
+    let start = requests();
+    let mut child = koppel(config, &["sync", flow])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start koppel sync");
+    loop {
+        if requests() >= start + after {
+            child.start_kill().expect("SIGKILL");
+            let status = child.wait().await.expect("wait");
+            // It may have finished in the instant before the signal.
+            return !status.success();
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            assert!(status.success(), "koppel sync {flow} failed by itself");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Runs `koppel sync <flow> [--full] --json` to the end; its summary.
+async fn sync(config: &Path, flow: &str, full: bool) -> serde_json::Value {
+    let mut args = vec!["sync", flow, "--json"];
+    if full {
+        args.push("--full");
+    }
+    let output = koppel(config, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .expect("run koppel sync");
+    assert!(
+        output.status.success(),
+        "koppel sync {flow}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON summary")
+}
+
+fn shop_writes(shop: &ShopwareSimulator) -> u64 {
+    shop.request_count("POST /api/_action/sync")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_killed_at_random_points_end_up_in_the_shop_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let till = MplusSimulator::start(MplusOptions {
+        seed: 11,
+        products: 240,
+        variant_share: 0.2,
+        ..MplusOptions::default()
+    })
+    .await
+    .expect("till");
+    let shop = ShopwareSimulator::start(ShopwareOptions {
+        version: Version::V6_6,
+        seed: 11,
+        ..ShopwareOptions::default()
+    })
+    .await
+    .expect("shop");
+    // Slow enough that a run has many writes to be cut between (or inside).
+    shop.faults().set_latency(Duration::from_millis(4));
+    let file = config(
+        dir.path(),
+        &till,
+        &shop,
+        "[flows.products]\npage_size = 40\nbatch_size = 8\n",
+    );
+    let mut rng = StdRng::seed_from_u64(0x6b6f7070656c);
+    let mut killed = 0;
+    for _ in 0..KILLS {
+        let after = rng.random_range(1..=6);
+        if sync_and_kill(&file, "products", &|| shop_writes(&shop), after).await {
+            killed += 1;
+        }
+    }
+    assert!(
+        killed >= 3,
+        "the runs were long enough to be killed ({killed} of {KILLS})"
+    );
+    let cut = shop.count("product");
+    shop.faults().set_latency(Duration::ZERO);
+    let last = sync(&file, "products", false).await;
+    assert_eq!(last["status"], "succeeded", "{last:#}");
+
+    // Every web shop article once: simple products by article number, families by P-number
+    // with each article as a variant.
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    let mut families: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for number in till.article_numbers() {
+        let article = till.article_view(number).expect("listed");
+        if article.product_articles > 1 {
+            families
+                .entry(article.product_number)
+                .or_default()
+                .push(number);
+        } else if article.webshop {
+            expected.insert(number.to_string(), 1);
+        }
+    }
+    for (product, articles) in &families {
+        let webshop = articles
+            .iter()
+            .any(|a| till.article_view(*a).is_some_and(|v| v.webshop));
+        if webshop {
+            expected.insert(format!("P{product}"), 1);
+            for a in articles {
+                expected.insert(a.to_string(), 1);
+            }
+        }
+    }
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for product in shop.products() {
+        let number = product["productNumber"].as_str().unwrap_or("").to_owned();
+        *found.entry(number).or_default() += 1;
+    }
+    assert_eq!(found, expected, "every product exactly once, none extra");
+    assert!(
+        cut > 0 && cut < expected.len(),
+        "the kills cut the work in the middle ({cut} of {} rows were there)",
+        expected.len()
+    );
+
+    let writes = shop_writes(&shop);
+    let again = sync(&file, "products", true).await;
+    assert_eq!(again["counts"]["created"], 0, "{again:#}");
+    assert_eq!(again["counts"]["updated"], 0, "{again:#}");
+    assert_eq!(shop_writes(&shop), writes, "a further run writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_killed_at_random_points_reach_the_till_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let till = MplusSimulator::start(MplusOptions {
+        seed: 12,
+        products: 40,
+        variant_share: 0.0,
+        ..MplusOptions::default()
+    })
+    .await
+    .expect("till");
+    let shop = ShopwareSimulator::start(ShopwareOptions {
+        version: Version::V6_6,
+        seed: 12,
+        ..ShopwareOptions::default()
+    })
+    .await
+    .expect("shop");
+    let file = config(
+        dir.path(),
+        &till,
+        &shop,
+        "[flows.products]\n[flows.stock]\n[flows.orders]\npage_size = 10\nbatch_size = 2\n",
+    );
+    // The shop sells what the till has.
+    for flow in ["products", "stock"] {
+        let summary = sync(&file, flow, false).await;
+        assert_eq!(summary["status"], "succeeded", "{summary:#}");
+    }
+    let skus: Vec<String> = till
+        .article_numbers()
+        .into_iter()
+        .filter(|n| {
+            till.article_view(*n)
+                .is_some_and(|a| a.stock_article && a.webshop)
+        })
+        .map(|n| n.to_string())
+        .collect();
+    let mut paid = Vec::new();
+    for i in 0..36 {
+        let customer = if i % 4 == 0 {
+            OrderCustomer::business(
+                &format!("buyer{i}@company.example"),
+                &format!("Company {i}"),
+                "Jan",
+                "Jansen",
+                "NL",
+            )
+        } else {
+            // Some customers order more than once.
+            OrderCustomer::private(&format!("c{}@example.nl", i % 7), "Anna", "Visser", "NL")
+        };
+        let order = StorefrontOrder {
+            paid: i % 6 != 5,
+            payment_method: "payment_prepayment".into(),
+            ..StorefrontOrder::new(
+                customer,
+                vec![
+                    OrderLine::new(&skus[i % skus.len()], 1),
+                    OrderLine::new(&skus[(i * 7 + 3) % skus.len()], 2),
+                ],
+            )
+        };
+        let placed = shop.place_order(&order).expect("checkout");
+        if order.paid {
+            paid.push(placed.order_number);
+        }
+    }
+    till.faults().set_latency(Duration::from_millis(4));
+    let mut rng = StdRng::seed_from_u64(0x6f7264657273);
+    let mut killed = 0;
+    for _ in 0..KILLS {
+        let after = rng.random_range(1..=5);
+        let creates = || till.request_count("createOrderV3");
+        if sync_and_kill(&file, "orders", &creates, after).await {
+            killed += 1;
+        }
+    }
+    assert!(
+        killed >= 3,
+        "the runs were long enough to be killed ({killed} of {KILLS})"
+    );
+    let cut = till.orders().len();
+    till.faults().set_latency(Duration::ZERO);
+    let last = sync(&file, "orders", false).await;
+    assert_eq!(
+        last["status"], "succeeded",
+        "every order goes in the end: {last:#}"
+    );
+
+    let mut in_till: BTreeMap<String, usize> = BTreeMap::new();
+    for order in till.orders() {
+        *in_till.entry(order.ext_id).or_default() += 1;
+    }
+    let expected: BTreeMap<String, usize> = paid.iter().map(|n| (n.clone(), 1)).collect();
+    assert!(
+        cut > 0 && cut < expected.len(),
+        "the kills cut the work in the middle ({cut} of {} orders were there)",
+        expected.len()
+    );
+    assert_eq!(
+        in_till, expected,
+        "every paid order exactly once, no unpaid one"
+    );
+
+    let creates = till.request_count("createOrderV3");
+    let again = sync(&file, "orders", true).await;
+    assert_eq!(again["counts"]["created"], 0, "{again:#}");
+    assert_eq!(
+        till.request_count("createOrderV3"),
+        creates,
+        "a further run sends no order"
+    );
+}
