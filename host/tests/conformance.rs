@@ -152,7 +152,8 @@ fn web_order(n: usize, articles: &[String]) -> Order {
     let gross = lines.iter().map(|l| l.total.gross).sum();
     let net = lines.iter().map(|l| l.total.net).sum();
     Order {
-        key: format!("conformance-order-{n}"),
+        // The till knows web orders by their number: flows/orders.toml maps it to the key.
+        key: format!("C{n:05}"),
         number: format!("C{n:05}"),
         external_id: None,
         placed_at: "2026-11-29T08:00:00Z".into(),
