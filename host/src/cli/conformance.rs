@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::mapping::key_of;
 use crate::runtime::bindings::{
     ConfigKind, ErrorKind, OutcomeStatus, Record, RecordKind, ReferenceEntry, StreamAccess,
     WriteOptions,
@@ -216,17 +217,6 @@ fn identity(record: &Record) -> String {
             None => level.key.clone(),
         },
         other => key_of(other).to_owned(),
-    }
-}
-
-fn key_of(record: &Record) -> &str {
-    match record {
-        Record::Product(p) => &p.key,
-        Record::Stock(s) => &s.key,
-        Record::Customer(c) => &c.key,
-        Record::Order(o) => &o.key,
-        Record::OrderStatus(s) => &s.key,
-        Record::Reference(r) => &r.key,
     }
 }
 
