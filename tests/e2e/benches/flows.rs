@@ -57,7 +57,9 @@ async fn bench() {
     let interval = std::env::var("FLOWS_BENCH_INTERVAL").unwrap_or_else(|_| "5s".into());
     let systems = Systems::start(Catalogue {
         products,
-        variant_share: 0.2,
+        // The simulator makes families only of clothing (about 4 in 7 products): 0.35 gives
+        // the 20% families the issue asks for.
+        variant_share: 0.35,
         branches: 2,
         validate: false,
         seed: 42,
@@ -66,7 +68,8 @@ async fn bench() {
     let (catalogue_products, articles) = systems.till.catalogue_size();
     let families = systems.till.variant_products().len();
     println!(
-        "flows bench: the till holds {catalogue_products} products ({articles} articles, {families} families), the shop is empty"
+        "flows bench: the till holds {catalogue_products} products ({articles} articles; {families} families, {:.0}%), the shop is empty",
+        families as f64 * 100.0 / catalogue_products as f64
     );
 
     // 1. The full initial sync.
