@@ -957,7 +957,7 @@ async fn an_interrupted_order_write_is_looked_up_before_it_is_sent_again() {
 }
 
 #[tokio::test]
-async fn the_default_debtor_takes_every_order() {
+async fn the_default_debtor_takes_every_order_booked_as_invoices() {
     let systems = Systems::start(Catalogue {
         products: 20,
         ..Catalogue::default()
@@ -995,7 +995,8 @@ async fn the_default_debtor_takes_every_order() {
         &systems,
         &format!("{ORDER_SETTINGS}\nrelation_mode = \"default\"\ndefault_relation = {debtor}"),
         "",
-        "[flows.orders]\n",
+        // Invoices rather than open orders: paid, delivered and invoiced at once.
+        "[flows.orders]\n[flows.orders.settings]\norder_type = \"invoice\"\n",
     ))
     .await;
     let run = koppel.run("orders").await;
@@ -1010,6 +1011,10 @@ async fn the_default_debtor_takes_every_order() {
             .order_by_ext_id(&placed.order_number)
             .expect("in the till");
         assert_eq!(order.relation_number, debtor);
+        assert!(
+            order.fully_paid && !order.invoice_ids.is_empty(),
+            "booked as a paid invoice: {order:?}"
+        );
     }
     assert_eq!(
         systems.till.relations().len(),
