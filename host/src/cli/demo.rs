@@ -306,7 +306,7 @@ pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     let again = shop.place_order(&order)?;
     say(&format!(
-        "\nThen: the stock of articles {} changed in the till (7 on hand, 2 reserved), and Anna ordered again ({}).",
+        "\nThen: the stock of articles {} changed in the till (7 free to sell, 2 reserved), and Anna ordered again ({}).",
         changed.join(", "),
         again.order_number
     ));
