@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
-use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Result, Store, millis};
@@ -133,7 +132,7 @@ async fn insert(store: &Store, exchanges: &[(Option<i64>, Box<Exchange>)]) -> Re
 }
 
 /// One exchange as the activity log shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct ActivityRow {
     pub id: i64,
     pub run_id: Option<i64>,
@@ -160,7 +159,7 @@ impl Store {
         run_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<ActivityRow>> {
-        let rows = sqlx::query(
+        sqlx::query_as::<_, ActivityRow>(
             "SELECT id, run_id, connection, connector, method, url, status, error, duration_ms, attempt,
              request_headers, request_body, response_headers, response_body, at
              FROM activity WHERE tenant = ? AND (? IS NULL OR run_id = ?) ORDER BY id DESC LIMIT ?",
@@ -170,27 +169,7 @@ impl Store {
         .bind(run_id)
         .bind(i64::from(limit))
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ActivityRow {
-                    id: row.try_get("id")?,
-                    run_id: row.try_get("run_id")?,
-                    connection: row.try_get("connection")?,
-                    connector: row.try_get("connector")?,
-                    method: row.try_get("method")?,
-                    url: row.try_get("url")?,
-                    status: row.try_get("status")?,
-                    error: row.try_get("error")?,
-                    duration_ms: row.try_get("duration_ms")?,
-                    attempt: row.try_get("attempt")?,
-                    request_headers: row.try_get("request_headers")?,
-                    request_body: row.try_get("request_body")?,
-                    response_headers: row.try_get("response_headers")?,
-                    response_body: row.try_get("response_body")?,
-                    at: row.try_get("at")?,
-                })
-            })
-            .collect()
+        .await
+        .map_err(Into::into)
     }
 }

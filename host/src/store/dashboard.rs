@@ -30,7 +30,7 @@ pub struct ActivityFilter {
 }
 
 /// An activity row without its bodies and headers, for lists.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct ActivitySummary {
     pub id: i64,
     pub run_id: Option<i64>,
@@ -146,7 +146,7 @@ impl Store {
             sql.push_str(" AND id < ?");
         }
         sql.push_str(" ORDER BY id DESC LIMIT ?");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant);
+        let mut query = sqlx::query_as::<_, ActivitySummary>(sqlx::AssertSqlSafe(sql)).bind(tenant);
         if let Some(run) = filter.run_id {
             query = query.bind(run);
         }
@@ -156,34 +156,15 @@ impl Store {
         if let Some(before) = filter.before {
             query = query.bind(before);
         }
-        let rows = query
+        Ok(query
             .bind(i64::from(filter.limit))
             .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ActivitySummary {
-                    id: row.try_get("id")?,
-                    run_id: row.try_get("run_id")?,
-                    connection: row.try_get("connection")?,
-                    connector: row.try_get("connector")?,
-                    method: row.try_get("method")?,
-                    url: row.try_get("url")?,
-                    status: row.try_get("status")?,
-                    error: row.try_get("error")?,
-                    duration_ms: row.try_get("duration_ms")?,
-                    attempt: row.try_get("attempt")?,
-                    request_bytes: row.try_get("request_bytes")?,
-                    response_bytes: row.try_get("response_bytes")?,
-                    at: row.try_get("at")?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     /// One exchange with its bodies and headers.
     pub async fn activity_entry(&self, tenant: &str, id: i64) -> Result<Option<ActivityRow>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as::<_, ActivityRow>(
             "SELECT id, run_id, connection, connector, method, url, status, error, duration_ms, attempt,
              request_headers, request_body, response_headers, response_body, at
              FROM activity WHERE tenant = ? AND id = ?",
@@ -191,27 +172,7 @@ impl Store {
         .bind(tenant)
         .bind(id)
         .fetch_optional(self.pool())
-        .await?;
-        row.map(|row| {
-            Ok(ActivityRow {
-                id: row.try_get("id")?,
-                run_id: row.try_get("run_id")?,
-                connection: row.try_get("connection")?,
-                connector: row.try_get("connector")?,
-                method: row.try_get("method")?,
-                url: row.try_get("url")?,
-                status: row.try_get("status")?,
-                error: row.try_get("error")?,
-                duration_ms: row.try_get("duration_ms")?,
-                attempt: row.try_get("attempt")?,
-                request_headers: row.try_get("request_headers")?,
-                request_body: row.try_get("request_body")?,
-                response_headers: row.try_get("response_headers")?,
-                response_body: row.try_get("response_body")?,
-                at: row.try_get("at")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Failed records waiting (not dismissed) for a flow.
