@@ -110,6 +110,7 @@ pub async fn run_flow(
         }
     }
     let store = &env.store;
+    let _lease = store.lease_flow(&env.tenant, &flow.name)?;
     let started = Instant::now();
     if options.full {
         store.reset_stream_state(&env.tenant, &flow.name).await?;

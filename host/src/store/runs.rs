@@ -129,16 +129,32 @@ impl Store {
         Ok(())
     }
 
-    /// Runs left `running` by a process that stopped: marked interrupted. Call at start-up.
+    /// Runs left `running` by a process that stopped: marked interrupted. A run whose flow's
+    /// lease is held (by a live process) is left alone. Call at start-up.
     pub async fn mark_interrupted_runs(&self) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?, error = 'the process stopped during this run'
-             WHERE status = 'running'",
-        )
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
+        let running: Vec<(String, String)> =
+            sqlx::query_as("SELECT DISTINCT tenant, flow FROM runs WHERE status = 'running'")
+                .fetch_all(self.pool())
+                .await?;
+        let mut marked = 0;
+        for (tenant, flow) in running {
+            let _lease = match self.lease_flow(&tenant, &flow) {
+                Ok(lease) => lease,
+                Err(StoreError::Busy { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            marked += sqlx::query(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, error = 'the process stopped during this run'
+                 WHERE tenant = ? AND flow = ? AND status = 'running'",
+            )
+            .bind(now_ms())
+            .bind(&tenant)
+            .bind(&flow)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        }
+        Ok(marked)
     }
 
     pub async fn run(&self, tenant: &str, id: i64) -> Result<Option<Run>> {
