@@ -297,3 +297,59 @@ fn the_demo_moves_everything_and_a_second_round_only_the_changes() {
     assert_eq!(report["orders_in_till"], 4);
     assert!(dir.path().join("koppel.toml").exists() && dir.path().join("koppel.db").exists());
 }
+
+#[test]
+fn purge_deletes_only_what_is_older_than_the_retention_period() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = fixture_config(dir.path(), "[retention]\nkeep = \"1s\"\n");
+    let config = file.display().to_string();
+    let output = koppel(&["sync", "copy", "--config", &config]);
+    assert!(output.status.success(), "{}", text(&output));
+    let synced = std::time::Instant::now();
+
+    let purge = |config: &str| {
+        let output = koppel(&["purge", "--config", config, "--json"]);
+        assert!(output.status.success(), "{}", text(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON counts")
+    };
+    // The retention period is the behaviour under test: wait it out once.
+    std::thread::sleep(std::time::Duration::from_millis(1100).saturating_sub(synced.elapsed()));
+    let counts = purge(&config);
+    assert_eq!(counts["record_rows"], 40, "{counts}");
+    let again = purge(&config);
+    assert_eq!(again["record_rows"], 0, "nothing twice: {again}");
+
+    let output = koppel(&["purge", "--config", &config]);
+    assert!(
+        text(&output).contains("Purged what is older than 1 second: the bodies of 0 exchanges"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn a_flow_running_in_another_process_is_not_run_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = fixture_config(dir.path(), "");
+    let config = file.display().to_string();
+    // Hold the flow's lease the way a running `koppel run` does.
+    let locks = dir.path().join("koppel.db.locks");
+    std::fs::create_dir_all(&locks).expect("mkdir");
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(locks.join("t~copy.lock"))
+        .expect("lock file");
+    held.try_lock().expect("locked");
+    let output = koppel(&["sync", "copy", "--config", &config]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("flow `copy` of tenant `t` is running already"),
+        "{}",
+        text(&output)
+    );
+    drop(held);
+    let output = koppel(&["sync", "copy", "--config", &config, "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+}

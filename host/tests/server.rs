@@ -14,10 +14,9 @@ use koppel::flow::{ConnectionSetup, Environment, RunOptions, RunSummary, run_flo
 use koppel::mapping::MapRule;
 use koppel::runtime::{ActivitySink, Connector, Exchange, Limits, Runtime, RuntimeOptions};
 use koppel::server::config::{RetentionConfig, Secret, WebhookSource, WebhooksConfig};
-use koppel::server::mask::Masker;
 use koppel::server::signature::koppel_signature;
 use koppel::server::{FlowControl, ServerState, TenantState, serve};
-use koppel::store::{ActivityWriter, RunStatus, Store, now_ms};
+use koppel::store::{ActivityWriter, Masker, RunStatus, Store, now_ms};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -857,7 +856,7 @@ async fn the_dashboard_renders_pages_for_the_cookies_tenant() {
 }
 
 #[tokio::test]
-async fn retention_purges_old_payloads_keeps_counts_and_masks() {
+async fn retention_purges_old_payloads_and_keeps_counts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("koppel.db"))
         .await
@@ -956,25 +955,57 @@ async fn retention_purges_old_payloads_keeps_counts_and_masks() {
     let again = store.purge("a", cutoff).await.expect("purge");
     assert_eq!(again, Default::default(), "nothing left to purge");
 
-    // Masking walks forward once over new rows.
-    let masker = Masker::new(&["email".into()]);
-    let masked = koppel::server::retention::mask_new(&store, "a", &masker)
-        .await
-        .expect("mask");
-    assert!(masked >= 1);
-    let rows = store.activity("a", None, 10).await.expect("activity");
-    for row in &rows {
-        assert!(!row.url.contains("jan%40"), "{}", row.url);
-        if let Some(body) = &row.request_body {
-            assert!(!body.contains("@example.nl"), "{body}");
-        }
+    // What was purged is gone from the files too (secure_delete, checkpointed WAL).
+    assert_not_on_disk(dir.path(), "old@example.nl");
+}
+
+/// Fails when `needle` is in the database file or its write-ahead log.
+fn assert_not_on_disk(dir: &std::path::Path, needle: &str) {
+    for file in ["koppel.db", "koppel.db-wal"] {
+        let Ok(bytes) = std::fs::read(dir.join(file)) else {
+            continue;
+        };
+        assert!(
+            !bytes
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes()),
+            "{needle} is still in {file}"
+        );
     }
-    assert_eq!(
-        koppel::server::retention::mask_new(&store, "a", &masker)
-            .await
-            .expect("mask"),
-        0
+}
+
+#[tokio::test]
+async fn masked_fields_never_reach_the_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("koppel.db"))
+        .await
+        .expect("store");
+    let activity = ActivityWriter::start_masked(store.clone(), Masker::new(&["email".into()]));
+    let sink = activity.sink(None);
+    let mut sent = exchange(
+        "a",
+        SystemTime::now(),
+        r#"{"email":"jan@example.nl","n":1}"#,
     );
+    sent.response_body = "<ns:relation><ns:email>jan@example.nl</ns:email></ns:relation>".into();
+    sink.record(sent);
+    activity.flush().await;
+    let rows = store.activity("a", None, 10).await.expect("activity");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].url, "https://till.example/api?email=***&page=1",
+        "query parameter masked"
+    );
+    assert_eq!(
+        rows[0].request_body.as_deref(),
+        Some(r#"{"email":"***","n":1}"#)
+    );
+    assert_eq!(
+        rows[0].response_body.as_deref(),
+        Some("<ns:relation><ns:email>***</ns:email></ns:relation>")
+    );
+    assert_not_on_disk(dir.path(), "jan@example.nl");
+    assert_not_on_disk(dir.path(), "jan%40example.nl");
 }
 
 #[tokio::test]

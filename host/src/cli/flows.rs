@@ -7,11 +7,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::connector::runtime;
 use super::progress::{reporter, summary_text};
-use super::{ConfigArgs, RunArgs, SyncArgs};
+use super::{ConfigArgs, PurgeArgs, RunArgs, SyncArgs};
 use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, Loaded, RunOptions, run_flow};
 use crate::server::FlowControl;
-use crate::store::{ActivityWriter, RunStatus, Store};
+use crate::store::{ActivityWriter, Masker, RunStatus, Store};
 
 /// The configuration loaded and the state database opened.
 pub(super) struct Opened {
@@ -33,7 +33,8 @@ pub(super) async fn open(config: &ConfigArgs) -> anyhow::Result<Opened> {
             "Runs were interrupted when koppel last stopped; they resume now."
         );
     }
-    let activity = ActivityWriter::start(store.clone());
+    let masker = Masker::new(&loaded.file.retention.mask_fields);
+    let activity = ActivityWriter::start_masked(store.clone(), masker);
     let env = loaded.environment(&runtime, store, activity).await?;
     Ok(Opened { loaded, env })
 }
@@ -89,6 +90,41 @@ pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+pub(super) async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
+    let loaded = Loaded::read(&args.config.config)?;
+    let keep = loaded.file.retention.keep().map_err(|message| {
+        anyhow::anyhow!("{}: [retention] keep: {message}", loaded.path.display())
+    })?;
+    let database = loaded.database();
+    let store = Store::open(&database)
+        .await
+        .with_context(|| format!("state database {}", database.display()))?;
+    let counts = crate::server::retention::purge_now(&store, &loaded.file.tenant, keep).await?;
+    store.close().await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&counts)?);
+    } else {
+        println!(
+            "Purged what is older than {}: the bodies of {} exchanges, the payloads of {} records, {} dismissed failed records. Counts and outcomes stay.",
+            humantime_days(keep),
+            counts.activity_rows,
+            counts.record_rows,
+            counts.failed_rows
+        );
+    }
+    Ok(())
+}
+
+/// `14 days`, `36 hours`, `90 minutes`, `1 second`.
+fn humantime_days(keep: std::time::Duration) -> String {
+    let secs = keep.as_secs();
+    let (n, unit) = [(86_400, "day"), (3600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(size, _)| secs >= *size && secs.is_multiple_of(*size))
+        .map_or((secs, "second"), |(size, unit)| (secs / size, unit));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 async fn shutdown_signal() {

@@ -34,6 +34,10 @@ pub enum Command {
     /// Runs every enabled flow on its interval until stopped (Ctrl-C or SIGTERM stop it
     /// after the current batch).
     Run(RunArgs),
+    /// Deletes personal data older than the retention period ([retention] keep, default
+    /// 14 days) now: what `koppel run` does every hour, for setups that run `koppel sync`
+    /// from cron.
+    Purge(PurgeArgs),
     /// Lists the connectors this koppel can use: built in, and `.wasm` files in the
     /// connectors folder.
     Connectors(ConnectorsArgs),
@@ -158,6 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::demo(args).await,
         Command::Sync(args) => flows::sync(args).await,
         Command::Run(args) => flows::run(args).await,
+        Command::Purge(args) => flows::purge(args).await,
         Command::Init(args) => flows::init(args).await,
     }
 }
@@ -186,6 +191,15 @@ pub struct SyncArgs {
     #[arg(long)]
     pub full: bool,
     /// Print the summary as JSON (for scripts) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Print what was purged as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -10,7 +10,6 @@ mod api;
 mod auth;
 pub mod config;
 mod dashboard;
-pub mod mask;
 mod metrics;
 pub mod retention;
 pub mod setup;
@@ -32,9 +31,9 @@ use tokio_util::sync::CancellationToken;
 use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, FlowDef, Loaded, RunSummary};
 use crate::notify::{Monitor, Notifier, NotifyError};
+use crate::store::Masker;
 use crate::store::{Store, StoreError, token_hash};
 use config::{RetentionConfig, WebhookSource, WebhooksConfig};
-use mask::Masker;
 
 /// What the server can ask of the running schedule.
 pub trait FlowControl: Send + Sync {
@@ -385,7 +384,6 @@ pub async fn start(
         })
         .collect::<Result<Vec<String>, _>>()?;
     let retention = tenant.retention.clone();
-    let masker = tenant.masker.clone();
     let mut state = ServerState::new();
     let generated_token = state.add_tenant(tenant, &tokens).await?;
     let listen = file.server.listen();
@@ -410,7 +408,6 @@ pub async fn start(
             env.store.clone(),
             env.tenant.clone(),
             retention,
-            masker,
             cancel.clone(),
         ),
     ];

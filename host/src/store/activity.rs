@@ -1,12 +1,15 @@
 //! The activity log in the database: the runtime's exchanges (already redacted) are queued
-//! without blocking the connector and written in batches by one task.
+//! without blocking the connector, masked (`[retention] mask_fields`) and written in batches
+//! by one task, so a masked field never reaches the disk.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::mask::Masker;
 use super::{Result, Store, millis};
 use crate::runtime::{ActivitySink, Exchange};
 
@@ -49,8 +52,14 @@ impl ActivitySink for RunSink {
 }
 
 impl ActivityWriter {
-    /// Starts the writer task on the current tokio runtime.
+    /// Starts the writer task on the current tokio runtime; nothing is masked.
     pub fn start(store: Store) -> ActivityWriter {
+        ActivityWriter::start_masked(store, Masker::default())
+    }
+
+    /// Starts the writer task; `masker`'s fields are masked in URLs and bodies before they
+    /// are written.
+    pub fn start_masked(store: Store, masker: Masker) -> ActivityWriter {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
             let mut pending = Vec::new();
@@ -59,7 +68,13 @@ impl ActivityWriter {
                 let mut next = Some(first);
                 while let Some(message) = next.take() {
                     match message {
-                        Message::Exchange { run_id, exchange } => pending.push((run_id, exchange)),
+                        Message::Exchange {
+                            run_id,
+                            mut exchange,
+                        } => {
+                            mask(&masker, &mut exchange);
+                            pending.push((run_id, exchange));
+                        }
                         Message::Flush(done) => flushes.push(done),
                     }
                     if pending.len() < 500 {
@@ -93,6 +108,21 @@ impl ActivityWriter {
         if self.sender.send(Message::Flush(done)).is_ok() {
             let _ = wait.await;
         }
+    }
+}
+
+fn mask(masker: &Masker, exchange: &mut Exchange) {
+    if masker.is_empty() {
+        return;
+    }
+    if let Cow::Owned(url) = masker.url(&exchange.url) {
+        exchange.url = url;
+    }
+    if let Cow::Owned(body) = masker.body(&exchange.request_body) {
+        exchange.request_body = body;
+    }
+    if let Cow::Owned(body) = masker.body(&exchange.response_body) {
+        exchange.response_body = body;
     }
 }
 

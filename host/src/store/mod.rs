@@ -7,6 +7,8 @@ mod activity;
 mod commit;
 mod dashboard;
 mod kv;
+mod lease;
+pub mod mask;
 mod notifications;
 mod overrides;
 mod records;
@@ -25,10 +27,12 @@ use sqlx::sqlite::{
 pub use activity::{ActivityRow, ActivityWriter, RunSink};
 pub use commit::{Batch, Counts, LedgerEntry, Mapped, RecordResult};
 pub use dashboard::{ActivityFilter, ActivitySummary, RecordFilter, Totals};
+pub use lease::FlowLease;
+pub use mask::Masker;
 pub use notifications::{Incident, NotificationRow};
 pub use overrides::FlowOverrideRow;
 pub use records::{FailedRecord, RunRecord};
-pub use retention::{ActivityTexts, PurgeCounts, PurgeRow};
+pub use retention::{PurgeCounts, PurgeRow};
 pub use runs::{Run, RunStatus};
 pub use tokens::token_hash;
 
@@ -48,6 +52,16 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("state database holds invalid data: {0}")]
     Corrupt(String),
+    #[error(
+        "flow `{flow}` of tenant `{tenant}` is running already (in this or another koppel process); it can run again when that run ends"
+    )]
+    Busy { tenant: String, flow: String },
+    #[error("cannot lock {path}")]
+    Lock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -56,6 +70,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    leases: lease::Leases,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -86,7 +101,9 @@ impl Store {
             // lose the last transactions, never corrupt the file.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted content (purged personal data) is overwritten, not left in free pages.
+            .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -96,7 +113,10 @@ impl Store {
                 source,
             })?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            leases: lease::Leases::beside(path),
+        })
     }
 
     /// A private in-memory database (one connection: each connection would get its own).
@@ -118,7 +138,10 @@ impl Store {
                 source,
             })?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            leases: lease::Leases::default(),
+        })
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

@@ -1,8 +1,9 @@
 //! Retention (GDPR): after the retention period, the bodies and headers of the activity log,
 //! the query strings of its URLs, the payloads of run records and dismissed failed records
 //! are deleted. The rows that count (runs, record outcomes, exchanges with their status and
-//! duration) stay. Masking of personal fields in the activity log walks forward from where it
-//! stopped.
+//! duration) stay. The database runs with `secure_delete`, and the write-ahead log is
+//! checkpointed after a purge, so the deleted bytes do not linger in free pages or the WAL.
+//! (Masking of personal fields happens before the activity log is written: `store::mask`.)
 
 use serde::Serialize;
 use sqlx::Row;
@@ -29,36 +30,27 @@ pub struct PurgeRow {
     pub counts: PurgeCounts,
 }
 
-/// One activity row's texts, for masking.
-#[derive(Clone, Debug)]
-pub struct ActivityTexts {
-    pub id: i64,
-    pub url: String,
-    pub request_body: Option<String>,
-    pub response_body: Option<String>,
-}
-
 impl Store {
-    async fn retention_marks(&self, tenant: &str) -> Result<(i64, i64, i64)> {
+    /// (purged_before, purged_runs_upto); `retention_state.masked_upto` is no longer used.
+    async fn retention_marks(&self, tenant: &str) -> Result<(i64, i64)> {
         let row = sqlx::query(
-            "SELECT masked_upto, purged_before, purged_runs_upto FROM retention_state WHERE tenant = ?",
+            "SELECT purged_before, purged_runs_upto FROM retention_state WHERE tenant = ?",
         )
         .bind(tenant)
         .fetch_optional(self.pool())
         .await?;
         Ok(match row {
             Some(row) => (
-                row.try_get("masked_upto")?,
                 row.try_get("purged_before")?,
                 row.try_get("purged_runs_upto")?,
             ),
-            None => (0, 0, 0),
+            None => (0, 0),
         })
     }
 
     /// Deletes personal data older than `cutoff` (unix ms) and records the purge.
     pub async fn purge(&self, tenant: &str, cutoff: i64) -> Result<PurgeCounts> {
-        let (_, purged_before, runs_upto) = self.retention_marks(tenant).await?;
+        let (purged_before, runs_upto) = self.retention_marks(tenant).await?;
         let mut tx = self.pool().begin().await?;
         // Activity: bodies, headers and URL queries of exchanges in [purged_before, cutoff).
         let activity_rows = sqlx::query(
@@ -129,6 +121,15 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // Move what the WAL holds into the database file (where `secure_delete` overwrote the
+        // purged bytes) and empty the log. Busy readers only make it partial: the next purge
+        // finishes it, and SQLite's own checkpoints overwrite the rest.
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(self.pool())
+            .await
+        {
+            tracing::warn!(%error, "Checkpointing the write-ahead log after the purge failed.");
+        }
         Ok(counts)
     }
 
@@ -155,61 +156,5 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Activity rows not yet masked, oldest first.
-    pub async fn activity_to_mask(&self, tenant: &str, limit: u32) -> Result<Vec<ActivityTexts>> {
-        let (masked_upto, _, _) = self.retention_marks(tenant).await?;
-        let rows = sqlx::query(
-            "SELECT id, url, request_body, response_body FROM activity WHERE tenant = ? AND id > ?
-             ORDER BY id LIMIT ?",
-        )
-        .bind(tenant)
-        .bind(masked_upto)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ActivityTexts {
-                    id: row.try_get("id")?,
-                    url: row.try_get("url")?,
-                    request_body: row.try_get("request_body")?,
-                    response_body: row.try_get("response_body")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Writes masked texts back (only the rows that changed) and moves the mark to `upto`.
-    pub async fn save_masked(
-        &self,
-        tenant: &str,
-        changed: &[ActivityTexts],
-        upto: i64,
-    ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
-        for row in changed {
-            sqlx::query(
-                "UPDATE activity SET url = ?, request_body = ?, response_body = ? WHERE tenant = ? AND id = ?",
-            )
-            .bind(&row.url)
-            .bind(&row.request_body)
-            .bind(&row.response_body)
-            .bind(tenant)
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO retention_state (tenant, masked_upto) VALUES (?, ?)
-             ON CONFLICT (tenant) DO UPDATE SET masked_upto = MAX(retention_state.masked_upto, excluded.masked_upto)",
-        )
-        .bind(tenant)
-        .bind(upto)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 }
