@@ -207,6 +207,12 @@ pub fn create(name: &str, parent: &Path, sdk_path: Option<&Path>) -> anyhow::Res
     })
 }
 
+/// True when `dir` is a direct child of the checkout's `connectors/` (the workspace's
+/// `connectors/*` member glob).
+fn joins_by_glob(root: &Path, dir: &Path) -> bool {
+    dir.parent() == Some(root.join("connectors").as_path())
+}
+
 pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
     let created = create(&args.name, &args.dir, args.sdk_path.as_deref())?;
     let shown = created.dir.display();
@@ -215,8 +221,12 @@ pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
         args.name, created.package
     );
     match &created.sdk {
+        Sdk::Workspace { root, .. } if joins_by_glob(root, &created.dir) => println!(
+            "It is inside the koppel checkout {}: it joins the workspace through `connectors/*`, and koppel's build now builds it too.",
+            root.display()
+        ),
         Sdk::Workspace { root, .. } => println!(
-            "It is inside the koppel checkout {}: add \"{}\" to `members` in its Cargo.toml now (host/build.rs builds every connector crate in the checkout into koppel, and cargo needs it in the workspace).",
+            "It is inside the koppel checkout {}: add \"{}\" to `members` in its Cargo.toml now (cargo needs every crate of the checkout in the workspace).",
             root.display(),
             relative(root, &created.dir)
         ),
@@ -279,6 +289,11 @@ mod tests {
         assert!(manifest.contains("name = \"koppel-connector-acme\""));
         let lib = std::fs::read_to_string(created.dir.join("src/lib.rs")).expect("lib.rs");
         assert!(lib.contains("id: \"acme\".into()") && !lib.contains("{{"));
+        let Sdk::Workspace { root: found, .. } = &created.sdk else {
+            panic!("inside a checkout the SDK is the workspace's");
+        };
+        assert!(joins_by_glob(found, &created.dir), "connectors/acme");
+        assert!(!joins_by_glob(found, &found.join("elsewhere/acme")));
         let again = create("acme", &root.path().join("connectors"), None).expect_err("exists");
         assert!(again.to_string().contains("already exists"));
     }
