@@ -197,6 +197,21 @@ fn a_bad_koppel_toml_names_the_file_the_key_and_the_fix() {
         out.contains("connections.src.config") && out.contains("`totl`: unknown key"),
         "{out}"
     );
+
+    let file = fixture_config(
+        dir.path(),
+        "create_only = [\"descripton\", \"extra.brand\"]\n",
+    );
+    let output = koppel(&["sync", "copy", "--config", &file.display().to_string()]);
+    let out = text(&output);
+    assert!(output.status.success(), "a warning, not a stop: {out}");
+    assert!(
+        out.contains("flows.copy.create_only")
+            && out.contains("`descripton` is not a field of a product record")
+            && out.contains("description, short_description")
+            && !out.contains("extra.brand"),
+        "{out}"
+    );
 }
 
 #[cfg(unix)]

@@ -253,6 +253,17 @@ impl Loaded {
             );
         }
         for flow in &self.flows {
+            // A target connector may know fields of its own (Shopware's `visibilities`), so
+            // a name that is no canonical field is a warning, not an error.
+            if let Some(setup) = connections.get(&flow.target.connection)
+                && let Err(message) = check_create_only(flow, setup.connector.manifest())
+            {
+                tracing::warn!(
+                    file = %file_name,
+                    key = %format!("flows.{}.create_only", flow.name),
+                    "{message}, unless the target connector documents it"
+                );
+            }
             let interval = flow.interval().unwrap_or_default();
             let definition = serde_json::to_string(flow).unwrap_or_default();
             store
@@ -275,6 +286,36 @@ impl Loaded {
     pub fn flow(&self, name: &str) -> Option<&FlowDef> {
         self.flows.iter().find(|f| f.name == name)
     }
+}
+
+/// Every `create_only` name should be a field of the target stream's records (or
+/// `extra.<name>`).
+fn check_create_only(flow: &FlowDef, manifest: &crate::runtime::Manifest) -> Result<(), String> {
+    let Some(stream) = manifest
+        .streams
+        .iter()
+        .find(|s| s.name == flow.target.stream)
+    else {
+        return Ok(()); // The run names a missing stream with the connector's own words.
+    };
+    let fields = crate::mapping::field_names(stream.kind);
+    for name in &flow.create_only {
+        let head = name.split('.').next().unwrap_or_default();
+        let known = if head == "extra" {
+            name.len() > "extra.".len() && name.starts_with("extra.")
+        } else {
+            fields.contains(&head)
+        };
+        if !known {
+            return Err(format!(
+                "`{name}` is not a field of a {} record of stream `{}`; use one of {} or extra.<name>",
+                stream.kind.name(),
+                stream.name,
+                fields.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A config as JSON with secret values shown as set.

@@ -359,3 +359,96 @@ mod tests {
         assert_eq!(back.extra[0].value, Value::Integer(7));
     }
 }
+
+/// The top-level field names of a record of `kind` (`name`, `prices`, `extra`, ...), as the
+/// records' serde derive declares them: what `create_only` and dotted paths start with.
+pub fn field_names(kind: RecordKind) -> &'static [&'static str] {
+    use crate::runtime::bindings::{
+        Customer, Order, OrderStatus, Product, ReferenceEntry, StockLevel,
+    };
+    fn of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(names::Names(&mut fields));
+        fields
+    }
+    match kind {
+        RecordKind::Product => of::<Product>(),
+        RecordKind::Stock => of::<StockLevel>(),
+        RecordKind::Customer => of::<Customer>(),
+        RecordKind::Order => of::<Order>(),
+        RecordKind::OrderStatus => of::<OrderStatus>(),
+        RecordKind::Reference => of::<ReferenceEntry>(),
+    }
+}
+
+/// A deserializer that only notes the field names a struct asks for, then gives up.
+mod names {
+    use serde::de::{self, Visitor};
+
+    pub struct Names<'a>(pub &'a mut &'static [&'static str]);
+
+    #[derive(Debug)]
+    pub struct Stop;
+
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names noted")
+        }
+    }
+
+    impl std::error::Error for Stop {}
+
+    impl de::Error for Stop {
+        fn custom<T: std::fmt::Display>(_msg: T) -> Self {
+            Stop
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for Names<'_> {
+        type Error = Stop;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Stop> {
+            *self.0 = fields;
+            Err(Stop)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+}
+
+#[cfg(test)]
+mod field_name_tests {
+    use super::*;
+
+    #[test]
+    fn field_names_come_from_the_records() {
+        let product = field_names(RecordKind::Product);
+        for name in [
+            "key",
+            "name",
+            "description",
+            "ean",
+            "prices",
+            "categories",
+            "extra",
+        ] {
+            assert!(product.contains(&name), "{name} in {product:?}");
+        }
+        assert!(!product.contains(&"descripton"));
+        assert!(field_names(RecordKind::Order).contains(&"billing_address"));
+        assert!(field_names(RecordKind::Stock).contains(&"available"));
+    }
+}

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-pub use fields::{Doc, key_of, kind_of, parse_decimal};
+pub use fields::{Doc, field_names, key_of, kind_of, parse_decimal};
 
 use crate::runtime::bindings::{Decimal, Record};
 
