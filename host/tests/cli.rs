@@ -368,3 +368,70 @@ fn a_flow_running_in_another_process_is_not_run_twice() {
     let output = koppel(&["sync", "copy", "--config", &config, "--json"]);
     assert!(output.status.success(), "{}", text(&output));
 }
+
+/// A local webhook receiver: answers 200 and hands each request body over.
+fn receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let (bodies, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = bodies.send(String::from_utf8_lossy(&body).into_owned());
+        }
+    });
+    (url, received)
+}
+
+#[test]
+fn a_failing_sync_notifies_once_and_its_recovery_once_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, received) = receiver();
+    let notify = format!("[notify.webhook]\nurl = {url:?}\nsecret = \"hook-secret\"\n");
+    let broken = fixture_config(dir.path(), &notify);
+    let text_of = std::fs::read_to_string(&broken).expect("read");
+    let source = "source = { connection = \"src\", stream = \"products\" }";
+    assert!(text_of.contains(source));
+    let unreadable = "source = { connection = \"src\", stream = \"nope\" }";
+    std::fs::write(&broken, text_of.replace(source, unreadable)).expect("write");
+    let config = broken.display().to_string();
+    let output = koppel(&["sync", "copy", "--config", &config]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let wait = std::time::Duration::from_secs(30);
+    let opened = received.recv_timeout(wait).expect("a notification");
+    assert!(
+        opened.contains("\"opened\"") && opened.contains("copy"),
+        "{opened}"
+    );
+    // A second failure of the same incident is not notified again.
+    let output = koppel(&["sync", "copy", "--config", &config]);
+    assert!(!output.status.success());
+
+    std::fs::write(&broken, text_of).expect("write");
+    let output = koppel(&["sync", "copy", "--config", &config]);
+    assert!(output.status.success(), "{}", text(&output));
+    let resolved = received.recv_timeout(wait).expect("the recovery");
+    assert!(resolved.contains("\"resolved\""), "{resolved}");
+    assert!(
+        received.try_recv().is_err(),
+        "one notification per incident and one for its recovery"
+    );
+}

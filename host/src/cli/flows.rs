@@ -76,6 +76,23 @@ pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     };
     let summary = run_flow(&opened.env, flow, &options).await?;
     drop(options);
+    // The same incidents and notifications as under `koppel run`: a sync from cron that
+    // fails is told at once, and its recovery too.
+    let notify = &opened.loaded.file.notify;
+    if notify.webhook.is_some() || notify.email.is_some() {
+        let notifier = crate::notify::Notifier::from_config(notify)?;
+        let monitor = crate::notify::Monitor::new(
+            &opened.env.tenant,
+            opened.env.store.clone(),
+            opened.loaded.flows.clone(),
+            Arc::new(notifier),
+            notify.record_attempts(),
+        )
+        .with_public_url(opened.loaded.file.server.public_url.clone());
+        if let Err(error) = monitor.on_run(&summary).await {
+            tracing::warn!(%error, "Cannot record the run's incidents.");
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

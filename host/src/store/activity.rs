@@ -130,7 +130,25 @@ async fn insert(store: &Store, exchanges: &[(Option<i64>, Box<Exchange>)]) -> Re
     if exchanges.is_empty() {
         return Ok(());
     }
+    let mut counts: std::collections::BTreeMap<(&str, &str, i64), i64> = Default::default();
+    for (_, e) in exchanges {
+        *counts
+            .entry((&e.tenant, &e.connector, e.status.map_or(0, i64::from)))
+            .or_default() += 1;
+    }
     let mut tx = store.pool().begin().await?;
+    for ((tenant, connector, status), n) in counts {
+        sqlx::query(
+            "INSERT INTO activity_counts (tenant, connector, status, exchanges) VALUES (?, ?, ?, ?)
+             ON CONFLICT (tenant, connector, status) DO UPDATE SET exchanges = exchanges + excluded.exchanges",
+        )
+        .bind(tenant)
+        .bind(connector)
+        .bind(status)
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
+    }
     for (run_id, e) in exchanges {
         sqlx::query(
             "INSERT INTO activity (tenant, run_id, connection, connector, method, url, status, error, duration_ms,

@@ -263,7 +263,7 @@ impl Store {
             }
         }
         let exchanges: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
-            "SELECT connector, status, COUNT(*) FROM activity WHERE tenant = ? GROUP BY connector, status
+            "SELECT connector, NULLIF(status, 0), exchanges FROM activity_counts WHERE tenant = ?
              ORDER BY connector, status",
         )
         .bind(tenant)
