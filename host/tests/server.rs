@@ -974,6 +974,88 @@ async fn a_signed_webhook_runs_the_flow_through_the_scheduler() {
     }
 }
 
+/// Asks for runs from inside a run (as a burst of webhooks would during one), and notes after
+/// every batch whether another run of the flow is queued.
+#[derive(Default)]
+struct Burst {
+    scheduler: std::sync::OnceLock<std::sync::Weak<Scheduler>>,
+    requests: std::sync::atomic::AtomicUsize,
+    queued: std::sync::Mutex<Vec<bool>>,
+}
+
+impl koppel::flow::Progress for Burst {
+    fn update(&self, flow: &str, _counts: &koppel::store::Counts) {
+        let Some(scheduler) = self.scheduler.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        let n = self.requests.swap(0, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..n {
+            assert!(scheduler.run_now(flow, "webhook"), "accepted");
+        }
+        self.queued
+            .lock()
+            .expect("lock")
+            .push(scheduler.is_queued(flow));
+    }
+}
+
+#[tokio::test]
+async fn run_now_requests_during_a_run_merge_into_one_follow_up_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("koppel.db"))
+        .await
+        .expect("store");
+    let activity = ActivityWriter::start(store.clone());
+    let env = environment("a", &store, &activity, &fixture().await);
+    let burst = Arc::new(Burst::default());
+    // A hundred requests arrive while the first (scheduled) run goes on.
+    burst
+        .requests
+        .store(100, std::sync::atomic::Ordering::SeqCst);
+    let cancel = CancellationToken::new();
+    let scheduler = Arc::new(Scheduler::start(
+        env.clone(),
+        vec![products()],
+        cancel.clone(),
+        Some(burst.clone() as Arc<dyn koppel::flow::Progress>),
+    ));
+    // The flow's task runs only when this test yields: the hook is in place before the run.
+    burst
+        .scheduler
+        .set(Arc::downgrade(&scheduler))
+        .expect("set once");
+    let mut finished = scheduler.subscribe();
+    let first = finished.recv().await.expect("the scheduled run");
+    let second = finished.recv().await.expect("the follow-up run");
+    assert!(second.run_id > first.run_id);
+    let queued = burst.queued.lock().expect("lock").clone();
+    // During the first run: one run queued; during the follow-up: none behind it.
+    let during_first = queued.iter().take_while(|q| **q).count();
+    assert!(during_first >= 1, "{queued:?}");
+    assert!(
+        queued.len() > during_first && queued[during_first..].iter().all(|q| !q),
+        "the follow-up run took all hundred requests: {queued:?}"
+    );
+    assert!(!scheduler.is_queued("products"));
+
+    // Later requests start a run again; one for a flow not scheduled here is refused.
+    assert!(scheduler.run_now("products", "manual"));
+    let third = finished.recv().await.expect("a run on request");
+    assert!(third.run_id > second.run_id);
+    assert!(!scheduler.run_now("nope", "manual"));
+    cancel.cancel();
+    if let Ok(scheduler) = Arc::try_unwrap(scheduler) {
+        scheduler.stop().await;
+    }
+    let runs = store.runs("a", Some("products"), 1000).await.expect("runs");
+    let triggers: Vec<&str> = runs.iter().rev().map(|r| r.trigger.as_str()).collect();
+    assert_eq!(
+        triggers,
+        ["schedule", "webhook", "manual"],
+        "three runs, not 102"
+    );
+}
+
 #[tokio::test]
 async fn the_dashboard_renders_pages_for_the_cookies_tenant() {
     let h = start().await;
