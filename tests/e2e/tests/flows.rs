@@ -1178,6 +1178,44 @@ async fn a_signed_shopware_webhook_brings_the_order_into_the_till_at_once() {
         "payment_prepayment",
         "shipping_standard",
     );
+
+    // A badly signed and a stale announcement are refused, and the till does not change.
+    let orders_before = systems.till.orders();
+    let writes_before = systems.till_writes();
+    let now = koppel::store::now_ms() / 1000;
+    assert_eq!(
+        hook.announce(&placed, "not-the-shop-secret", now).await,
+        401,
+        "a bad signature"
+    );
+    assert_eq!(
+        hook.announce(&placed, common::webhook::SHOP_SECRET, now - 3600)
+            .await,
+        401,
+        "a call an hour old"
+    );
+    // A refused call asks for no run (the request would wait in the schedule until taken,
+    // and a run taken would be in the state database).
+    assert!(!hook.run_queued(), "nothing asked of the schedule");
+    let runs = hook
+        .koppel
+        .env
+        .store
+        .runs(&hook.koppel.env.tenant, Some("orders"), 100)
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1, "only the first scheduled run: {runs:#?}");
+    assert!(
+        systems.till.order_by_ext_id(&placed.order_number).is_none(),
+        "no order created"
+    );
+    assert_eq!(systems.till.orders(), orders_before, "the till's orders");
+    assert_eq!(
+        systems.till_writes(),
+        writes_before,
+        "nothing written to the till"
+    );
+
     // The interval is an hour: that the order arrives at all is the webhook's doing. How
     // fast is printed, not asserted (a loaded machine); the bench measures the median.
     let took = hook.deliver(&placed, &systems.till).await;
@@ -1187,5 +1225,17 @@ async fn a_signed_shopware_webhook_brings_the_order_into_the_till_at_once() {
         .order_by_ext_id(&placed.order_number)
         .expect("in the till");
     assert_eq!(order.payments.len(), 1, "paid, with its payment");
+    // Exactly one run followed the webhooks: the refused ones started none.
+    let webhook_runs = hook
+        .koppel
+        .env
+        .store
+        .runs(&hook.koppel.env.tenant, Some("orders"), 100)
+        .await
+        .expect("runs")
+        .iter()
+        .filter(|r| r.trigger == "webhook")
+        .count();
+    assert_eq!(webhook_runs, 1);
     hook.stop().await;
 }
