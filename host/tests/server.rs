@@ -499,10 +499,14 @@ async fn the_api_answers_every_route_for_the_tokens_tenant_only() {
     assert_eq!(status, 200);
     assert_eq!(failed[0]["key"], "SKU-000003");
     assert_eq!(failed[0]["record"]["Product"]["key"], "SKU-000003");
-    let (status, _) = h
+    let (status, dismissed) = h
         .post("/api/v1/failed/products/SKU-000003/dismiss", "token-a")
         .await;
     assert_eq!(status, 200);
+    assert_eq!(
+        dismissed,
+        json!({ "flow": "products", "key": "SKU-000003", "dismissed": true })
+    );
     let (_, waiting) = h.get("/api/v1/failed", "token-a").await;
     assert_eq!(waiting.as_array().map(Vec::len), Some(0));
     let (_, all) = h.get("/api/v1/failed?dismissed=true", "token-a").await;
@@ -530,6 +534,33 @@ async fn the_api_answers_every_route_for_the_tokens_tenant_only() {
 
     let (status, incidents) = h.get("/api/v1/incidents?open=true", "token-a").await;
     assert_eq!((status, incidents.as_array().map(Vec::len)), (200, Some(0)));
+    let opened = h
+        .env
+        .store
+        .open_incident(
+            "a",
+            "products",
+            "records-failing",
+            "SKU-000003 keeps failing",
+            Some(run),
+        )
+        .await
+        .expect("incident")
+        .expect("opened");
+    h.env
+        .store
+        .add_notification("a", opened.id, "opened", "webhook", None)
+        .await
+        .expect("notification");
+    let (status, incidents) = h.get("/api/v1/incidents?open=true", "token-a").await;
+    assert_eq!(status, 200);
+    assert_eq!(incidents.as_array().map(Vec::len), Some(1), "{incidents}");
+    assert_eq!(incidents[0]["id"], opened.id);
+    assert_eq!(incidents[0]["kind"], "records-failing");
+    assert_eq!(incidents[0]["message"], "SKU-000003 keeps failing");
+    assert_eq!(incidents[0]["run_id"], run);
+    assert_eq!(incidents[0]["notifications"][0]["channel"], "webhook");
+    assert_eq!(incidents[0]["notifications"][0]["ok"], true);
     let (status, retention) = h.get("/api/v1/retention", "token-a").await;
     assert_eq!(
         (status, retention["keep_secs"].as_u64()),
@@ -580,7 +611,14 @@ async fn every_route_refuses_another_tenant_and_a_missing_token_and_changes_noth
     let exchange = activity["activity"][0]["id"]
         .as_i64()
         .expect("A has an exchange");
+    h.env
+        .store
+        .open_incident("a", "products", "flow-failed", "A's incident", Some(run))
+        .await
+        .expect("incident")
+        .expect("opened");
     let before = state_of_a(&h).await;
+    assert_eq!(before["incidents"][0]["message"], "A's incident");
     assert_eq!(before["failed"][0]["key"], "SKU-000003", "{before}");
     assert_eq!(before["runs"].as_array().map(Vec::len), Some(1));
     assert_eq!(before["activity"], 1);
