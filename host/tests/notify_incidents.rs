@@ -1,9 +1,12 @@
 //! Monitoring: a failing flow, records that keep failing and a stale flow each produce one
 //! notification per incident (a signed webhook to a local receiver and an e-mail to a local
-//! SMTP listener), however many runs show the problem; recovery produces one more.
+//! SMTP listener), however many runs show the problem; recovery produces one more. A
+//! delivery that fails for a passing reason is tried again, and arrives once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -43,9 +46,58 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<(HeaderMap, Bytes)>) {
     (format!("http://{addr}/hook"), receive)
 }
 
+/// A receiver that answers `status` to the first `failures` calls, then takes them as
+/// [`receiver`] does; every call is counted.
+async fn flaky_receiver(
+    failures: usize,
+    status: u16,
+) -> (
+    String,
+    Arc<AtomicUsize>,
+    mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+) {
+    let (send, receive) = mpsc::unbounded_channel();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let send = send.clone();
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < failures {
+                    return (
+                        axum::http::StatusCode::from_u16(status).expect("status"),
+                        "not now",
+                    );
+                }
+                let _ = send.send((headers, body));
+                (axum::http::StatusCode::OK, "ok")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), calls, receive)
+}
+
 /// A tiny SMTP server on 127.0.0.1: accepts every message and sends its DATA to the channel.
 async fn smtp_sink() -> (u16, mpsc::UnboundedReceiver<String>) {
+    let (port, _, receive) = flaky_smtp_sink(0).await;
+    (port, receive)
+}
+
+/// [`smtp_sink`] that answers the first `failures` messages with `451` (try again later);
+/// every message offered is counted.
+async fn flaky_smtp_sink(
+    failures: usize,
+) -> (u16, Arc<AtomicUsize>, mpsc::UnboundedReceiver<String>) {
     let (send, receive) = mpsc::unbounded_channel();
+    let offered = Arc::new(AtomicUsize::new(0));
+    let counted = offered.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -53,6 +105,7 @@ async fn smtp_sink() -> (u16, mpsc::UnboundedReceiver<String>) {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let send = send.clone();
+            let counted = counted.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = BufReader::new(read).lines();
@@ -61,9 +114,14 @@ async fn smtp_sink() -> (u16, mpsc::UnboundedReceiver<String>) {
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Some(message) = data.as_mut() {
                         if line == "." {
-                            let _ = send.send(std::mem::take(message));
+                            let message = std::mem::take(message);
                             data = None;
-                            let _ = write.write_all(b"250 queued\r\n").await;
+                            if counted.fetch_add(1, Ordering::SeqCst) < failures {
+                                let _ = write.write_all(b"451 4.3.0 try again later\r\n").await;
+                            } else {
+                                let _ = send.send(message);
+                                let _ = write.write_all(b"250 queued\r\n").await;
+                            }
                         } else {
                             message.push_str(&line);
                             message.push('\n');
@@ -88,7 +146,7 @@ async fn smtp_sink() -> (u16, mpsc::UnboundedReceiver<String>) {
             });
         }
     });
-    (port, receive)
+    (port, offered, receive)
 }
 
 async fn environment(dir: &tempfile::TempDir) -> Environment {
@@ -370,4 +428,136 @@ async fn a_flow_without_success_for_too_long_is_stale_once() {
         (Some("resolved"), Some("stale"))
     );
     assert!(mails.try_recv().is_ok());
+}
+
+fn channels(url: String, smtp_port: u16) -> NotifyConfig {
+    NotifyConfig {
+        record_attempts: None,
+        webhook: Some(WebhookChannel {
+            url,
+            secret: Secret::plain(HOOK_SECRET),
+        }),
+        email: Some(EmailChannel {
+            host: "127.0.0.1".into(),
+            port: Some(smtp_port),
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "koppel <koppel@example.test>".into(),
+            to: vec!["owner@example.test".into()],
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_that_fails_at_first_is_tried_again_and_arrives_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = environment(&dir).await;
+    let (url, calls, mut hooks) = flaky_receiver(1, 503).await;
+    let (port, offered, mut mails) = flaky_smtp_sink(1).await;
+    let notifier = Notifier::from_config(&channels(url, port))
+        .expect("channels")
+        .with_backoff(Duration::from_millis(10));
+    let monitor = Monitor::new(
+        &env.tenant,
+        env.store.clone(),
+        vec![flow("products")],
+        Arc::new(notifier),
+        3,
+    );
+
+    let failed = run_flow(&env, &flow("nope"), &options())
+        .await
+        .expect("run");
+    monitor.on_run(&failed).await.expect("monitor");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "503, then delivered");
+    let (headers, body) = hooks.try_recv().expect("the webhook, delivered");
+    assert_eq!(signed_json(&headers, &body)["event"], "opened");
+    assert!(hooks.try_recv().is_err(), "delivered once");
+    assert_eq!(offered.load(Ordering::SeqCst), 2, "451, then accepted");
+    let mail = mails.try_recv().expect("the e-mail, delivered");
+    assert!(mail.contains("flow failed: products"), "{mail}");
+    assert!(mails.try_recv().is_err(), "delivered once");
+
+    let incidents = env
+        .store
+        .incidents("t1", false, 10)
+        .await
+        .expect("incidents");
+    let sent = env
+        .store
+        .notifications("t1", incidents[0].id)
+        .await
+        .expect("notifications");
+    let shown: Vec<(&str, &str, bool)> = sent
+        .iter()
+        .map(|n| (n.event.as_str(), n.channel.as_str(), n.ok))
+        .collect();
+    assert_eq!(
+        shown,
+        [("opened", "webhook", true), ("opened", "email", true)],
+        "one notification per channel, delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_is_tried_a_bounded_number_of_times_and_a_refusal_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = environment(&dir).await;
+    let (down, down_calls, mut down_hooks) = flaky_receiver(usize::MAX, 503).await;
+    let (refusing, refused_calls, _) = flaky_receiver(usize::MAX, 400).await;
+    let (port, offered, mut mails) = flaky_smtp_sink(usize::MAX).await;
+    let failed = run_flow(&env, &flow("nope"), &options())
+        .await
+        .expect("run");
+
+    let monitor = |url: String| {
+        let notifier = Notifier::from_config(&channels(url, port))
+            .expect("channels")
+            .with_backoff(Duration::from_millis(10));
+        Monitor::new(
+            &env.tenant,
+            env.store.clone(),
+            vec![flow("products")],
+            Arc::new(notifier),
+            3,
+        )
+    };
+    monitor(down).on_run(&failed).await.expect("monitor");
+    assert_eq!(
+        down_calls.load(Ordering::SeqCst),
+        koppel::notify::channels::ATTEMPTS as usize
+    );
+    assert!(down_hooks.try_recv().is_err());
+    assert_eq!(
+        offered.load(Ordering::SeqCst),
+        koppel::notify::channels::ATTEMPTS as usize
+    );
+    assert!(mails.try_recv().is_err());
+    let incident = env
+        .store
+        .incidents("t1", false, 10)
+        .await
+        .expect("incidents")[0]
+        .clone();
+    let sent = env
+        .store
+        .notifications("t1", incident.id)
+        .await
+        .expect("notifications");
+    assert_eq!(sent.len(), 2, "one row per channel: {sent:?}");
+    assert!(sent.iter().all(|n| !n.ok));
+
+    // A refusal (HTTP 400) is not tried again. The incident is open already: resolve it and
+    // fail again to have something to send.
+    let ok = run_flow(&env, &flow("products"), &options())
+        .await
+        .expect("run");
+    let refusing_monitor = monitor(refusing);
+    refusing_monitor.on_run(&ok).await.expect("monitor");
+    assert_eq!(
+        refused_calls.load(Ordering::SeqCst),
+        1,
+        "the resolution, once"
+    );
 }

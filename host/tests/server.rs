@@ -43,6 +43,18 @@ fn environment(
     activity: &ActivityWriter,
     connector: &Arc<Connector>,
 ) -> Environment {
+    environment_named(tenant, store, activity, connector, "src", "dst")
+}
+
+/// A tenant whose source and target connections (both the fixture) have these names.
+fn environment_named(
+    tenant: &str,
+    store: &Store,
+    activity: &ActivityWriter,
+    connector: &Arc<Connector>,
+    src: &str,
+    dst: &str,
+) -> Environment {
     let setup = |config: &[(&str, &str)]| ConnectionSetup {
         connector: connector.clone(),
         config: config
@@ -57,26 +69,37 @@ fn environment(
         activity: activity.clone(),
         connections: BTreeMap::from([
             (
-                "src".to_owned(),
+                src.to_owned(),
                 setup(&[
                     ("total", "6"),
                     ("token", SECRET_TOKEN),
                     ("base_url", "http://127.0.0.1:9"),
                 ]),
             ),
-            ("dst".to_owned(), setup(&[("total", "0")])),
+            (dst.to_owned(), setup(&[("total", "0")])),
         ]),
     }
 }
 
 /// A products flow in which SKU-000003 becomes the key `bad`, which the fixture refuses.
 fn products() -> FlowDef {
-    let mut flow: FlowDef = toml::from_str(
-        "description = \"Test products\"\nsource = { connection = \"src\", stream = \"products\" }\n\
-         target = { connection = \"dst\", stream = \"products\" }\ninterval = \"1h\"\npage_size = 4\nbatch_size = 2\n",
-    )
+    flow_named("products", "src", "dst")
+}
+
+/// Tenant B's flow: its own name and connections, so A's names mean nothing to B.
+fn catalog() -> FlowDef {
+    flow_named("catalog", "till", "shop")
+}
+
+/// Products from `src` to `dst` in which SKU-000003 becomes the key `bad`, which the fixture
+/// refuses.
+fn flow_named(name: &str, src: &str, dst: &str) -> FlowDef {
+    let mut flow: FlowDef = toml::from_str(&format!(
+        "description = \"Test products\"\nsource = {{ connection = \"{src}\", stream = \"products\" }}\n\
+         target = {{ connection = \"{dst}\", stream = \"products\" }}\ninterval = \"1h\"\npage_size = 4\nbatch_size = 2\n",
+    ))
     .expect("valid");
-    flow.name = "products".into();
+    flow.name = name.into();
     flow.map.push(MapRule {
         to: "key".into(),
         from: Some("key".into()),
@@ -101,7 +124,9 @@ struct Harness {
     client: reqwest::Client,
     env: Environment,
     runs_a: mpsc::UnboundedReceiver<String>,
+    runs_b: mpsc::UnboundedReceiver<String>,
     first: RunSummary,
+    first_b: RunSummary,
     cancel: CancellationToken,
 }
 
@@ -140,7 +165,7 @@ async fn start() -> Harness {
     let activity = ActivityWriter::start(store.clone());
     let connector = fixture().await;
     let env_a = environment("a", &store, &activity, &connector);
-    let env_b = environment("b", &store, &activity, &connector);
+    let env_b = environment_named("b", &store, &activity, &connector, "till", "shop");
 
     let options = RunOptions {
         trigger: "test".into(),
@@ -155,9 +180,11 @@ async fn start() -> Harness {
         r#"{"customer":{"email":"jan@example.nl","name":"Jan"}}"#,
     ));
     activity.flush().await;
+    let first_b = run_flow(&env_b, &catalog(), &options).await.expect("run");
+    assert_eq!(first_b.status, RunStatus::Partial, "{first_b:?}");
 
     let (send_a, runs_a) = mpsc::unbounded_channel();
-    let (send_b, _runs_b) = mpsc::unbounded_channel();
+    let (send_b, runs_b) = mpsc::unbounded_channel();
     let mut tenant_a =
         TenantState::new(env_a.clone(), vec![products()]).with_control(Arc::new(Control(send_a)));
     tenant_a
@@ -182,8 +209,7 @@ async fn start() -> Harness {
             ..RetentionConfig::default()
         })
         .expect("retention");
-    let tenant_b =
-        TenantState::new(env_b, vec![products()]).with_control(Arc::new(Control(send_b)));
+    let tenant_b = TenantState::new(env_b, vec![catalog()]).with_control(Arc::new(Control(send_b)));
     let mut state = ServerState::new();
     assert_eq!(
         state
@@ -213,7 +239,9 @@ async fn start() -> Harness {
             .expect("client"),
         env: env_a,
         runs_a,
+        runs_b,
         first,
+        first_b,
         cancel,
     }
 }
@@ -316,6 +344,28 @@ async fn the_api_answers_every_route_for_the_tokens_tenant_only() {
     assert_eq!(flows[0]["failed_waiting"], 1);
     assert_eq!(flows[0]["last_run"]["id"], run);
     assert!(flows[0]["lag_secs"].as_i64().is_some());
+    assert_eq!(flows.as_array().map(Vec::len), Some(1), "only A's flow");
+    let (status, one) = h.get("/api/v1/flows/products", "token-a").await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["name"], "products");
+    assert_eq!(one["description"], "Test products");
+    assert_eq!(one["source"]["connection"], "src");
+    assert_eq!(one["target"]["connection"], "dst");
+    assert_eq!(one["configured_interval"], "1h");
+    assert_eq!(
+        (one["enabled"].as_bool(), one["interval_secs"].as_u64()),
+        (Some(true), Some(3600))
+    );
+    assert_eq!(one["failed_waiting"], 1);
+    assert_eq!(one["last_run"]["id"], run);
+    assert_eq!(one["last_run"]["status"], "partial");
+    assert_eq!(
+        one["last_success"]["id"], run,
+        "a partial run counts as success"
+    );
+    assert_eq!(one["stale"], false);
+    let (status, _) = h.get("/api/v1/flows/nope", "token-a").await;
+    assert_eq!(status, 404);
     let (status, flow) = h
         .call(
             reqwest::Method::PATCH,
@@ -342,7 +392,7 @@ async fn the_api_answers_every_route_for_the_tokens_tenant_only() {
     assert_eq!(
         h.env
             .store
-            .flow_override("b", "products")
+            .flow_override("b", "catalog")
             .await
             .expect("override")
             .enabled,
@@ -448,10 +498,14 @@ async fn the_api_answers_every_route_for_the_tokens_tenant_only() {
     assert_eq!(status, 200);
     assert_eq!(failed[0]["key"], "SKU-000003");
     assert_eq!(failed[0]["record"]["Product"]["key"], "SKU-000003");
-    let (status, _) = h
+    let (status, dismissed) = h
         .post("/api/v1/failed/products/SKU-000003/dismiss", "token-a")
         .await;
     assert_eq!(status, 200);
+    assert_eq!(
+        dismissed,
+        json!({ "flow": "products", "key": "SKU-000003", "dismissed": true })
+    );
     let (_, waiting) = h.get("/api/v1/failed", "token-a").await;
     assert_eq!(waiting.as_array().map(Vec::len), Some(0));
     let (_, all) = h.get("/api/v1/failed?dismissed=true", "token-a").await;
@@ -479,6 +533,33 @@ async fn the_api_answers_every_route_for_the_tokens_tenant_only() {
 
     let (status, incidents) = h.get("/api/v1/incidents?open=true", "token-a").await;
     assert_eq!((status, incidents.as_array().map(Vec::len)), (200, Some(0)));
+    let opened = h
+        .env
+        .store
+        .open_incident(
+            "a",
+            "products",
+            "records-failing",
+            "SKU-000003 keeps failing",
+            Some(run),
+        )
+        .await
+        .expect("incident")
+        .expect("opened");
+    h.env
+        .store
+        .add_notification("a", opened.id, "opened", "webhook", None)
+        .await
+        .expect("notification");
+    let (status, incidents) = h.get("/api/v1/incidents?open=true", "token-a").await;
+    assert_eq!(status, 200);
+    assert_eq!(incidents.as_array().map(Vec::len), Some(1), "{incidents}");
+    assert_eq!(incidents[0]["id"], opened.id);
+    assert_eq!(incidents[0]["kind"], "records-failing");
+    assert_eq!(incidents[0]["message"], "SKU-000003 keeps failing");
+    assert_eq!(incidents[0]["run_id"], run);
+    assert_eq!(incidents[0]["notifications"][0]["channel"], "webhook");
+    assert_eq!(incidents[0]["notifications"][0]["ok"], true);
     let (status, retention) = h.get("/api/v1/retention", "token-a").await;
     assert_eq!(
         (status, retention["keep_secs"].as_u64()),
@@ -500,31 +581,223 @@ async fn the_api_answers_every_route_for_the_tokens_tenant_only() {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
 
-    // The tenant boundary: B's token sees none of A's rows.
-    let (status, _) = h.get(&format!("/api/v1/runs/{run}"), "token-b").await;
-    assert_eq!(status, 404, "tenant B must not read tenant A's run");
-    let (status, _) = h
-        .get(&format!("/api/v1/runs/{run}/records"), "token-b")
-        .await;
-    assert_eq!(status, 404);
-    let (_, runs_b) = h.get("/api/v1/runs", "token-b").await;
-    assert_eq!(runs_b.as_array().map(Vec::len), Some(0));
-    let (status, _) = h
-        .get("/api/v1/flows/products/records/SKU-000001", "token-b")
-        .await;
-    assert_eq!(status, 404);
-    let (status, _) = h.get(&format!("/api/v1/activity/{id}"), "token-b").await;
-    assert_eq!(status, 404);
-    let (_, activity_b) = h.get("/api/v1/activity", "token-b").await;
-    assert_eq!(activity_b["activity"].as_array().map(Vec::len), Some(0));
-    let (_, failed_b) = h.get("/api/v1/failed?dismissed=true", "token-b").await;
-    assert_eq!(failed_b.as_array().map(Vec::len), Some(0));
-    let (status, _) = h
-        .post("/api/v1/failed/products/SKU-000003/dismiss", "token-b")
-        .await;
-    assert_eq!(status, 404, "tenant B cannot dismiss tenant A's record");
     let (_, metrics_b) = h.get("/metrics", "token-b").await;
     assert!(!metrics_b.as_str().unwrap_or("").contains("tenant=\"a\""));
+}
+
+/// What tenant A has that a request could change: its schedule setting, failed records,
+/// runs, activity, incidents, record history and id map.
+async fn state_of_a(h: &Harness) -> Value {
+    let store = &h.env.store;
+    json!({
+        "override": store.flow_override("a", "products").await.expect("override"),
+        "failed": store.failed_records("a", None, true).await.expect("failed"),
+        "runs": store.runs("a", None, 1000).await.expect("runs"),
+        "activity": store.activity("a", None, 1000).await.expect("activity").len(),
+        "incidents": store.incidents("a", false, 1000).await.expect("incidents"),
+        "history": store.record_history("a", "products", "SKU-000001", 100).await.expect("history").len(),
+    })
+}
+
+#[tokio::test]
+async fn every_route_refuses_another_tenant_and_a_missing_token_and_changes_nothing() {
+    use reqwest::Method;
+    let mut h = start().await;
+    let run = h.first.run_id;
+    let (_, activity) = h
+        .get(&format!("/api/v1/activity?run={run}"), "token-a")
+        .await;
+    let exchange = activity["activity"][0]["id"]
+        .as_i64()
+        .expect("A has an exchange");
+    h.env
+        .store
+        .open_incident("a", "products", "flow-failed", "A's incident", Some(run))
+        .await
+        .expect("incident")
+        .expect("opened");
+    let before = state_of_a(&h).await;
+    assert_eq!(before["incidents"][0]["message"], "A's incident");
+    assert_eq!(before["failed"][0]["key"], "SKU-000003", "{before}");
+    assert_eq!(before["runs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(before["activity"], 1);
+
+    // Every route under /api/v1 (as api::routes lists them), pointed at tenant A's objects.
+    // The last field: whether the path names one of A's objects (B's token gets 404) or a
+    // list (B's token gets B's rows).
+    let every_route: Vec<(Method, String, Option<Value>, bool)> = vec![
+        (Method::GET, "/api/v1/connections".into(), None, false),
+        (
+            Method::POST,
+            "/api/v1/connections/src/check".into(),
+            None,
+            true,
+        ),
+        (Method::GET, "/api/v1/flows".into(), None, false),
+        (Method::GET, "/api/v1/flows/products".into(), None, true),
+        (
+            Method::PATCH,
+            "/api/v1/flows/products".into(),
+            Some(json!({ "enabled": false, "interval": "5m" })),
+            true,
+        ),
+        (
+            Method::POST,
+            "/api/v1/flows/products/run".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/api/v1/flows/products/records/SKU-000001".into(),
+            None,
+            true,
+        ),
+        (Method::GET, "/api/v1/runs".into(), None, false),
+        (Method::GET, format!("/api/v1/runs/{run}"), None, true),
+        (
+            Method::GET,
+            format!("/api/v1/runs/{run}/records"),
+            None,
+            true,
+        ),
+        (Method::GET, "/api/v1/activity".into(), None, false),
+        (
+            Method::GET,
+            format!("/api/v1/activity/{exchange}"),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/api/v1/failed?dismissed=true".into(),
+            None,
+            false,
+        ),
+        (
+            Method::POST,
+            "/api/v1/failed/products/SKU-000003/retry".into(),
+            None,
+            true,
+        ),
+        (
+            Method::POST,
+            "/api/v1/failed/products/SKU-000003/dismiss".into(),
+            None,
+            true,
+        ),
+        (Method::GET, "/api/v1/incidents".into(), None, false),
+        (Method::GET, "/api/v1/retention".into(), None, false),
+    ];
+    assert_eq!(every_route.len(), 17);
+
+    // Without a token, with a wrong one, with a malformed header: 401, for every route.
+    for (method, path, body, _) in &every_route {
+        for token in [None, Some("not-a-token"), Some(""), Some("token-ab")] {
+            let (status, answer) = h.call(method.clone(), path, token, body.clone()).await;
+            assert_eq!(status, 401, "{method} {path} with {token:?}: {answer}");
+            assert!(answer["error"].is_string(), "{answer}");
+        }
+    }
+    assert_eq!(state_of_a(&h).await, before, "refused calls change nothing");
+    assert!(h.runs_a.try_recv().is_err(), "and start nothing");
+
+    // Tenant B's token on A's objects: 404, as if they did not exist.
+    for (method, path, body, addressed) in &every_route {
+        if !addressed {
+            continue;
+        }
+        let (status, answer) = h
+            .call(method.clone(), path, Some("token-b"), body.clone())
+            .await;
+        assert_eq!(status, 404, "tenant B on {method} {path}: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    // Lists with B's token hold only B's rows.
+    let (status, connections) = h.get("/api/v1/connections", "token-b").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = connections
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["shop", "till"]);
+    let (_, flows) = h.get("/api/v1/flows", "token-b").await;
+    assert_eq!(flows.as_array().map(Vec::len), Some(1));
+    assert_eq!(flows[0]["name"], "catalog");
+    assert_eq!(flows[0]["last_run"]["id"], h.first_b.run_id);
+    let (_, runs) = h.get("/api/v1/runs", "token-b").await;
+    let ids: Vec<i64> = runs
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [h.first_b.run_id]);
+    let (_, activity) = h.get("/api/v1/activity", "token-b").await;
+    assert!(
+        activity["activity"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|row| row["id"] != exchange),
+        "{activity}"
+    );
+    let (_, failed) = h.get("/api/v1/failed?dismissed=true", "token-b").await;
+    let failed: Vec<(&str, &str)> = failed
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|f| {
+            (
+                f["flow"].as_str().unwrap_or(""),
+                f["key"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(failed, [("catalog", "SKU-000003")]);
+    let (status, incidents) = h.get("/api/v1/incidents", "token-b").await;
+    assert_eq!((status, incidents.as_array().map(Vec::len)), (200, Some(0)));
+    let (status, retention) = h.get("/api/v1/retention", "token-b").await;
+    assert_eq!(
+        (status, retention["keep_secs"].as_u64()),
+        (200, Some(14 * 86_400))
+    );
+    assert_eq!(retention["mask_fields"], json!([]), "B's settings, not A's");
+    let (_, metrics_b) = h.get("/metrics", "token-b").await;
+    assert!(!metrics_b.as_str().unwrap_or("").contains("tenant=\"a\""));
+
+    // B's own objects answer B, and what B changes is B's alone.
+    let (status, retried) = h
+        .post("/api/v1/failed/catalog/SKU-000003/retry", "token-b")
+        .await;
+    assert_eq!(
+        (status, retried["run_started"].as_bool()),
+        (202, Some(true))
+    );
+    assert_eq!(h.runs_b.recv().await.as_deref(), Some("catalog"));
+    let (status, flow) = h
+        .call(
+            Method::PATCH,
+            "/api/v1/flows/catalog",
+            Some("token-b"),
+            Some(json!({ "enabled": false })),
+        )
+        .await;
+    assert_eq!((status, flow["enabled"].as_bool()), (200, Some(false)));
+    let (status, _) = h.post("/api/v1/flows/catalog/run", "token-b").await;
+    assert_eq!(status, 202);
+    assert_eq!(h.runs_b.recv().await.as_deref(), Some("catalog"));
+    let (status, check) = h.post("/api/v1/connections/till/check", "token-b").await;
+    assert_eq!((status, check["connection"].as_str()), (200, Some("till")));
+    let (status, _) = h
+        .post("/api/v1/failed/catalog/SKU-000003/dismiss", "token-b")
+        .await;
+    assert_eq!(status, 200);
+
+    assert_eq!(state_of_a(&h).await, before, "tenant A is as it was");
+    assert!(h.runs_a.try_recv().is_err(), "no run of A was asked for");
 }
 
 fn shopware_body(timestamp: i64, event_id: &str) -> String {
@@ -736,6 +1009,88 @@ async fn a_signed_webhook_runs_the_flow_through_the_scheduler() {
     if let Ok(scheduler) = Arc::try_unwrap(scheduler) {
         scheduler.stop().await;
     }
+}
+
+/// Asks for runs from inside a run (as a burst of webhooks would during one), and notes after
+/// every batch whether another run of the flow is queued.
+#[derive(Default)]
+struct Burst {
+    scheduler: std::sync::OnceLock<std::sync::Weak<Scheduler>>,
+    requests: std::sync::atomic::AtomicUsize,
+    queued: std::sync::Mutex<Vec<bool>>,
+}
+
+impl koppel::flow::Progress for Burst {
+    fn update(&self, flow: &str, _counts: &koppel::store::Counts) {
+        let Some(scheduler) = self.scheduler.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        let n = self.requests.swap(0, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..n {
+            assert!(scheduler.run_now(flow, "webhook"), "accepted");
+        }
+        self.queued
+            .lock()
+            .expect("lock")
+            .push(scheduler.is_queued(flow));
+    }
+}
+
+#[tokio::test]
+async fn run_now_requests_during_a_run_merge_into_one_follow_up_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("koppel.db"))
+        .await
+        .expect("store");
+    let activity = ActivityWriter::start(store.clone());
+    let env = environment("a", &store, &activity, &fixture().await);
+    let burst = Arc::new(Burst::default());
+    // A hundred requests arrive while the first (scheduled) run goes on.
+    burst
+        .requests
+        .store(100, std::sync::atomic::Ordering::SeqCst);
+    let cancel = CancellationToken::new();
+    let scheduler = Arc::new(Scheduler::start(
+        env.clone(),
+        vec![products()],
+        cancel.clone(),
+        Some(burst.clone() as Arc<dyn koppel::flow::Progress>),
+    ));
+    // The flow's task runs only when this test yields: the hook is in place before the run.
+    burst
+        .scheduler
+        .set(Arc::downgrade(&scheduler))
+        .expect("set once");
+    let mut finished = scheduler.subscribe();
+    let first = finished.recv().await.expect("the scheduled run");
+    let second = finished.recv().await.expect("the follow-up run");
+    assert!(second.run_id > first.run_id);
+    let queued = burst.queued.lock().expect("lock").clone();
+    // During the first run: one run queued; during the follow-up: none behind it.
+    let during_first = queued.iter().take_while(|q| **q).count();
+    assert!(during_first >= 1, "{queued:?}");
+    assert!(
+        queued.len() > during_first && queued[during_first..].iter().all(|q| !q),
+        "the follow-up run took all hundred requests: {queued:?}"
+    );
+    assert!(!scheduler.is_queued("products"));
+
+    // Later requests start a run again; one for a flow not scheduled here is refused.
+    assert!(scheduler.run_now("products", "manual"));
+    let third = finished.recv().await.expect("a run on request");
+    assert!(third.run_id > second.run_id);
+    assert!(!scheduler.run_now("nope", "manual"));
+    cancel.cancel();
+    if let Ok(scheduler) = Arc::try_unwrap(scheduler) {
+        scheduler.stop().await;
+    }
+    let runs = store.runs("a", Some("products"), 1000).await.expect("runs");
+    let triggers: Vec<&str> = runs.iter().rev().map(|r| r.trigger.as_str()).collect();
+    assert_eq!(
+        triggers,
+        ["schedule", "webhook", "manual"],
+        "three runs, not 102"
+    );
 }
 
 #[tokio::test]

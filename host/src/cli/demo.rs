@@ -2,8 +2,11 @@
 //! MplusKASSA with a seeded catalogue and a simulated, empty Shopware shop start in-process;
 //! the four flows run; then stock changes in the till and a new order arrives in the shop,
 //! and the flows run again. It prints what moved where, and what was skipped and why.
+//!
+//! [`run`] does the demo into a folder and hands back both simulators still running with
+//! the state it left (the dashboard's browser test starts from there).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -14,23 +17,52 @@ use koppel_sim_shopware::{
 use serde::Serialize;
 
 use super::DemoArgs;
-use super::connector::runtime;
 use super::progress::{reporter, summary_text};
 use crate::flow::{Environment, Loaded, RunOptions, RunSummary, run_flow};
+use crate::runtime::{Runtime, RuntimeOptions};
 use crate::store::{ActivityWriter, RunStatus, Store};
 
 /// Everything the demo did, for `--json`.
-#[derive(Debug, Default, Serialize)]
-struct Report {
-    directory: String,
-    products_in_till: usize,
-    articles_in_till: usize,
-    variant_families_in_till: usize,
-    runs: Vec<RunSummary>,
-    products_in_shop: usize,
-    orders_in_shop: usize,
-    orders_in_till: usize,
-    stock_changed: Vec<String>,
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub directory: String,
+    pub products_in_till: usize,
+    pub articles_in_till: usize,
+    pub variant_families_in_till: usize,
+    /// Every run, in order: products, stock, orders, order-status, then products, stock
+    /// and orders again.
+    pub runs: Vec<RunSummary>,
+    pub products_in_shop: usize,
+    pub orders_in_shop: usize,
+    pub orders_in_till: usize,
+    pub stock_changed: Vec<String>,
+}
+
+/// How to run the demo.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where `koppel.toml` and the state database go (a database there is started over).
+    pub dir: PathBuf,
+    /// Products in the simulated till (a fifth of them families of sizes and colours).
+    pub products: usize,
+    /// Print nothing (no steps, no progress, no summaries).
+    pub quiet: bool,
+    /// Where compiled connectors are cached (default: the user's cache folder).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The demo when it is done: both simulators still serve, and koppel's state is as the
+/// demo left it.
+pub struct Finished {
+    pub mplus: MplusSimulator,
+    pub shop: ShopwareSimulator,
+    /// The demo's tenant: its store, activity writer and connections.
+    pub env: Environment,
+    /// The demo's `koppel.toml`, loaded.
+    pub loaded: Loaded,
+    pub report: Report,
+    /// The connectors' runtime (the environment's connections run in it).
+    pub runtime: Runtime,
 }
 
 const SEED: u64 = 42;
@@ -76,7 +108,7 @@ secret_access_key = "{client_secret}"
 struct Demo {
     env: Environment,
     loaded: Loaded,
-    json: bool,
+    quiet: bool,
     report: Report,
 }
 
@@ -86,16 +118,16 @@ impl Demo {
             .loaded
             .flow(flow)
             .with_context(|| format!("the demo enables flow `{flow}`"))?;
-        if !self.json {
+        if !self.quiet {
             println!("\n{step}");
         }
         let options = RunOptions {
             trigger: "demo".into(),
-            progress: reporter(self.json),
+            progress: reporter(self.quiet),
             ..RunOptions::default()
         };
         let summary = run_flow(&self.env, definition, &options).await?;
-        if !self.json {
+        if !self.quiet {
             println!("{}", indent(&summary_text(&summary)));
         }
         if summary.status == RunStatus::Failed {
@@ -139,25 +171,59 @@ fn sellable(shop: &ShopwareSimulator, count: usize) -> Vec<String> {
 
 pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let json = args.json;
-    let say = |text: &str| {
-        if !json {
-            println!("{text}");
-        }
-    };
     let dir: PathBuf = match &args.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("koppel-demo-{}", std::process::id())),
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let _ = std::fs::remove_file(dir.join("koppel.db"));
+    let finished = run(Options {
+        dir,
+        products: args.products,
+        quiet: args.json,
+        cache_dir: RuntimeOptions::default().cache_dir,
+    })
+    .await?;
+    let report = &finished.report;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!(
+            "\nIn {:.1} s: the shop now has {} products (parents and variants), the till {} web orders.",
+            started.elapsed().as_secs_f64(),
+            report.products_in_shop,
+            report.orders_in_till
+        );
+        println!(
+            "Every record that moved, with the payload read and written, is in {}.",
+            finished.loaded.database().display()
+        );
+        println!(
+            "The configuration used is {}; `koppel connector inspect mplus` shows what else can be set.",
+            finished.loaded.path.display()
+        );
+    }
+    finished.env.activity.flush().await;
+    finished.env.store.close().await;
+    Ok(())
+}
 
+/// Runs the demo into `options.dir`: starts both simulators, writes `koppel.toml`, runs the
+/// four flows, changes stock and places an order, runs three flows again.
+pub async fn run(options: Options) -> anyhow::Result<Finished> {
+    let quiet = options.quiet;
+    let say = |text: &str| {
+        if !quiet {
+            println!("{text}");
+        }
+    };
+    let dir: &Path = &options.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _ = std::fs::remove_file(dir.join("koppel.db"));
     say(
         "koppel demo: a till (MplusKASSA) and a web shop (Shopware 6.6), both simulated on this machine.",
     );
     let mplus = MplusSimulator::start(MplusOptions {
         seed: SEED,
-        products: args.products,
+        products: options.products,
         variant_share: 0.2,
         ..MplusOptions::default()
     })
@@ -178,14 +244,17 @@ pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::write(&file, config_text(&mplus, &shop))
         .with_context(|| format!("cannot write {}", file.display()))?;
     let loaded = Loaded::read(&file)?;
-    let runtime = runtime()?;
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: options.cache_dir.clone(),
+        ..RuntimeOptions::default()
+    })?;
     let store = Store::open(&loaded.database()).await?;
     let activity = ActivityWriter::start(store.clone());
     let env = loaded.environment(&runtime, store, activity).await?;
     let mut demo = Demo {
         env,
         loaded,
-        json,
+        quiet,
         report: Report {
             directory: dir.display().to_string(),
             products_in_till: products,
@@ -327,25 +396,13 @@ pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     demo.report.products_in_shop = shop.count("product");
     demo.report.orders_in_shop = shop.orders().len();
     demo.report.orders_in_till = mplus.orders().len();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&demo.report)?);
-    } else {
-        println!(
-            "\nIn {:.1} s: the shop now has {} products (parents and variants), the till {} web orders.",
-            started.elapsed().as_secs_f64(),
-            demo.report.products_in_shop,
-            demo.report.orders_in_till
-        );
-        println!(
-            "Every record that moved, with the payload read and written, is in {}.",
-            demo.loaded.database().display()
-        );
-        println!(
-            "The configuration used is {}; `koppel connector inspect mplus` shows what else can be set.",
-            file.display()
-        );
-    }
     demo.env.activity.flush().await;
-    demo.env.store.close().await;
-    Ok(())
+    Ok(Finished {
+        mplus,
+        shop,
+        env: demo.env,
+        loaded: demo.loaded,
+        report: demo.report,
+        runtime,
+    })
 }

@@ -2,7 +2,7 @@
 
 pub mod conformance;
 mod connector;
-mod demo;
+pub mod demo;
 pub mod example_api;
 mod flows;
 mod progress;

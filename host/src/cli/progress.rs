@@ -132,9 +132,40 @@ pub fn summary_text(summary: &RunSummary) -> String {
     }
     if summary.counts.failed as usize > summary.failures.len() {
         text.push_str(&format!(
-            "\n  … {} more failures; `koppel failed` or the dashboard lists them all",
+            "\n  … {} more failures; all are on the dashboard's Failed records page (/failed, served by `koppel run`; API: GET /api/v1/failed)",
             summary.counts.failed as usize - summary.failures.len()
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_failures_than_shown_point_at_the_failed_records_page() {
+        let summary = RunSummary {
+            run_id: 7,
+            flow: "orders".into(),
+            status: RunStatus::Partial,
+            counts: Counts {
+                read: 12,
+                failed: 12,
+                ..Counts::default()
+            },
+            requests: 3,
+            duration_ms: 1200,
+            error: None,
+            skipped: Default::default(),
+            failures: vec![("1001".into(), "no delivery method".into())],
+        };
+        let text = summary_text(&summary);
+        assert!(text.contains("failed 1001: no delivery method"), "{text}");
+        assert!(
+            text.contains("11 more failures") && text.contains("/failed"),
+            "{text}"
+        );
+        assert!(!text.contains("koppel failed"), "no such command: {text}");
+    }
 }

@@ -1,30 +1,76 @@
 //! `koppel run`: each enabled flow on its interval, one run per flow at a time (one task per
 //! flow), "run now" on request (dashboard, webhooks), the dashboard's enable/interval
 //! settings over `koppel.toml`, and a clean stop after the current batch.
+//!
+//! Run-now requests coalesce: while a run of a flow is queued or going, more requests for
+//! it merge into at most one follow-up run (a hundred webhooks in a burst are one run after
+//! the current one, not a hundred back to back). The follow-up reads everything that
+//! changed meanwhile, so no request is lost.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::definition::FlowDef;
 use super::engine::{Environment, Progress, RunOptions, RunSummary, run_flow};
 
-/// Why a flow's task wakes up.
-#[derive(Clone, Copy, Debug)]
-enum Wake {
-    /// Run now; the trigger is recorded with the run.
-    Run(&'static str),
+/// What a flow's task is asked to do when it wakes up.
+#[derive(Debug, Default)]
+struct Wanted {
+    /// Run now, recording this trigger (the first request's; later ones merge into it).
+    run: Option<&'static str>,
     /// Its enabled flag or interval changed: re-read them.
-    Settings,
+    settings: bool,
+}
+
+/// The doorbell of one flow's task: at most one run waits, however often it is rung.
+#[derive(Debug, Default)]
+struct Waker {
+    wanted: Mutex<Wanted>,
+    notify: Notify,
+    /// The task has ended (the schedule stopped).
+    closed: AtomicBool,
+}
+
+impl Waker {
+    fn wanted(&self) -> MutexGuard<'_, Wanted> {
+        match self.wanted.lock() {
+            Ok(wanted) => wanted,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Asks for a run: true when this queued one, false when it merged into one queued.
+    fn request_run(&self, trigger: &'static str) -> bool {
+        let mut wanted = self.wanted();
+        if wanted.run.is_some() {
+            return false;
+        }
+        wanted.run = Some(trigger);
+        drop(wanted);
+        self.notify.notify_one();
+        true
+    }
+
+    fn request_settings(&self) {
+        self.wanted().settings = true;
+        self.notify.notify_one();
+    }
+
+    /// What was asked since the last call; a run taken here is no longer queued.
+    fn take(&self) -> Wanted {
+        std::mem::take(&mut *self.wanted())
+    }
 }
 
 /// The running schedule.
 pub struct Scheduler {
-    wakers: BTreeMap<String, mpsc::UnboundedSender<Wake>>,
+    wakers: BTreeMap<String, Arc<Waker>>,
     tasks: JoinSet<()>,
     cancel: CancellationToken,
     finished: broadcast::Sender<RunSummary>,
@@ -57,8 +103,8 @@ impl Scheduler {
         let mut wakers = BTreeMap::new();
         let mut tasks = JoinSet::new();
         for flow in flows {
-            let (waker, mut wakes) = mpsc::unbounded_channel();
-            wakers.insert(flow.name.clone(), waker);
+            let waker = Arc::new(Waker::default());
+            wakers.insert(flow.name.clone(), waker.clone());
             let env = env.clone();
             let cancel = cancel.clone();
             let progress = progress.clone();
@@ -89,19 +135,22 @@ impl Scheduler {
                             }
                         }
                     }
-                    trigger = tokio::select! {
-                        _ = tokio::time::sleep(interval) => Some("schedule"),
-                        wake = wakes.recv() => match wake {
-                            Some(Wake::Run(why)) => Some(why),
-                            Some(Wake::Settings) => None,
-                            None => break,
+                    // A request made during the run is waiting already: no sleep before it.
+                    let wanted = waker.take();
+                    trigger = match wanted.run {
+                        Some(why) => Some(why),
+                        None if wanted.settings => None,
+                        None => tokio::select! {
+                            _ = tokio::time::sleep(interval) => Some("schedule"),
+                            _ = waker.notify.notified() => waker.take().run,
+                            _ = cancel.cancelled() => break,
                         },
-                        _ = cancel.cancelled() => break,
                     };
                     if cancel.is_cancelled() {
                         break;
                     }
                 }
+                waker.closed.store(true, Ordering::Release);
             });
         }
         Scheduler {
@@ -112,19 +161,34 @@ impl Scheduler {
         }
     }
 
-    /// Runs a flow now (after its current run, if one is going), recording `trigger`. False
-    /// for a flow this schedule does not run.
+    /// Runs a flow now (after its current run, if one is going), recording `trigger`. While
+    /// a run of the flow is already queued, the request merges into it. False for a flow
+    /// this schedule does not run (or no longer runs: it stopped).
     pub fn run_now(&self, flow: &str, trigger: &'static str) -> bool {
+        let Some(waker) = self.wakers.get(flow) else {
+            return false;
+        };
+        if waker.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        if !waker.request_run(trigger) {
+            tracing::debug!(flow, trigger, "Run request merged into the one queued.");
+        }
+        true
+    }
+
+    /// Whether a run of the flow waits to start (requested, not yet begun).
+    pub fn is_queued(&self, flow: &str) -> bool {
         self.wakers
             .get(flow)
-            .is_some_and(|waker| waker.send(Wake::Run(trigger)).is_ok())
+            .is_some_and(|waker| waker.wanted().run.is_some())
     }
 
     /// The flow's enabled flag or interval changed: it takes effect now, not after the
     /// current wait.
     pub fn settings_changed(&self, flow: &str) {
         if let Some(waker) = self.wakers.get(flow) {
-            let _ = waker.send(Wake::Settings);
+            waker.request_settings();
         }
     }
 

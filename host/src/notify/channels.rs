@@ -1,5 +1,10 @@
 //! Where notifications go: a webhook (JSON POST signed with koppel's HMAC-SHA256 scheme, see
 //! [`crate::server::signature`]) and e-mail over SMTP (lettre, TLS through rustls).
+//!
+//! A delivery that fails for a reason that may pass (no connection, a timeout, HTTP 5xx or
+//! 429, an SMTP 4xx) is tried again, up to [`ATTEMPTS`] times with a doubling wait in
+//! between; a refusal (HTTP 4xx, SMTP 5xx) is not. Only the outcome is recorded: one
+//! notification per channel, delivered or not.
 
 use std::time::Duration;
 
@@ -93,9 +98,39 @@ impl Channel {
     }
 }
 
+/// Tries per notification and channel.
+pub const ATTEMPTS: u32 = 3;
+
+/// The wait before the second try; it doubles before each next one.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Why one try did not deliver.
+struct Failure {
+    message: String,
+    /// It may pass: try again.
+    transient: bool,
+}
+
+impl Failure {
+    fn transient(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            transient: true,
+        }
+    }
+
+    fn permanent(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
 /// The configured channels.
 pub struct Notifier {
     channels: Vec<Channel>,
+    backoff: Duration,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -189,7 +224,17 @@ impl Notifier {
         if let Some(mail) = &config.email {
             channels.push(email(mail)?);
         }
-        Ok(Notifier { channels })
+        Ok(Notifier {
+            channels,
+            backoff: FIRST_BACKOFF,
+        })
+    }
+
+    /// Waits `first` before the second try of a failed delivery (default 1 s), doubling
+    /// before each next.
+    pub fn with_backoff(mut self, first: Duration) -> Notifier {
+        self.backoff = first;
+        self
     }
 
     /// No channel configured.
@@ -197,10 +242,24 @@ impl Notifier {
         self.channels.is_empty()
     }
 
-    /// Sends a notice through every channel: (channel, error if it failed).
+    /// Sends a notice through every channel, trying each up to [`ATTEMPTS`] times: (channel,
+    /// error if it was not delivered in the end).
     pub async fn send(&self, notice: &Notice<'_>) -> Vec<(&'static str, Option<String>)> {
         let mut results = Vec::new();
         for channel in &self.channels {
+            let result = self.deliver(channel, notice).await;
+            if let Err(error) = &result {
+                tracing::warn!(channel = channel.name(), %error, incident = notice.incident.id, "Notification not delivered.");
+            }
+            results.push((channel.name(), result.err()));
+        }
+        results
+    }
+
+    async fn deliver(&self, channel: &Channel, notice: &Notice<'_>) -> Result<(), String> {
+        let mut wait = self.backoff;
+        let mut attempt = 1;
+        loop {
             let result = match channel {
                 Channel::Webhook { url, secret } => post(url, secret, notice).await,
                 Channel::Email {
@@ -209,17 +268,28 @@ impl Notifier {
                     to,
                 } => mail(transport, from, to, notice).await,
             };
-            if let Err(error) = &result {
-                tracing::warn!(channel = channel.name(), %error, incident = notice.incident.id, "Notification not delivered.");
+            let failure = match result {
+                Ok(()) => return Ok(()),
+                Err(failure) => failure,
+            };
+            if !failure.transient || attempt >= ATTEMPTS {
+                return Err(if attempt > 1 {
+                    format!("{} (after {attempt} tries)", failure.message)
+                } else {
+                    failure.message
+                });
             }
-            results.push((channel.name(), result.err()));
+            tracing::info!(channel = channel.name(), error = %failure.message, attempt, incident = notice.incident.id, "Notification not delivered; trying again.");
+            tokio::time::sleep(wait).await;
+            wait = wait.saturating_mul(2);
+            attempt += 1;
         }
-        results
     }
 }
 
-async fn post(url: &str, secret: &str, notice: &Notice<'_>) -> Result<(), String> {
-    let body = serde_json::to_vec(notice).map_err(|e| e.to_string())?;
+/// One try at the webhook.
+async fn post(url: &str, secret: &str, notice: &Notice<'_>) -> Result<(), Failure> {
+    let body = serde_json::to_vec(notice).map_err(|e| Failure::permanent(e.to_string()))?;
     let loopback = url::Url::parse(url)
         .ok()
         .and_then(|u| {
@@ -234,42 +304,41 @@ async fn post(url: &str, secret: &str, notice: &Notice<'_>) -> Result<(), String
     if loopback {
         client = client.no_proxy();
     }
-    let client = client.build().map_err(|e| e.to_string())?;
-    let mut last = String::new();
-    for attempt in 0..3u32 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-        }
-        let timestamp = crate::store::now_ms() / 1000;
-        let response = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header(TIMESTAMP_HEADER, timestamp.to_string())
-            .header(
-                SIGNATURE_HEADER,
-                koppel_signature(secret.as_bytes(), timestamp, &body),
-            )
-            .body(body.clone())
-            .send()
-            .await;
-        match response {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
-                last = format!("the receiver answered {}", r.status());
-            }
-            Ok(r) => return Err(format!("the receiver answered {}", r.status())),
-            Err(e) => last = format!("{e}"),
-        }
+    let client = client
+        .build()
+        .map_err(|e| Failure::permanent(e.to_string()))?;
+    let timestamp = crate::store::now_ms() / 1000;
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header(TIMESTAMP_HEADER, timestamp.to_string())
+        .header(
+            SIGNATURE_HEADER,
+            koppel_signature(secret.as_bytes(), timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await;
+    match response {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => Err(
+            Failure::transient(format!("the receiver answered {}", r.status())),
+        ),
+        Ok(r) => Err(Failure::permanent(format!(
+            "the receiver answered {}",
+            r.status()
+        ))),
+        Err(e) => Err(Failure::transient(e.to_string())),
     }
-    Err(last)
 }
 
+/// One try at the SMTP server.
 async fn mail(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
     to: &[Mailbox],
     notice: &Notice<'_>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let mut message = Message::builder()
         .from(from.clone())
         .subject(notice.subject());
@@ -278,10 +347,15 @@ async fn mail(
     }
     let message = message
         .body(notice.text())
-        .map_err(|e| format!("cannot build the message: {e}"))?;
-    transport
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("SMTP: {e}"))
+        .map_err(|e| Failure::permanent(format!("cannot build the message: {e}")))?;
+    transport.send(message).await.map(|_| ()).map_err(|e| {
+        let message = format!("SMTP: {e}");
+        // 5xx: the server refuses the message (a client error would recur as well);
+        // anything else (4xx, no connection, a timeout) may pass.
+        if e.is_permanent() || e.is_client() {
+            Failure::permanent(message)
+        } else {
+            Failure::transient(message)
+        }
+    })
 }

@@ -37,8 +37,8 @@ use config::{RetentionConfig, WebhookSource, WebhooksConfig};
 
 /// What the server can ask of the running schedule.
 pub trait FlowControl: Send + Sync {
-    /// Runs the flow now (after its current run, if one is going). False when the flow is
-    /// not scheduled here.
+    /// Runs the flow now (after its current run, if one is going; while a run is queued
+    /// already, the request merges into it). False when the flow is not scheduled here.
     fn run_now(&self, flow: &str) -> bool;
     /// Runs the flow now, recording why (`webhook`, `manual`).
     fn run_triggered(&self, flow: &str, _trigger: &'static str) -> bool {

@@ -1026,6 +1026,72 @@ async fn the_default_debtor_takes_every_order_booked_as_invoices() {
     koppel.close().await;
 }
 
+#[tokio::test]
+async fn a_known_customer_with_changed_details_is_found_by_email_and_the_relation_kept() {
+    let systems = Systems::start(Catalogue {
+        products: 20,
+        ..Catalogue::default()
+    })
+    .await;
+    shop_with_products(&systems).await;
+    let mut shopping = Shopping {
+        shop: &systems.shop,
+        skus: sellable(&systems.shop),
+        next: 0,
+    };
+    let till = &systems.till;
+    let known = till
+        .relations()
+        .into_iter()
+        .find(|r| !r.email.is_empty() && !r.is_company())
+        .expect("a known person");
+    let relations_before = till.relations().len();
+    // The customer moved and orders under another name: everything but the e-mail differs
+    // from what the till holds.
+    let moved = OrderCustomer {
+        street: "Oudegracht 221".into(),
+        zipcode: "3511 NH".into(),
+        city: "Utrecht".into(),
+        ..OrderCustomer::private(&known.email, "Saskia", "Verhoeven-Lint", "NL")
+    };
+    assert_ne!(known.address, moved.street);
+    assert_ne!(known.name, "Saskia Verhoeven-Lint");
+    let placed = shopping.order(moved, true, "payment_prepayment", "shipping_standard");
+
+    let koppel = Koppel::start(&config_text(
+        &systems,
+        ORDER_SETTINGS,
+        "",
+        "[flows.orders]\n",
+    ))
+    .await;
+    let run = koppel.run("orders").await;
+    assert_eq!(
+        (run.status, run.counts.created),
+        (RunStatus::Succeeded, 1),
+        "{run:#?}"
+    );
+    let order = till
+        .order_by_ext_id(&placed.order_number)
+        .expect("in the till");
+    assert_eq!(
+        order.relation_number, known.number,
+        "booked on the relation found by e-mail"
+    );
+    assert_eq!(relation_with_email(till, &known.email).len(), 1);
+    assert_eq!(till.relations().len(), relations_before, "no new relation");
+    // An order does not change the relation (docs/flows.md, orders rule 3): the till keeps
+    // the customer as it has them.
+    assert_eq!(till.relation(known.number).as_ref(), Some(&known));
+    assert_eq!(till.request_count("createRelation"), 0);
+    assert_eq!(till.request_count("updateRelation"), 0);
+    // The order itself carries the new address.
+    let text = format!("{order:?}");
+    assert!(text.contains("Oudegracht 221"), "{text}");
+    systems.assert_valid();
+    koppel.close().await;
+}
+
 // ----- order status -----
 
 fn shop_order(shop: &ShopwareSimulator, id: &str) -> Value {
@@ -1178,6 +1244,44 @@ async fn a_signed_shopware_webhook_brings_the_order_into_the_till_at_once() {
         "payment_prepayment",
         "shipping_standard",
     );
+
+    // A badly signed and a stale announcement are refused, and the till does not change.
+    let orders_before = systems.till.orders();
+    let writes_before = systems.till_writes();
+    let now = koppel::store::now_ms() / 1000;
+    assert_eq!(
+        hook.announce(&placed, "not-the-shop-secret", now).await,
+        401,
+        "a bad signature"
+    );
+    assert_eq!(
+        hook.announce(&placed, common::webhook::SHOP_SECRET, now - 3600)
+            .await,
+        401,
+        "a call an hour old"
+    );
+    // A refused call asks for no run (the request would wait in the schedule until taken,
+    // and a run taken would be in the state database).
+    assert!(!hook.run_queued(), "nothing asked of the schedule");
+    let runs = hook
+        .koppel
+        .env
+        .store
+        .runs(&hook.koppel.env.tenant, Some("orders"), 100)
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1, "only the first scheduled run: {runs:#?}");
+    assert!(
+        systems.till.order_by_ext_id(&placed.order_number).is_none(),
+        "no order created"
+    );
+    assert_eq!(systems.till.orders(), orders_before, "the till's orders");
+    assert_eq!(
+        systems.till_writes(),
+        writes_before,
+        "nothing written to the till"
+    );
+
     // The interval is an hour: that the order arrives at all is the webhook's doing. How
     // fast is printed, not asserted (a loaded machine); the bench measures the median.
     let took = hook.deliver(&placed, &systems.till).await;
@@ -1187,5 +1291,17 @@ async fn a_signed_shopware_webhook_brings_the_order_into_the_till_at_once() {
         .order_by_ext_id(&placed.order_number)
         .expect("in the till");
     assert_eq!(order.payments.len(), 1, "paid, with its payment");
+    // Exactly one run followed the webhooks: the refused ones started none.
+    let webhook_runs = hook
+        .koppel
+        .env
+        .store
+        .runs(&hook.koppel.env.tenant, Some("orders"), 100)
+        .await
+        .expect("runs")
+        .iter()
+        .filter(|r| r.trigger == "webhook")
+        .count();
+    assert_eq!(webhook_runs, 1);
     hook.stop().await;
 }

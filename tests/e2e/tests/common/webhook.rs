@@ -76,10 +76,9 @@ impl Hooked {
         }
     }
 
-    /// Announces the order as Shopware's `checkout.order.placed` webhook, and returns how
-    /// long it took from the call until the run that brought it into the till had finished
-    /// (the order is in the till a little before that).
-    pub async fn deliver(&mut self, placed: &PlacedOrder, till: &MplusSimulator) -> Duration {
+    /// Announces the order as Shopware's `checkout.order.placed` webhook would, with the
+    /// body's `timestamp` and the signature keyed with `secret`; returns the status.
+    pub async fn announce(&self, placed: &PlacedOrder, secret: &str, timestamp: i64) -> u16 {
         let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let body = json!({
             "data": {
@@ -87,12 +86,10 @@ impl Hooked {
                 "event": "checkout.order.placed"
             },
             "source": { "url": "http://shop.test", "appVersion": "1.0.0", "shopId": "e2e", "eventId": format!("e2e-{n}-{}", placed.id) },
-            "timestamp": koppel::store::now_ms() / 1000
+            "timestamp": timestamp
         })
         .to_string();
-        let signature =
-            koppel::server::signature::hmac_hex(SHOP_SECRET.as_bytes(), &[body.as_bytes()]);
-        let started = Instant::now();
+        let signature = koppel::server::signature::hmac_hex(secret.as_bytes(), &[body.as_bytes()]);
         let response = self
             .client
             .post(format!(
@@ -104,7 +101,23 @@ impl Hooked {
             .send()
             .await
             .expect("send the webhook");
-        assert_eq!(response.status().as_u16(), 202, "accepted");
+        response.status().as_u16()
+    }
+
+    /// Whether a run of the orders flow waits to start.
+    pub fn run_queued(&self) -> bool {
+        self.scheduler.is_queued("orders")
+    }
+
+    /// Announces the order as Shopware's `checkout.order.placed` webhook, and returns how
+    /// long it took from the call until the run that brought it into the till had finished
+    /// (the order is in the till a little before that).
+    pub async fn deliver(&mut self, placed: &PlacedOrder, till: &MplusSimulator) -> Duration {
+        let started = Instant::now();
+        let status = self
+            .announce(placed, SHOP_SECRET, koppel::store::now_ms() / 1000)
+            .await;
+        assert_eq!(status, 202, "accepted");
         loop {
             let run = tokio::time::timeout(Duration::from_secs(30), self.runs.recv())
                 .await
