@@ -413,6 +413,18 @@ async fn after_a_demo_run_a_browser_opens_a_run_a_record_and_retries_a_failed_or
         "side by side: source at ({source_x}, {source_y}), target at ({target_x}, {target_y})"
     );
     browser.shot("record").await;
+    // Exactly what was sent: the requests that carried the product, down to the body.
+    let sent = browser.text("p.sent").await;
+    assert!(
+        sent.contains("POST") && sent.contains("/api/_action/sync"),
+        "the sync request that wrote it is linked: {sent}"
+    );
+    browser.click("p.sent a:last-of-type").await;
+    let exchange = browser.text("body").await;
+    assert!(
+        exchange.contains("_action/sync") && exchange.contains(&format!("\"{product}\"")),
+        "the request body names {product}: {exchange}"
+    );
 
     // The failed-records queue names the reason. The till gets the article; Retry runs the
     // orders flow through the scheduler, and the order reaches the till.

@@ -419,22 +419,37 @@ pub(super) async fn history(tenant: &TenantState, flow: &str, key: &str) -> ApiR
             "no record `{key}` in flow `{flow}`"
         )));
     }
-    let history: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "run_id": r.run_id,
-                "outcome": r.outcome,
-                "message": r.message,
-                "field": r.field,
-                "target_id": r.target_id,
-                "at": r.at,
-                "purged": r.source.is_none() && r.target.is_none(),
-                "source": payload(r.source.as_deref()),
-                "target": payload(r.target.as_deref()),
-            })
-        })
-        .collect();
+    let target = tenant.flow(flow).map(|f| f.target.connection.clone());
+    let mut history = Vec::with_capacity(rows.len());
+    for r in &rows {
+        // The requests that carried this record to the target: exactly what was sent.
+        let sent = match (&target, r.target.is_some()) {
+            (Some(connection), true) => {
+                tenant
+                    .store()
+                    .exchanges_carrying(&tenant.tenant, r.run_id, connection, key, 10)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        history.push(json!({
+            "run_id": r.run_id,
+            "outcome": r.outcome,
+            "message": r.message,
+            "field": r.field,
+            "target_id": r.target_id,
+            "at": r.at,
+            "purged": r.source.is_none() && r.target.is_none(),
+            "source": payload(r.source.as_deref()),
+            "target": payload(r.target.as_deref()),
+            "sent_in": sent.iter().map(|c| json!({
+                "activity_id": c.id,
+                "method": c.method,
+                "url": tenant.masker.url(&c.url),
+                "status": c.status,
+            })).collect::<Vec<_>>(),
+        }));
+    }
     Ok(json!({ "flow": flow, "key": key, "history": history }))
 }
 

@@ -375,6 +375,24 @@ async fn record_page(
             read = esc(&pretty(&entry["source"])),
             written = esc(&pretty(&entry["target"])),
         );
+        let sent = entry["sent_in"].as_array().cloned().unwrap_or_default();
+        if !sent.is_empty() {
+            body.push_str("<p class=\"sent\">Requests of this run that carried it: ");
+            for (i, exchange) in sent.iter().enumerate() {
+                let _ = write!(
+                    body,
+                    "{sep}<a href=\"/activity/{id}\">{method} {url} → {status}</a>",
+                    sep = if i == 0 { "" } else { ", " },
+                    id = exchange["activity_id"].as_i64().unwrap_or(0),
+                    method = esc(exchange["method"].as_str().unwrap_or("")),
+                    url = esc(exchange["url"].as_str().unwrap_or("")),
+                    status = exchange["status"]
+                        .as_i64()
+                        .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
+                );
+            }
+            body.push_str(" (open one for the exact body sent)</p>");
+        }
     }
     Ok(page(&tenant, &format!("{key} in {flow}"), &body))
 }

@@ -199,7 +199,44 @@ pub struct ActivityRow {
     pub at: i64,
 }
 
+/// An exchange that carried a record (its request body names the record's key).
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct Carrier {
+    pub id: i64,
+    pub method: String,
+    pub url: String,
+    pub status: Option<i64>,
+}
+
 impl Store {
+    /// The exchanges of run `run_id` to `connection` whose request body holds `needle` (a
+    /// record's key): what was sent for that record, oldest first.
+    pub async fn exchanges_carrying(
+        &self,
+        tenant: &str,
+        run_id: i64,
+        connection: &str,
+        needle: &str,
+        limit: u32,
+    ) -> Result<Vec<Carrier>> {
+        if needle.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as::<_, Carrier>(
+            "SELECT id, method, url, status FROM activity
+             WHERE tenant = ? AND run_id = ? AND connection = ? AND instr(request_body, ?) > 0
+             ORDER BY id LIMIT ?",
+        )
+        .bind(tenant)
+        .bind(run_id)
+        .bind(connection)
+        .bind(needle)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(Into::into)
+    }
+
     /// Exchanges, newest first; of one run when given.
     pub async fn activity(
         &self,

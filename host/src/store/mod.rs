@@ -24,7 +24,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use activity::{ActivityRow, ActivityWriter, RunSink};
+pub use activity::{ActivityRow, ActivityWriter, Carrier, RunSink};
 pub use commit::{Batch, Counts, LedgerEntry, Mapped, RecordResult};
 pub use dashboard::{ActivityFilter, ActivitySummary, RecordFilter, Totals};
 pub use lease::FlowLease;
