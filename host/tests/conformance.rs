@@ -608,7 +608,9 @@ async fn skipped_twice_is_not_unchanged_and_a_redacted_message_is_reported() {
         .expect("4.2 checked");
     assert_eq!(second.status, Status::Fail, "{text}");
     assert!(
-        second.detail.contains("leak-skipped was skipped the second time"),
+        second
+            .detail
+            .contains("leak-skipped was skipped the second time"),
         "{text}"
     );
     assert!(
