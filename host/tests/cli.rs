@@ -38,6 +38,12 @@ fn every_command_has_help() {
         vec!["connector", "--help"],
         vec!["connector", "inspect", "--help"],
         vec!["connector", "check", "--help"],
+        vec!["connector", "new", "--help"],
+        vec!["connector", "test", "--help"],
+        vec!["demo", "--help"],
+        vec!["init", "--help"],
+        vec!["sync", "--help"],
+        vec!["run", "--help"],
     ] {
         let output = koppel(&args);
         assert!(output.status.success(), "{args:?}: {}", text(&output));
@@ -47,6 +53,73 @@ fn every_command_has_help() {
             text(&output)
         );
     }
+}
+
+#[test]
+fn connectors_list_shows_the_built_in_ones_and_those_in_the_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(fixture(), dir.path().join("fixture.wasm")).expect("copy");
+    std::fs::write(dir.path().join("broken.wasm"), b"not a component").expect("write");
+    let folder = dir.path().display().to_string();
+    let output = koppel(&["connectors", "list", "--dir", &folder]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    for id in ["mplus", "shopware", "http-json"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no line for `{id}`: {stdout}"));
+        assert!(line.ends_with("built in"), "{line}");
+        assert!(line.contains(" KB "), "the size is shown: {line}");
+    }
+    let fixture_line = stdout
+        .lines()
+        .find(|l| l.starts_with("fixture "))
+        .unwrap_or_else(|| panic!("the folder's connector is listed: {stdout}"));
+    assert!(
+        fixture_line.contains("Test fixture") && fixture_line.contains("0.1.0"),
+        "{fixture_line}"
+    );
+    assert!(fixture_line.ends_with("fixture.wasm"), "{fixture_line}");
+    assert!(
+        stdout.contains("streams: products (read/write/lookup)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Third-party connectors are read from {folder}")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("skipped:") && stderr.contains("broken.wasm"),
+        "a file that is no connector is named, not fatal: {stderr}"
+    );
+
+    let output = koppel(&["connectors", "list", "--dir", &folder, "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    for id in ["mplus", "shopware", "http-json", "fixture"] {
+        assert!(ids.contains(&id), "{ids:?}");
+    }
+    let fixture = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|c| c["id"] == "fixture")
+        .expect("fixture");
+    assert_eq!(fixture["version"], "0.1.0");
+    assert_eq!(
+        fixture["streams"],
+        serde_json::json!(["products (read/write/lookup)"])
+    );
+    assert!(fixture["bytes"].as_u64().expect("bytes") > 1000);
 }
 
 #[test]

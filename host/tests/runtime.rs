@@ -15,8 +15,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use koppel::runtime::bindings::{OutcomeStatus, Record, WriteOptions};
 use koppel::runtime::{
-    CallError, Connection, ConnectionSpec, Connector, Limits, MemoryKv, MemorySink, Runtime,
-    RuntimeOptions,
+    CallError, Connection, ConnectionSpec, Connector, EngineOptions, KvStore, Limits, MemoryKv,
+    MemorySink, Runtime, RuntimeOptions,
 };
 
 const TOKEN: &str = "tok-Zq81!xX";
@@ -221,18 +221,43 @@ async fn a_host_outside_the_allow_list_is_refused_by_name() {
     assert!(error.to_string().contains(&addr.to_string()), "{error}");
 }
 
-#[tokio::test]
+/// A key-value store that signals the first `set`: the fixture's `loop` sets a key just
+/// before it starts spinning.
+struct Started(Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
+type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+impl KvStore for Started {
+    fn get<'a>(&'a self, _: &'a str, _: &'a str) -> Boxed<'a, Option<Vec<u8>>> {
+        Box::pin(async { None })
+    }
+    fn set<'a>(&'a self, _: &'a str, _: &'a str, _: Vec<u8>, _: Option<Duration>) -> Boxed<'a, ()> {
+        if let Some(tx) = self.0.lock().expect("lock").take() {
+            let _ = tx.send(());
+        }
+        Box::pin(async {})
+    }
+    fn delete<'a>(&'a self, _: &'a str, _: &'a str) -> Boxed<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// One thread only: a guest that held it while spinning would starve everything else until
+/// its deadline. Here the healthy calls are served while the loop is still running, the loop
+/// is stopped at its deadline, and the connector works on afterwards.
+#[tokio::test(flavor = "current_thread")]
 async fn an_endless_loop_is_stopped_and_the_host_serves_others_meanwhile() {
     let runtime = runtime();
     let connector = fixture(&runtime).await;
-    let mut limits = Limits {
-        call_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    };
-    limits.memory_bytes = 64 << 20;
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let limit = Duration::from_secs(2);
     let looping = connector
         .connect(ConnectionSpec {
-            limits,
+            limits: Limits {
+                call_timeout: limit,
+                ..Limits::default()
+            },
+            kv: Arc::new(Started(Mutex::new(Some(started_tx)))),
             ..spec(&[("total", "3")])
         })
         .expect("config");
@@ -244,27 +269,53 @@ async fn an_endless_loop_is_stopped_and_the_host_serves_others_meanwhile() {
         let error = stuck.lookup("loop", "").await.expect_err("must be stopped");
         (error, started.elapsed(), stuck)
     });
-    // While one guest spins, others are served.
+    // The guest set its key and went on into the loop, with no host call left to make: from
+    // now on only its yields at the epoch ticks give this task the thread back.
+    started_rx.await.expect("the guest reached its loop");
+
     for _ in 0..3 {
         let mut session = healthy.session().await.expect("session");
         let page = session.read("products", None, 3).await.expect("read");
         assert_eq!(page.records.len(), 3);
+        assert!(
+            !spinning.is_finished(),
+            "served while the loop still runs, not after its deadline"
+        );
+        // Let the spinning guest have the thread again between two calls.
+        tokio::task::yield_now().await;
     }
+
     let (error, elapsed, mut stuck) = spinning.await.expect("join");
     assert!(matches!(error, CallError::Timeout { .. }), "{error:?}");
     assert!(
-        error.to_string().contains("ran longer than its limit"),
+        error
+            .to_string()
+            .contains("ran longer than its limit of 2s in `lookup` and was stopped"),
         "{error}"
     );
     assert!(
-        elapsed < Duration::from_secs(5),
-        "stopped near its deadline, took {elapsed:?}"
+        elapsed >= limit && elapsed < limit + Duration::from_secs(5),
+        "stopped at its deadline, took {elapsed:?}"
     );
+    assert!(!stuck.is_alive());
     let again = stuck
         .read("products", None, 1)
         .await
-        .expect_err("a trapped store is not reused");
+        .expect_err("a stopped instance is not reused");
     assert!(matches!(again, CallError::Dead { .. }), "{again:?}");
+
+    // And after it: the same connection in a fresh session works, and so do the others.
+    let mut session = looping.session().await.expect("session");
+    let page = session.read("products", None, 3).await.expect("read");
+    assert_eq!(page.records.len(), 3);
+    let mut session = healthy.session().await.expect("session");
+    assert!(
+        session
+            .lookup("products", "k")
+            .await
+            .expect("lookup")
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -304,6 +355,18 @@ async fn a_guest_panic_is_an_error_not_a_crash() {
         "the panic message is kept: {message}"
     );
     assert!(!session.is_alive());
+    let again = session
+        .lookup("products", "k")
+        .await
+        .expect_err("a trapped instance is not entered again");
+    assert!(matches!(again, CallError::Dead { .. }), "{again:?}");
+    let text = again.to_string();
+    assert!(
+        text.contains("stopped after an earlier failure")
+            && text.contains("fixture panics on purpose: boom")
+            && text.contains("start a new session"),
+        "the error says why and what to do: {text}"
+    );
     // The connector still works in a new instance.
     let mut session = connection.session().await.expect("session");
     assert!(
@@ -313,6 +376,49 @@ async fn a_guest_panic_is_an_error_not_a_crash() {
             .expect("lookup")
             .is_some()
     );
+}
+
+/// A trapped session gives its store back at once: with a pool of four instances, four
+/// trapped sessions still held by their owner leave room for a fifth that works.
+#[tokio::test]
+async fn a_trapped_store_is_dropped_and_its_pool_slot_freed() {
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(cache_dir()),
+        engine: EngineOptions {
+            max_instances: 4,
+            ..EngineOptions::default()
+        },
+    })
+    .expect("runtime");
+    let connector = fixture(&runtime).await;
+    let connection = connector.connect(spec(&[])).expect("config");
+    let mut trapped = Vec::new();
+    for n in 0..4 {
+        let mut session = connection.session().await.expect("session");
+        let error = session
+            .lookup("panic", &n.to_string())
+            .await
+            .expect_err("panics");
+        assert!(matches!(error, CallError::Trap { .. }), "{error:?}");
+        trapped.push(session);
+    }
+    let mut fresh = connection
+        .session()
+        .await
+        .expect("the trapped stores were dropped, so the pool has room");
+    assert_eq!(
+        fresh
+            .read("products", None, 2)
+            .await
+            .expect("read")
+            .records
+            .len(),
+        2
+    );
+    for mut session in trapped {
+        let error = session.read("products", None, 1).await.expect_err("dead");
+        assert!(matches!(error, CallError::Dead { .. }), "{error:?}");
+    }
 }
 
 /// Captures everything logged on this thread.
@@ -418,6 +524,99 @@ async fn secrets_never_reach_the_activity_log_or_the_logs() {
     }
 }
 
+/// A connector that puts its secret into an error or an outcome message does not leak it:
+/// the session redacts what the connector says before anyone (flow, store, CLI) sees it.
+#[tokio::test]
+async fn secrets_in_connector_errors_and_outcome_messages_are_redacted() {
+    let runtime = runtime();
+    let connector = fixture(&runtime).await;
+    let connection = connector
+        .connect(spec(&[("token", TOKEN)]))
+        .expect("config");
+    let mut session = connection.session().await.expect("session");
+    let encoded: String = url::form_urlencoded::byte_serialize(TOKEN.as_bytes()).collect();
+    let clean = |what: &str, text: &str| {
+        assert!(
+            !text.contains(TOKEN) && !text.contains(&encoded),
+            "the secret leaked through {what}: {text}"
+        );
+        assert!(text.contains("[REDACTED]"), "{what}: {text}");
+    };
+
+    let error = session.lookup("leak", "").await.expect_err("an error");
+    let CallError::Connector(ref inner) = error else {
+        panic!("a connector error: {error:?}")
+    };
+    clean("a lookup error's message", &inner.message);
+    clean(
+        "a lookup error's field",
+        inner.field.as_deref().unwrap_or(""),
+    );
+    clean("a lookup error as text", &error.to_string());
+    assert!(
+        inner
+            .message
+            .starts_with("the remote refused token [REDACTED]"),
+        "the rest of the message stays: {}",
+        inner.message
+    );
+
+    let error = session.read("leak", None, 1).await.expect_err("an error");
+    clean("a read error", &error.to_string());
+
+    let mut leak = fixture_product("leak");
+    let skipped = fixture_product("leak-skipped");
+    let good = fixture_product("SKU-1");
+    leak.name = "leaky".into();
+    let outcomes = session
+        .write(
+            "products",
+            &[
+                Record::Product(good),
+                Record::Product(leak),
+                Record::Product(skipped),
+            ],
+            &WriteOptions {
+                create_only: vec![],
+                settings: vec![],
+            },
+        )
+        .await
+        .expect("write");
+    assert_eq!(outcomes[0].status, OutcomeStatus::Created);
+    assert_eq!(outcomes[1].status, OutcomeStatus::Failed);
+    clean(
+        "a failed outcome's message",
+        outcomes[1].message.as_deref().unwrap_or(""),
+    );
+    clean(
+        "a failed outcome's field",
+        outcomes[1].field.as_deref().unwrap_or(""),
+    );
+    assert_eq!(outcomes[2].status, OutcomeStatus::Skipped);
+    clean(
+        "a skipped outcome's message",
+        outcomes[2].message.as_deref().unwrap_or(""),
+    );
+    assert!(session.is_alive());
+}
+
+fn fixture_product(key: &str) -> koppel::runtime::bindings::Product {
+    koppel::runtime::bindings::Product {
+        key: key.into(),
+        name: format!("Product {key}"),
+        description: None,
+        short_description: None,
+        ean: None,
+        prices: vec![],
+        categories: vec![],
+        properties: vec![],
+        variants: vec![],
+        active: true,
+        extra: vec![],
+    }
+}
+
 #[tokio::test]
 async fn retry_safe_requests_are_retried_on_429_and_writes_are_not() {
     let (addr, busy) = server().await;
@@ -484,6 +683,113 @@ async fn responses_over_the_size_cap_are_refused() {
     assert!(
         error.to_string().contains("size limit of 1048576 bytes"),
         "{error}"
+    );
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn requests_over_the_size_cap_are_refused_before_they_are_sent() {
+    let received = Arc::new(AtomicU32::new(0));
+    let counter = received.clone();
+    let addr = serve(Router::new().route(
+        "/upload",
+        post(move |body: axum::body::Bytes| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move { format!("{} bytes", body.len()) }
+        }),
+    ))
+    .await;
+    let runtime = runtime();
+    let connector = fixture(&runtime).await;
+    let sink = MemorySink::new();
+    let connection = connector
+        .connect(ConnectionSpec {
+            limits: Limits {
+                max_request_bytes: 1024 * 1024,
+                ..Limits::default()
+            },
+            activity: Arc::new(sink.clone()),
+            ..spec(&[("base_url", &format!("http://{addr}"))])
+        })
+        .expect("config");
+    let mut session = connection.session().await.expect("session");
+    let error = session
+        .lookup("http-post-big", &format!("http://{addr}/upload 2"))
+        .await
+        .expect_err("2 MiB is over the 1 MiB cap");
+    assert!(
+        error.to_string().contains("size limit of 1048576 bytes"),
+        "the error names the cap: {error}"
+    );
+    assert_eq!(received.load(Ordering::SeqCst), 0, "nothing was sent");
+    assert!(session.is_alive(), "a refused request is the guest's error");
+
+    // Under the cap, the same request goes out.
+    let found = session
+        .lookup("http-post-big", &format!("http://{addr}/upload 0"))
+        .await
+        .expect("an empty body fits");
+    assert_eq!(found.map(|f| f.id).as_deref(), Some("200"));
+    assert_eq!(received.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let arrivals: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let seen = arrivals.clone();
+    let addr = serve(Router::new().route(
+        "/busy-once",
+        get(move || {
+            let mut seen = seen.lock().expect("lock");
+            seen.push(std::time::Instant::now());
+            let first = seen.len() == 1;
+            async move {
+                if first {
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1")],
+                        "slow down",
+                    )
+                        .into_response()
+                } else {
+                    "now".into_response()
+                }
+            }
+        }),
+    ))
+    .await;
+    let runtime = runtime();
+    let connector = fixture(&runtime).await;
+    let connection = connector
+        .connect(ConnectionSpec {
+            // Without Retry-After the host would wait a millisecond.
+            limits: Limits {
+                retry_backoff: Duration::from_millis(1),
+                ..Limits::default()
+            },
+            ..spec(&[("base_url", &format!("http://{addr}"))])
+        })
+        .expect("config");
+    let mut session = connection.session().await.expect("session");
+    let found = session
+        .lookup("http", &format!("http://{addr}/busy-once"))
+        .await
+        .expect("retried");
+    assert_eq!(found.map(|f| f.id).as_deref(), Some("200 now"));
+    let arrivals = arrivals.lock().expect("lock").clone();
+    assert_eq!(arrivals.len(), 2, "one 429, then the answer");
+    let waited = arrivals[1] - arrivals[0];
+    assert!(
+        waited >= Duration::from_secs(1),
+        "the retry waited the second the server asked for, not {waited:?}"
     );
 }
 

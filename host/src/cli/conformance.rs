@@ -351,6 +351,20 @@ impl Suite {
         outcome
     }
 
+    /// `check` in an instance of its own, through [`Suite::call`], keeping its peak memory.
+    async fn check_call(&mut self, what: &str, connection: &Connection) -> Result<(), CallError> {
+        let mut peak = 0;
+        let outcome = self
+            .call(what, async {
+                let (outcome, used) = connection.check_measured().await;
+                peak = used;
+                outcome
+            })
+            .await;
+        self.report.peak_memory_bytes = self.report.peak_memory_bytes.max(peak);
+        outcome
+    }
+
     async fn session(&mut self, what: &str) -> Option<Session> {
         let connection = match self.connection(self.config.clone()) {
             Ok(c) => c,
@@ -502,7 +516,7 @@ impl Suite {
                 return false;
             }
         };
-        let ok = match self.call("check", good.check()).await {
+        let ok = match self.check_call("check", &good).await {
             Ok(()) => {
                 self.add(
                     "2.1",
@@ -551,7 +565,7 @@ impl Suite {
                     continue;
                 }
             };
-            match self.call("check (wrong secret)", connection.check()).await {
+            match self.check_call("check (wrong secret)", &connection).await {
                 Ok(()) => self.add(
                     "2.2",
                     name,
@@ -608,7 +622,7 @@ impl Suite {
                 match self.connection(config) {
                     Err(e) => self.add("2.3", name, Status::Fail, e),
                     Ok(connection) => {
-                        match self.call("check (unreachable)", connection.check()).await {
+                        match self.check_call("check (unreachable)", &connection).await {
                             Ok(()) => self.add(
                                 "2.3",
                                 name,
@@ -1017,9 +1031,7 @@ impl Suite {
                 let problems: Vec<String> = records
                     .iter()
                     .zip(&outcomes)
-                    .filter(|(_, o)| {
-                        !matches!(o.status, OutcomeStatus::Unchanged | OutcomeStatus::Skipped)
-                    })
+                    .filter(|(_, o)| o.status != OutcomeStatus::Unchanged)
                     .map(|(r, o)| {
                         format!(
                             "{} was {} the second time",
@@ -1094,6 +1106,7 @@ impl Suite {
                 format!("the whole call failed: {error}"),
             ),
         }
+        self.report.peak_memory_bytes = self.report.peak_memory_bytes.max(session.peak_memory());
     }
 
     async fn lookup_checks(&mut self, stream: &str, read: Option<&ReadResult>) {
@@ -1139,6 +1152,7 @@ impl Suite {
             ),
             Err(error) => self.add("5.2", name, Status::Fail, error.to_string()),
         }
+        self.report.peak_memory_bytes = self.report.peak_memory_bytes.max(session.peak_memory());
     }
 
     fn secret_checks(&mut self) {
@@ -1163,6 +1177,20 @@ impl Suite {
             problems,
             format!("{} secret values looked for", secrets.len()),
         );
+        // Messages reach the suite redacted (the session redacts them): a redaction mark in
+        // one means the connector put a secret there and relied on the host (rule 6.3).
+        let redacted: Vec<&String> = self
+            .said
+            .iter()
+            .filter(|text| text.contains(crate::runtime::redact::REDACTED))
+            .collect();
+        if let Some(first) = redacted.first() {
+            let detail = format!(
+                "the host had to redact {} message(s), e.g. {first:?}: keep secrets out of what the connector says",
+                redacted.len()
+            );
+            self.add("6.3", "messages need no redaction", Status::Warn, detail);
+        }
         let exchanges = self.sink.exchanges();
         self.report.requests = exchanges.len() as u64;
         let limits = self.options.limits.clone();

@@ -28,10 +28,10 @@ pub mod redact;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use activity::{ActivitySink, Exchange, MemorySink, NullSink};
@@ -152,7 +152,6 @@ struct RuntimeInner {
     linker: Linker<HostState>,
     cache: cache::CompileCache,
     client: reqwest::Client,
-    epoch_tick: Duration,
     _ticker: engine::EpochTicker,
 }
 
@@ -189,7 +188,6 @@ impl Runtime {
                 linker,
                 cache,
                 client,
-                epoch_tick: options.engine.epoch_tick,
                 _ticker: ticker,
             }),
         })
@@ -468,8 +466,17 @@ impl Connection {
 
     /// Runs the connector's `check` (one cheap authenticated call) in a fresh instance.
     pub async fn check(&self) -> Result<(), CallError> {
-        let mut session = self.instantiate().await?;
-        session.check(&self.config.to_guest()).await
+        self.check_measured().await.0
+    }
+
+    /// [`Connection::check`], also giving the most memory its instance grew to, in bytes.
+    pub async fn check_measured(&self) -> (Result<(), CallError>, usize) {
+        let mut session = match self.instantiate().await {
+            Ok(session) => session,
+            Err(error) => return (Err(error), 0),
+        };
+        let outcome = session.check(&self.config.to_guest()).await;
+        (outcome, session.peak_memory())
     }
 
     /// A fresh instance with the config applied: the unit of work (a flow run's reads, writes
@@ -548,6 +555,8 @@ pub(crate) struct HostState {
     limiter: SandboxLimiter,
     ctx: Arc<CallContext>,
     log_lines: u32,
+    /// When the running call must stop at the latest: past it, the next epoch check traps.
+    hard_deadline: Instant,
 }
 
 impl WasiView for HostState {
@@ -643,15 +652,28 @@ impl bindings::koppel::connector::host::Host for HostState {
 }
 
 /// One instance of a connector in its own store. Calls run one at a time; after a trap or a
-/// timeout the session is dead and every further call says so.
+/// timeout the session is dead: its store is dropped (freeing its slot in the instance pool)
+/// and every further call says so.
+///
+/// While a call runs, the guest yields to the async executor at every epoch tick, so a guest
+/// stuck in computation neither holds a worker thread nor escapes the wall-clock timeout;
+/// should that timeout not be polled, the epoch deadline traps at the same limit.
+///
+/// What the connector says in its errors and outcome messages is redacted with the
+/// connection's secrets before any caller sees it.
 pub struct Session {
-    store: Store<HostState>,
+    /// None once the instance failed: a trapped store is never entered again.
+    store: Option<Store<HostState>>,
     bindings: ConnectorWorld,
     ctx: Arc<CallContext>,
     stderr: GuestOutput,
-    tick: Duration,
     dead: Option<String>,
+    /// The peak memory of the dropped store, kept for [`Session::peak_memory`].
+    peak: usize,
 }
+
+/// Ticks between two yields of a running guest to the executor.
+const YIELD_TICKS: u64 = 1;
 
 impl Session {
     async fn start(connector: &Connector, ctx: Arc<CallContext>) -> Result<Session, CallError> {
@@ -670,58 +692,98 @@ impl Session {
             },
             ctx: ctx.clone(),
             log_lines: 0,
+            hard_deadline: Instant::now() + ctx.limits.call_timeout,
         };
         let mut store = Store::new(&connector.runtime.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(deadline_ticks(
-            ctx.limits.call_timeout,
-            connector.runtime.epoch_tick,
-        ));
-        let bindings = connector
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| {
-                let connector = ctx.connector.clone();
-                if store.data().limiter.exceeded {
-                    CallError::Memory {
-                        connector,
-                        function: "instantiate",
-                        limit_mib: ctx.limits.memory_bytes >> 20,
-                    }
-                } else {
-                    CallError::Instantiate {
-                        connector,
-                        message: format!("{e:#}"),
-                    }
-                }
-            })?;
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().hard_deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::YieldCustom(
+                YIELD_TICKS,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
+        store.set_epoch_deadline(YIELD_TICKS);
+        let limit = ctx.limits.call_timeout;
+        let instantiated =
+            tokio::time::timeout(limit, connector.pre.instantiate_async(&mut store)).await;
+        let bindings = match instantiated {
+            Ok(Ok(bindings)) => bindings,
+            Ok(Err(_)) if store.data().limiter.exceeded => {
+                return Err(CallError::Memory {
+                    connector: ctx.connector.clone(),
+                    function: "instantiate",
+                    limit_mib: ctx.limits.memory_bytes >> 20,
+                });
+            }
+            Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                return Err(CallError::Timeout {
+                    connector: ctx.connector.clone(),
+                    function: "instantiate",
+                    limit,
+                });
+            }
+            Err(_elapsed) => {
+                return Err(CallError::Timeout {
+                    connector: ctx.connector.clone(),
+                    function: "instantiate",
+                    limit,
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(CallError::Instantiate {
+                    connector: ctx.connector.clone(),
+                    message: ctx.redactor.text(&format!("{e:#}")),
+                });
+            }
+        };
         Ok(Session {
-            store,
+            store: Some(store),
             bindings,
             ctx,
             stderr,
-            tick: connector.runtime.epoch_tick,
             dead: None,
+            peak: 0,
         })
     }
 
-    /// Before a call: refuse when dead, arm the epoch deadline.
-    fn arm(&mut self) -> Result<Duration, CallError> {
-        if let Some(reason) = &self.dead {
-            return Err(CallError::Dead {
-                connector: self.ctx.connector.clone(),
-                reason: reason.clone(),
-            });
-        }
-        let limit = self.ctx.limits.call_timeout;
-        self.store
-            .set_epoch_deadline(deadline_ticks(limit, self.tick));
-        Ok(limit)
+    /// Before a call: refuse when dead, arm the deadlines. Gives the store, the exports and
+    /// the call's time limit.
+    fn arm(&mut self) -> Result<(&mut Store<HostState>, &ConnectorWorld, Duration), CallError> {
+        let Session {
+            store,
+            bindings,
+            ctx,
+            dead,
+            ..
+        } = self;
+        let store = match (dead.as_ref(), store.as_mut()) {
+            (None, Some(store)) => store,
+            (reason, _) => {
+                return Err(CallError::Dead {
+                    connector: ctx.connector.clone(),
+                    reason: reason.map_or_else(|| "its instance is gone".to_owned(), Clone::clone),
+                });
+            }
+        };
+        let limit = ctx.limits.call_timeout;
+        store.data_mut().hard_deadline = Instant::now() + limit;
+        store.set_epoch_deadline(YIELD_TICKS);
+        Ok((store, bindings, limit))
     }
 
-    /// After a call: turn a timeout or trap into a clear error and mark the session dead.
+    /// Marks the session dead and drops its store: a store that trapped, overran or was cut
+    /// off mid-call is never entered again.
+    fn kill(&mut self, error: &CallError) {
+        if let Some(store) = self.store.take() {
+            self.peak = self.peak.max(store.data().limiter.peak);
+        }
+        self.dead = Some(error.to_string());
+    }
+
+    /// After a call: turn a timeout or trap into a clear error and kill the session.
     fn settle<T>(
         &mut self,
         function: &'static str,
@@ -729,6 +791,10 @@ impl Session {
         outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
     ) -> Result<T, CallError> {
         let connector = self.ctx.connector.clone();
+        let exceeded = self
+            .store
+            .as_ref()
+            .is_some_and(|s| s.data().limiter.exceeded);
         let error = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Err(_elapsed) => CallError::Timeout {
@@ -736,7 +802,7 @@ impl Session {
                 function,
                 limit,
             },
-            Ok(Err(_)) if self.store.data().limiter.exceeded => CallError::Memory {
+            Ok(Err(_)) if exceeded => CallError::Memory {
                 connector,
                 function,
                 limit_mib: self.ctx.limits.memory_bytes >> 20,
@@ -767,51 +833,56 @@ impl Session {
             tenant = %self.ctx.tenant, connection = %self.ctx.connection, function, error = %error,
             "Connector call failed; its instance is dropped."
         );
-        self.dead = Some(error.to_string());
+        self.kill(&error);
         Err(error)
+    }
+
+    /// A connector's own error, with the connection's secrets redacted from what it says.
+    fn connector_error(&self, mut error: ConnectorError) -> CallError {
+        error.message = self.ctx.redactor.text(&error.message);
+        error.field = error.field.map(|f| self.ctx.redactor.text(&f));
+        CallError::Connector(error)
     }
 
     /// Whether the instance is still usable.
     pub fn is_alive(&self) -> bool {
-        self.dead.is_none()
+        self.dead.is_none() && self.store.is_some()
     }
 
     /// The most linear memory this instance has grown to, in bytes (for the conformance
     /// suite's report of how close a connector comes to its cap).
     pub fn peak_memory(&self) -> usize {
-        self.store.data().limiter.peak
+        self.store
+            .as_ref()
+            .map_or(self.peak, |s| self.peak.max(s.data().limiter.peak))
     }
 
     async fn manifest(&mut self) -> Result<Manifest, CallError> {
-        let limit = self.arm()?;
-        let call = self
-            .bindings
-            .koppel_connector_connector()
-            .call_manifest(&mut self.store);
+        let (store, bindings, limit) = self.arm()?;
+        let call = bindings.koppel_connector_connector().call_manifest(store);
         let outcome = tokio::time::timeout(limit, call).await;
         self.settle("manifest", limit, outcome)
     }
 
+    /// Runs the connector's `check` with this config (no `configure` needed).
     async fn check(&mut self, config: &Vec<(String, String)>) -> Result<(), CallError> {
-        let limit = self.arm()?;
-        let call = self
-            .bindings
+        let (store, bindings, limit) = self.arm()?;
+        let call = bindings
             .koppel_connector_connector()
-            .call_check(&mut self.store, config);
+            .call_check(store, config);
         let outcome = tokio::time::timeout(limit, call).await;
         self.settle("check", limit, outcome)?
-            .map_err(CallError::Connector)
+            .map_err(|e| self.connector_error(e))
     }
 
     async fn configure(&mut self, config: &Vec<(String, String)>) -> Result<(), CallError> {
-        let limit = self.arm()?;
-        let call = self
-            .bindings
+        let (store, bindings, limit) = self.arm()?;
+        let call = bindings
             .koppel_connector_connector()
-            .call_configure(&mut self.store, config);
+            .call_configure(store, config);
         let outcome = tokio::time::timeout(limit, call).await;
         self.settle("configure", limit, outcome)?
-            .map_err(CallError::Connector)
+            .map_err(|e| self.connector_error(e))
     }
 
     /// Reads up to `limit` records after `state`.
@@ -821,16 +892,13 @@ impl Session {
         state: Option<&str>,
         limit: u32,
     ) -> Result<Page, CallError> {
-        let time = self.arm()?;
-        let call = self.bindings.koppel_connector_connector().call_read(
-            &mut self.store,
-            stream,
-            state,
-            limit,
-        );
+        let (store, bindings, time) = self.arm()?;
+        let call = bindings
+            .koppel_connector_connector()
+            .call_read(store, stream, state, limit);
         let outcome = tokio::time::timeout(time, call).await;
         self.settle("read", time, outcome)?
-            .map_err(CallError::Connector)
+            .map_err(|e| self.connector_error(e))
     }
 
     /// Writes records; one outcome per record, in order.
@@ -840,17 +908,14 @@ impl Session {
         records: &[Record],
         options: &WriteOptions,
     ) -> Result<Vec<WriteOutcome>, CallError> {
-        let time = self.arm()?;
-        let call = self.bindings.koppel_connector_connector().call_write(
-            &mut self.store,
-            stream,
-            records,
-            options,
-        );
+        let (store, bindings, time) = self.arm()?;
+        let call = bindings
+            .koppel_connector_connector()
+            .call_write(store, stream, records, options);
         let outcome = tokio::time::timeout(time, call).await;
-        let outcomes = self
+        let mut outcomes = self
             .settle("write", time, outcome)?
-            .map_err(CallError::Connector)?;
+            .map_err(|e| self.connector_error(e))?;
         if outcomes.len() != records.len() {
             let error = CallError::Trap {
                 connector: self.ctx.connector.clone(),
@@ -861,26 +926,25 @@ impl Session {
                     outcomes.len()
                 ),
             };
-            self.dead = Some(error.to_string());
+            self.kill(&error);
             return Err(error);
+        }
+        let redactor = &self.ctx.redactor;
+        for outcome in &mut outcomes {
+            outcome.message = outcome.message.take().map(|m| redactor.text(&m));
+            outcome.field = outcome.field.take().map(|f| redactor.text(&f));
         }
         Ok(outcomes)
     }
 
     /// Finds one record by key.
     pub async fn lookup(&mut self, stream: &str, key: &str) -> Result<Option<Found>, CallError> {
-        let time = self.arm()?;
-        let call =
-            self.bindings
-                .koppel_connector_connector()
-                .call_lookup(&mut self.store, stream, key);
+        let (store, bindings, time) = self.arm()?;
+        let call = bindings
+            .koppel_connector_connector()
+            .call_lookup(store, stream, key);
         let outcome = tokio::time::timeout(time, call).await;
         self.settle("lookup", time, outcome)?
-            .map_err(CallError::Connector)
+            .map_err(|e| self.connector_error(e))
     }
-}
-
-fn deadline_ticks(limit: Duration, tick: Duration) -> u64 {
-    let tick = tick.as_nanos().max(1);
-    (limit.as_nanos() / tick) as u64 + 2
 }
