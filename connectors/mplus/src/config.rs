@@ -128,6 +128,9 @@ pub fn normalise_rate(text: &str) -> Option<String> {
     koppel_sdk::Decimal::parse(text.trim().trim_end_matches('%')).map(|d| d.normalize().to_string())
 }
 
+/// The branch MplusKASSA enters orders in when none is named; any other needs a workplace.
+pub const DEFAULT_BRANCH: i32 = 1;
+
 /// The typed config of a connection.
 pub struct MplusConfig {
     /// The SOAP endpoint with the credentials: never print it.
@@ -241,16 +244,31 @@ impl MplusConfig {
                 "`relation_mode` = default needs `default_relation` (the relation number every order is booked on)",
             ));
         }
+        let workplace: Option<i32> = s
+            .get("workplace_number")
+            .map(|_| s.parse("workplace_number"))
+            .transpose()?;
+        // API-NOTES section 5: "Sending a non-default `entryBranchNumber` also requires a
+        // `workplaceNumber`". The default is branch 1, the one the notes' order example enters
+        // without a workplace (and this connector's default).
+        if branch != DEFAULT_BRANCH && workplace.is_none() {
+            return Err(ConnectorError::config(
+                "workplace_number",
+                format!(
+                    "`branch_number` = {branch} is not the default branch ({DEFAULT_BRANCH}), so \
+                     MplusKASSA needs the workplace (till) orders are entered on: set \
+                     `workplace_number` to one of branch {branch}'s workplaces (the `branches` \
+                     stream lists them), or use branch {DEFAULT_BRANCH}"
+                ),
+            ));
+        }
         Ok(MplusConfig {
             endpoint,
             host,
             branch,
             stock_branches,
             employee: s.parse_or("employee_number", 999_999)?,
-            workplace: s
-                .get("workplace_number")
-                .map(|_| s.parse("workplace_number"))
-                .transpose()?,
+            workplace,
             decimal_places,
             currency: s
                 .get("currency")
@@ -387,7 +405,7 @@ pub fn schema() -> Vec<ConfigField> {
             Integer,
             false,
             None,
-            "The workplace (kassa) of the branch; needed when the branch is not the default one.",
+            "The workplace (kassa) of the branch; required when the branch is not the default branch 1.",
         ),
         field(
             "decimal_places",
@@ -530,6 +548,34 @@ mod tests {
         assert_eq!(c.host, "https://api.mpluskassa.nl:44123");
         assert!(!c.host.contains("s3cret"));
         assert!(c.endpoint.ends_with("/?ident=shop&secret=s3cret%21"));
+    }
+
+    #[test]
+    fn a_branch_other_than_the_default_needs_a_workplace() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("branch_number", "2"));
+        let error = MplusConfig::from_settings(&settings(&pairs))
+            .err()
+            .expect("branch 2 without a workplace");
+        assert_eq!(error.field.as_deref(), Some("workplace_number"));
+        assert!(
+            error.message.contains("`workplace_number`")
+                && error.message.contains("branch_number` = 2")
+                && error.message.contains("set `workplace_number`"),
+            "{}",
+            error.message
+        );
+        pairs.push(("workplace_number", "3"));
+        let c = MplusConfig::from_settings(&settings(&pairs)).expect("with a workplace");
+        assert_eq!((c.branch, c.workplace), (2, Some(3)));
+        // The default branch needs none, but may have one.
+        let c = MplusConfig::from_settings(&settings(&BASE)).expect("default branch");
+        assert_eq!((c.branch, c.workplace), (1, None));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("branch_number", "1"));
+        pairs.push(("workplace_number", "5"));
+        let c = MplusConfig::from_settings(&settings(&pairs)).expect("default with workplace");
+        assert_eq!(c.workplace, Some(5));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! is emitted on the page that holds its highest article marker, with all its articles: every
 //! article is read exactly once across pages, and no family is ever emitted half.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use koppel_sdk::{
     ConnectorError, Decimal, Found, NamedValue, Page, Price, Product, Property, Record, Result,
@@ -270,7 +270,9 @@ pub fn to_product(p: &wire::Product, catalogue: &Catalogue) -> Product {
             }
         }
         articles => {
-            let variants: Vec<Variant> = articles.iter().map(|a| variant(a, catalogue)).collect();
+            let mut variants: Vec<Variant> =
+                articles.iter().map(|a| variant(a, catalogue)).collect();
+            distinguish(&mut variants);
             let webshop = articles.iter().any(|a| a.webshop == Some(true));
             extra.push(NamedValue::boolean("webshop", webshop));
             Product {
@@ -327,6 +329,65 @@ fn variant(a: &Article, catalogue: &Catalogue) -> Variant {
         prices: vec![price(a, catalogue)],
         active: a.active.unwrap_or(true),
         extra: article_extra(a),
+    }
+}
+
+/// Variants of one family must differ in their options (a shop cannot tell two variants with
+/// the same size and colour apart, and refuses the second). Where several have the same
+/// options, each of them gets a `Variant` option: its description when that tells them apart,
+/// else its article number (which always does).
+fn distinguish(variants: &mut [Variant]) {
+    const GROUP: &str = "Variant";
+    let signature = |v: &Variant| {
+        let mut options: Vec<(String, String)> = v
+            .options
+            .iter()
+            .map(|o| (o.group.clone(), o.option.clone()))
+            .collect();
+        options.sort();
+        options
+    };
+    let mut same: BTreeMap<Vec<(String, String)>, Vec<usize>> = BTreeMap::new();
+    for (i, v) in variants.iter().enumerate() {
+        same.entry(signature(v)).or_default().push(i);
+    }
+    for indices in same.into_values().filter(|i| i.len() > 1) {
+        let names: Vec<Option<&str>> = indices
+            .iter()
+            .map(|&i| {
+                variants[i]
+                    .name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+            })
+            .collect();
+        let distinct: HashSet<Option<&str>> = names.iter().copied().collect();
+        // A `Variant` option already there (no size or colour) is the description: it did
+        // not tell them apart.
+        let had_variant = variants[indices[0]]
+            .options
+            .iter()
+            .any(|o| o.group == GROUP);
+        let by_name = !had_variant && distinct.len() == names.len() && !distinct.contains(&None);
+        let labels: Vec<String> = indices
+            .iter()
+            .zip(&names)
+            .map(|(&i, name)| match name {
+                Some(name) if by_name => (*name).to_owned(),
+                _ => variants[i].key.clone(),
+            })
+            .collect();
+        for (&i, label) in indices.iter().zip(labels) {
+            let options = &mut variants[i].options;
+            match options.iter_mut().find(|o| o.group == GROUP) {
+                Some(existing) => existing.option = label,
+                None => options.push(Property {
+                    group: GROUP.into(),
+                    option: label,
+                }),
+            }
+        }
     }
 }
 
@@ -514,6 +575,67 @@ mod tests {
             koppel_sdk::extra(&p.extra, "webshop"),
             Some(Value::Boolean(true))
         ));
+    }
+
+    fn options_of(v: &Variant) -> Vec<(&str, &str)> {
+        v.options
+            .iter()
+            .map(|o| (o.group.as_str(), o.option.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn variants_with_the_same_size_and_colour_get_a_distinguishing_option() {
+        let mut product = example_products().remove(0);
+        let mut third = product.article_list.article[0].clone();
+        third.article_number = 10023;
+        third.description = Some("Merino sweater navy M (long)".into());
+        product.article_list.article.push(third);
+        // 10021 and 10023 are both navy M; 10022 (L) is alone.
+        let p = to_product(&product, &catalogue());
+        let sets: Vec<_> = p.variants.iter().map(options_of).collect();
+        assert_eq!(
+            sets,
+            vec![
+                vec![
+                    ("Size", "M"),
+                    ("Colour", "navy"),
+                    ("Variant", "Merino sweater navy M")
+                ],
+                vec![("Size", "L"), ("Colour", "navy")],
+                vec![
+                    ("Size", "M"),
+                    ("Colour", "navy"),
+                    ("Variant", "Merino sweater navy M (long)")
+                ],
+            ]
+        );
+
+        // The same description too: the article number tells them apart.
+        product.article_list.article[2].description =
+            product.article_list.article[0].description.clone();
+        let p = to_product(&product, &catalogue());
+        assert_eq!(options_of(&p.variants[0])[2], ("Variant", "10021"));
+        assert_eq!(options_of(&p.variants[2])[2], ("Variant", "10023"));
+        let unique: HashSet<_> = p.variants.iter().map(options_of).collect();
+        assert_eq!(unique.len(), 3, "every variant's options differ");
+
+        // Neither size nor colour, same description: the number replaces the description.
+        for a in &mut product.article_list.article {
+            a.size = None;
+            a.colour = None;
+            a.description = Some("Gift card".into());
+        }
+        let p = to_product(&product, &catalogue());
+        let sets: Vec<_> = p.variants.iter().map(options_of).collect();
+        assert_eq!(
+            sets,
+            vec![
+                vec![("Variant", "10021")],
+                vec![("Variant", "10022")],
+                vec![("Variant", "10023")],
+            ]
+        );
     }
 
     #[test]

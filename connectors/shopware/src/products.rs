@@ -201,11 +201,30 @@ fn family_rate(prices: &[koppel_sdk::Price], default_currency: &str) -> Option<D
         .map(|p| p.tax_rate)
 }
 
+/// A price list in Shopware's shape. Shopware needs a price in its default currency on every
+/// product that has prices ("No price for default currency defined"): without one the record
+/// is refused here, naming the field, instead of sinking a sync batch.
 fn price_list(
     prices: &[koppel_sdk::Price],
     refs: &Refs,
+    default_currency: &str,
     field: &str,
 ) -> std::result::Result<Value, Refusal> {
+    if !prices
+        .iter()
+        .any(|p| p.currency.trim().eq_ignore_ascii_case(default_currency))
+    {
+        let given: Vec<&str> = prices.iter().map(|p| p.currency.as_str()).collect();
+        return Err(refuse(
+            field,
+            format!(
+                "no price in the shop's default currency {default_currency} (prices given in {}): \
+                 Shopware needs one on every product; add it, or set `default_currency` to the \
+                 shop's default",
+                given.join(", ")
+            ),
+        ));
+    }
     let mut out = Vec::new();
     for price in prices {
         let currency = refs
@@ -307,7 +326,7 @@ pub fn build_family(
         parent.fields.push((
             "price",
             "prices".into(),
-            price_list(&product.prices, refs, "prices")?,
+            price_list(&product.prices, refs, default_currency, "prices")?,
         ));
     }
     if let Some(rate) = family_rate {
@@ -356,7 +375,15 @@ pub fn build_family(
     let mut seen: HashSet<String> = HashSet::from([key.to_owned()]);
     let mut configurator: BTreeSet<String> = BTreeSet::new();
     for variant in &product.variants {
-        let child = build_child(variant, &parent_id, family_rate, refs, existing, &mut seen)?;
+        let child = build_child(
+            variant,
+            &parent_id,
+            family_rate,
+            refs,
+            default_currency,
+            existing,
+            &mut seen,
+        )?;
         configurator.extend(child.options.iter().cloned());
         children.push(child);
     }
@@ -373,6 +400,7 @@ fn build_child(
     parent_id: &str,
     family_rate: Option<Decimal>,
     refs: &Refs,
+    default_currency: &str,
     existing: &HashMap<String, Value>,
     seen: &mut HashSet<String>,
 ) -> std::result::Result<Row, Refusal> {
@@ -438,7 +466,7 @@ fn build_child(
         row.fields.push((
             "price",
             "prices".into(),
-            price_list(&variant.prices, refs, &at("prices"))?,
+            price_list(&variant.prices, refs, default_currency, &at("prices"))?,
         ));
         let rate = variant.prices.first().map(|p| p.tax_rate);
         if let Some(rate) = rate.filter(|r| family_rate.is_none_or(|f| !f.same_value(*r))) {
@@ -1341,6 +1369,51 @@ mod tests {
             out.insert(row.number.clone(), value);
         }
         out
+    }
+
+    #[test]
+    fn prices_in_several_currencies_need_one_in_the_default_currency() {
+        let mut refs = refs();
+        refs.currencies.push(Currency {
+            id: "chf".into(),
+            iso: "CHF".into(),
+            system_default: false,
+        });
+        let chf = Price {
+            currency: "CHF".into(),
+            net: 1100,
+            gross: 1331,
+            tax_rate: Decimal::integer(21),
+        };
+        let mut p = product("TS-200", &[]);
+        p.prices.push(chf.clone());
+        let family = build_family(&p, &refs, "EUR", &HashMap::new()).expect("valid");
+        let payload = family_change(&family, &CreateOnly::default(), None)
+            .payload
+            .expect("new");
+        assert_eq!(
+            payload["price"],
+            json!([
+                {"currencyId": "eur", "net": 10, "gross": 12.1, "linked": true},
+                {"currencyId": "chf", "net": 11, "gross": 13.31, "linked": true},
+            ])
+        );
+
+        // CHF only: refused before anything is sent, naming the field.
+        p.prices = vec![chf.clone()];
+        let refusal = build_family(&p, &refs, "EUR", &HashMap::new()).expect_err("refused");
+        assert_eq!(refusal.field, "prices");
+        assert!(
+            refusal.message.contains("default currency EUR") && refusal.message.contains("CHF"),
+            "{}",
+            refusal.message
+        );
+
+        // A variant's own prices too.
+        let mut p = product("TS-300", &[("TS-300-M", "M")]);
+        p.variants[0].prices = vec![chf];
+        let refusal = build_family(&p, &refs, "EUR", &HashMap::new()).expect_err("refused");
+        assert_eq!(refusal.field, "variants.TS-300-M.prices");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use koppel::runtime::{
     Session,
 };
 use koppel_sim_faults::{Fault, Matcher};
-use koppel_sim_mplus::{ArticleChange, MplusOptions, MplusSimulator};
+use koppel_sim_mplus::{ArticleChange, MplusOptions, MplusSimulator, NewArticle, NewProduct};
 
 const SECRET: &str = "sim-Secret-4711";
 
@@ -110,6 +110,13 @@ impl Harness {
     /// secret never reached the activity log.
     fn finish(&self) {
         self.sim.assert_no_violations(0);
+        // Our own connector needs none of the tolerance the simulator has for what other
+        // clients leave out: every envelope is complete as sent.
+        let omissions = self.sim.omissions();
+        assert!(
+            omissions.is_empty(),
+            "the connector left out what the schema requires: {omissions:#?}"
+        );
         let dump = self.sink.dump();
         assert!(!dump.is_empty(), "exchanges were recorded");
         assert!(
@@ -194,6 +201,67 @@ fn connector_error(error: CallError) -> ConnectorError {
 // ----- products -----
 
 #[tokio::test]
+async fn articles_with_the_same_size_and_colour_stay_distinct_variants() {
+    let h = harness(3).await;
+    let article = |number: i64, description: &str| NewArticle {
+        number,
+        description: description.into(),
+        colour: "navy".into(),
+        size: "M".into(),
+        barcode: koppel_sim_mplus::ean13(number as u64),
+        price_incl: 4995,
+        ..NewArticle::default()
+    };
+    h.sim
+        .add_product(NewProduct {
+            number: 7001,
+            description: "Polo".into(),
+            extra_text: String::new(),
+            group_numbers: vec![],
+            articles: vec![
+                article(70011, "Polo navy M short sleeve"),
+                article(70012, "Polo navy M long sleeve"),
+                NewArticle {
+                    size: "L".into(),
+                    ..article(70013, "Polo navy L")
+                },
+            ],
+        })
+        .expect("add product");
+    let mut session = h.session(&[]).await;
+    let (records, _, _) = read_all(&mut session, "products", None, 100).await;
+    let read = products(records);
+    let polo = read.iter().find(|p| p.key == "P7001").expect("the family");
+    let options: Vec<Vec<(&str, &str)>> = polo
+        .variants
+        .iter()
+        .map(|v| {
+            v.options
+                .iter()
+                .map(|o| (o.group.as_str(), o.option.as_str()))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        options,
+        vec![
+            vec![
+                ("Size", "M"),
+                ("Colour", "navy"),
+                ("Variant", "Polo navy M short sleeve")
+            ],
+            vec![
+                ("Size", "M"),
+                ("Colour", "navy"),
+                ("Variant", "Polo navy M long sleeve")
+            ],
+            vec![("Size", "L"), ("Colour", "navy")],
+        ]
+    );
+    h.finish();
+}
+
+#[tokio::test]
 async fn products_reach_every_article_once_across_pages_then_only_changes() {
     let h = harness(240).await;
     let mut session = h.session(&[]).await;
@@ -230,7 +298,45 @@ async fn products_reach_every_article_once_across_pages_then_only_changes() {
                 .all(|v| v.options.iter().any(|o| o.group == "Size")),
             "family {family}: variants differ by size"
         );
+        // Size and colour are the till's, option by option.
+        for v in &p.variants {
+            let number: i64 = v.key.parse().expect("article number");
+            let article = h.sim.article_view(number).expect("article");
+            let option = |group: &str| {
+                v.options
+                    .iter()
+                    .find(|o| o.group == group)
+                    .map(|o| o.option.as_str())
+            };
+            assert_eq!(option("Size"), Some(article.size.as_str()), "{number}");
+            assert_eq!(
+                option("Colour"),
+                Some(article.colour.as_str()).filter(|c| !c.is_empty()),
+                "{number}: the colour option"
+            );
+        }
+        let sets: BTreeSet<Vec<(&str, &str)>> = p
+            .variants
+            .iter()
+            .map(|v| {
+                v.options
+                    .iter()
+                    .map(|o| (o.group.as_str(), o.option.as_str()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            sets.len(),
+            p.variants.len(),
+            "family {family}: options differ"
+        );
     }
+    assert!(
+        read.iter()
+            .flat_map(|p| &p.variants)
+            .any(|v| v.options.iter().any(|o| o.group == "Colour")),
+        "the catalogue's families have colours"
+    );
 
     // Fields: prices with tax, categories from article groups, EAN, the rest in extra.
     let simple = read
@@ -559,7 +665,7 @@ async fn customers_are_found_by_email_created_and_updated_as_persons_and_compani
         "inkoop@berg.example",
         Some("Berg Interieur B.V."),
     );
-    let created = write_one(&mut session, "customers", Record::Customer(firm)).await;
+    let created = write_one(&mut session, "customers", Record::Customer(firm.clone())).await;
     assert_eq!(created.status, OutcomeStatus::Created, "{created:?}");
     let firm_number: i64 = created
         .target_id
@@ -598,6 +704,31 @@ async fn customers_are_found_by_email_created_and_updated_as_persons_and_compani
         h.sim.relation(anna_number).expect("stored").address,
         "Neude 3"
     );
+    assert_eq!(h.sim.relations().len(), count + 2, "no new relation");
+
+    // The company gets a new contact person and phone number: updated in place, still the
+    // company, the new person as its contact.
+    let mut restaffed = firm;
+    restaffed.first_name = Some("Bram".into());
+    restaffed.last_name = Some("de Wit".into());
+    restaffed.phone = Some("030-7654321".into());
+    let updates = h.sim.request_count("updateRelation");
+    let updated = write_one(&mut session, "customers", Record::Customer(restaffed)).await;
+    assert_eq!(updated.status, OutcomeStatus::Updated, "{updated:?}");
+    assert_eq!(
+        updated.target_id.as_deref(),
+        Some(firm_number.to_string().as_str()),
+        "the same relation"
+    );
+    assert_eq!(h.sim.request_count("updateRelation"), updates + 1);
+    let r = h.sim.relation(firm_number).expect("stored");
+    assert!(r.is_company());
+    assert_eq!(r.name, "Berg Interieur B.V.");
+    assert_eq!(r.company_name, "Berg Interieur B.V.");
+    assert_eq!(r.contact, "Bram de Wit");
+    assert_eq!(r.telephone, "030-7654321");
+    assert_eq!(r.email, "inkoop@berg.example");
+    assert_eq!(r.vat_number, "NL123456789B01");
     assert_eq!(h.sim.relations().len(), count + 2, "no new relation");
 
     // No e-mail: that record fails, naming the field.

@@ -428,13 +428,21 @@ fn assert_product_in_shop(h: &Harness, p: &Product) {
 // ----- products -----
 
 async fn ten_thousand_products(version: Version, validate: bool) {
+    products_land_and_a_rerun_sends_nothing(version, validate, 10_000).await;
+}
+
+async fn products_land_and_a_rerun_sends_nothing(version: Version, validate: bool, rows: usize) {
     let h = harness_with(ShopwareOptions {
         version,
         validate,
         ..ShopwareOptions::default()
     })
     .await;
-    let records = catalog(10_000);
+    let records = catalog(rows);
+    assert!(
+        records.iter().any(|r| !as_product(r).variants.is_empty()),
+        "the catalog has variant families"
+    );
     let mut session = h.session(&[]).await;
     let started = Instant::now();
     let mut outcomes = Vec::new();
@@ -443,7 +451,7 @@ async fn ten_thousand_products(version: Version, validate: bool) {
     }
     let first = started.elapsed();
     assert_all(&outcomes, OutcomeStatus::Created);
-    assert_eq!(h.sim.count("product"), 10_000, "every row is in the shop");
+    assert_eq!(h.sim.count("product"), rows, "every row is in the shop");
     for i in [0, 1, 2, 3, 5, 10, 33, 55, records.len() - 1] {
         assert_product_in_shop(&h, as_product(&records[i]));
     }
@@ -458,18 +466,34 @@ async fn ten_thousand_products(version: Version, validate: bool) {
     }
     assert_all(&again, OutcomeStatus::Unchanged);
     assert_eq!(h.syncs(), syncs, "a re-run writes nothing");
-    assert_eq!(h.sim.count("product"), 10_000);
+    assert_eq!(h.sim.count("product"), rows);
     let pages = records.len().div_ceil(1000) as u64;
     let lookups = h.sim.request_count("POST /api/search/product") - searches;
     assert!(
-        lookups <= 10_000 / 250 + pages,
+        lookups <= (rows / 250) as u64 + pages,
         "one lookup per batch of 250 rows: {lookups}"
     );
     assert_eq!(h.sim.token_requests(), 1, "one token for both runs");
     eprintln!(
-        "{version:?}: 10,000 rows in {first:?}, {syncs} syncs; re-run {:?}",
+        "{version:?}: {rows} rows in {first:?}, {syncs} syncs; re-run {:?}",
         started.elapsed() - first
     );
+    if validate {
+        // Every sync body of both runs was checked against the version's OpenAPI file.
+        assert_eq!(
+            h.sim
+                .unvalidated_bodies()
+                .get("request POST /api/_action/sync"),
+            None,
+            "{:#?}",
+            h.sim.unvalidated_bodies()
+        );
+        assert!(
+            h.sim.validated_bodies() >= 2 * syncs,
+            "{}",
+            h.sim.validated_bodies()
+        );
+    }
     h.finish();
 }
 
@@ -480,9 +504,14 @@ async fn ten_thousand_products_land_and_a_rerun_sends_nothing_65() {
 
 #[tokio::test]
 async fn ten_thousand_products_land_and_a_rerun_sends_nothing_64() {
-    // Without validation, to keep the suite quick: 6.4's file describes search criteria
-    // loosely, and the smaller 6.4 tests below check every kind of body this one sends.
+    // Without validation, to keep the suite quick; the next test sends the same kinds of
+    // bodies, variant families included, with every one of them validated.
     ten_thousand_products(Version::V6_4, false).await;
+}
+
+#[tokio::test]
+async fn a_thousand_products_with_variants_land_validated_64() {
+    products_land_and_a_rerun_sends_nothing(Version::V6_4, true, 1_000).await;
 }
 
 async fn a_bad_record_does_not_sink_its_batch(version: Version) {
@@ -572,6 +601,107 @@ async fn a_bad_record_does_not_sink_its_batch_65() {
 #[tokio::test]
 async fn a_bad_record_does_not_sink_its_batch_64() {
     a_bad_record_does_not_sink_its_batch(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn prices_in_two_currencies_land_and_the_default_one_is_required() {
+    let h = harness(Version::V6_6).await;
+    let chf_id = h.sim.ids().currency("CHF").expect("the shop has CHF").hex();
+    let eur_id = h.sim.ids().currency.hex();
+    let chf = |gross: i64, rate: i64| Price {
+        currency: "CHF".into(),
+        ..price(gross, rate)
+    };
+    let mut both = as_product(&catalog(1)[0]).clone();
+    both.key = "CUR-1".into();
+    both.variants.clear();
+    both.prices = vec![price(1190, 19), chf(1250, 19)];
+    let mut family = product(5, 3);
+    assert!(!family.variants.is_empty());
+    family.key = "CUR-2".into();
+    for (i, v) in family.variants.iter_mut().enumerate() {
+        v.key = format!("CUR-2-{i}");
+    }
+    family.prices = vec![price(2380, 19), chf(2500, 19)];
+    family.variants[0].prices = vec![price(2499, 19), chf(2600, 19)];
+    let mut chf_only = both.clone();
+    chf_only.key = "CUR-3".into();
+    chf_only.prices = vec![chf(1250, 19)];
+
+    let mut session = h.session(&[]).await;
+    let outcomes = write(
+        &mut session,
+        "products",
+        &[
+            Record::Product(both.clone()),
+            Record::Product(chf_only),
+            Record::Product(family.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Created,
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(
+        outcomes[2].status,
+        OutcomeStatus::Created,
+        "{:?}",
+        outcomes[2]
+    );
+    assert_eq!(
+        outcomes[1].status,
+        OutcomeStatus::Failed,
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(outcomes[1].field.as_deref(), Some("prices"));
+    assert!(
+        outcomes[1]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("EUR")),
+        "{:?}",
+        outcomes[1].message
+    );
+    assert!(
+        h.sim.product_by_number("CUR-3").is_none(),
+        "nothing written"
+    );
+
+    let gross_by_currency = |number: &str| -> BTreeMap<String, f64> {
+        let row = h.sim.product_by_number(number).expect("written");
+        row["price"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{number} has a price list: {row}"))
+            .iter()
+            .map(|p| {
+                (
+                    p["currencyId"].as_str().expect("currencyId").to_owned(),
+                    f64_of(&p["gross"]),
+                )
+            })
+            .collect()
+    };
+    let expected =
+        |eur: f64, chf: f64| BTreeMap::from([(eur_id.clone(), eur), (chf_id.clone(), chf)]);
+    assert_eq!(gross_by_currency("CUR-1"), expected(11.90, 12.50));
+    assert_eq!(gross_by_currency("CUR-2"), expected(23.80, 25.00));
+    assert_eq!(gross_by_currency("CUR-2-0"), expected(24.99, 26.00));
+
+    // The same again: nothing to send.
+    let syncs = h.syncs();
+    let again = write(
+        &mut session,
+        "products",
+        &[Record::Product(both), Record::Product(family)],
+    )
+    .await;
+    assert_all(&again, OutcomeStatus::Unchanged);
+    assert_eq!(h.syncs(), syncs);
+    h.finish();
 }
 
 #[tokio::test]

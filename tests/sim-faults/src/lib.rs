@@ -7,19 +7,35 @@
 //! 2. rates (`set_rate`): "5% of requests get a 503", drawn from a seeded RNG so runs repeat.
 //!
 //! A fixed `latency` is added to every request on top.
+//!
+//! A lost response and a dropped connection must reach the client as a broken connection with
+//! no status line at all. That takes the connection itself: serve the router with [`serve`],
+//! whose listener hands every request a handle on its connection ([`Connection`]); the
+//! middleware dooms the connection, and from then on every write to it fails, so hyper closes
+//! it without having written a byte of the answer.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::{IncomingStream, Listener};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 /// One kind of failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +107,12 @@ struct Plan {
     latency: Duration,
     rng: StdRng,
     injected: u64,
+    /// `Content-Type` and body of an injected 429.
+    throttle: (String, String),
 }
+
+/// The 429 body when the server sets none: a generic JSON error.
+const THROTTLE_JSON: &str = r#"{"errors":[{"status":"429","code":"0","title":"Too Many Requests","detail":"Rate limit exceeded."}]}"#;
 
 /// A shared handle on a server's faults. Clone it into the test; changes apply to the next
 /// request.
@@ -116,6 +137,7 @@ impl Faults {
                 latency: Duration::ZERO,
                 rng: StdRng::seed_from_u64(seed),
                 injected: 0,
+                throttle: ("application/json".into(), THROTTLE_JSON.into()),
             })),
         }
     }
@@ -147,6 +169,12 @@ impl Faults {
             .push((matcher, fault, share.clamp(0.0, 1.0)));
     }
 
+    /// What an injected 429 carries, in the protocol of the server (a SOAP fault for a SOAP
+    /// server); the default is a JSON error.
+    pub fn set_throttle_body(&self, content_type: impl Into<String>, body: impl Into<String>) {
+        self.plan().throttle = (content_type.into(), body.into());
+    }
+
     /// Every request waits this long first.
     pub fn set_latency(&self, latency: Duration) {
         self.plan().latency = latency;
@@ -168,6 +196,10 @@ impl Faults {
     /// One-shot faults not used yet.
     pub fn pending(&self) -> usize {
         self.plan().queue.len()
+    }
+
+    fn throttle(&self) -> (String, String) {
+        self.plan().throttle.clone()
     }
 
     fn pick(&self, path: &str, body: &[u8]) -> (Duration, Option<Fault>) {
@@ -216,6 +248,10 @@ async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> R
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let connection = parts
+        .extensions
+        .get::<ConnectInfo<Connection>>()
+        .map(|info| info.0.clone());
     let request = Request::from_parts(parts, Body::from(body));
     let Some(fault) = fault else {
         return next.run(request).await;
@@ -223,12 +259,11 @@ async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> R
     tracing::debug!(?fault, "Injecting fault.");
     match fault {
         Fault::TooManyRequests { retry_after_secs } => {
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::CONTENT_TYPE, "application/json")],
-                r#"{"errors":[{"status":"429","code":"0","title":"Too Many Requests","detail":"Rate limit exceeded."}]}"#,
-            )
-                .into_response();
+            let (content_type, body) = faults.throttle();
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+            if let Ok(value) = HeaderValue::from_str(&content_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -249,9 +284,21 @@ async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> R
         }
         Fault::LoseResponse => {
             let response = next.run(request).await;
-            broken(response.status())
+            match connection {
+                Some(connection) => {
+                    connection.doom();
+                    response
+                }
+                None => broken(response.status()),
+            }
         }
-        Fault::DropConnection => broken(StatusCode::OK),
+        Fault::DropConnection => match connection {
+            Some(connection) => {
+                connection.doom();
+                StatusCode::OK.into_response()
+            }
+            None => broken(StatusCode::OK),
+        },
         Fault::Malformed => {
             let response = next.run(request).await;
             let (mut parts, _) = response.into_parts();
@@ -266,8 +313,135 @@ async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> R
     }
 }
 
+/// Serves `router` on `listener` until `shutdown` completes, so that lost responses and
+/// dropped connections break the connection before a byte of the answer is written. (A router
+/// served otherwise still gets them, as an answer whose body breaks off after the headers.)
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(
+        FaultListener(listener),
+        router.into_make_service_with_connect_info::<Connection>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// A TCP listener whose connections can be doomed by the fault middleware.
+#[derive(Debug)]
+pub struct FaultListener(pub TcpListener);
+
+impl Listener for FaultListener {
+    type Io = FaultStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = Listener::accept(&mut self.0).await;
+        (
+            FaultStream {
+                inner: stream,
+                doomed: Arc::new(AtomicBool::new(false)),
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// One accepted connection: writes fail once it is doomed.
+#[derive(Debug)]
+pub struct FaultStream {
+    inner: TcpStream,
+    doomed: Arc<AtomicBool>,
+}
+
+impl FaultStream {
+    fn check(&self) -> io::Result<()> {
+        if self.doomed.load(Ordering::SeqCst) {
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "fault: connection dropped",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl AsyncRead for FaultStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for FaultStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check()?;
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.check()?;
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check()?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The connection a request arrived on, as [`serve`] puts it in the request's extensions
+/// (`ConnectInfo<Connection>`).
+#[derive(Clone, Debug)]
+pub struct Connection {
+    doomed: Arc<AtomicBool>,
+}
+
+impl Connection {
+    /// From now on nothing more is written to this connection: the answer being prepared is
+    /// lost and hyper closes the connection.
+    pub fn doom(&self) {
+        self.doomed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Connected<IncomingStream<'_, FaultListener>> for Connection {
+    fn connect_info(stream: IncomingStream<'_, FaultListener>) -> Self {
+        Connection {
+            doomed: stream.io().doomed.clone(),
+        }
+    }
+}
+
 /// A response whose body fails after the headers: hyper aborts the connection, and the client
-/// sees the exchange break off without an answer it can use.
+/// sees the exchange break off without an answer it can use. Only for routers not served by
+/// [`serve`].
 fn broken(status: StatusCode) -> Response {
     let stream = futures::stream::once(async {
         Err::<Bytes, std::io::Error>(std::io::Error::new(
@@ -288,7 +462,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    async fn serve(faults: &Faults, hits: Arc<AtomicU32>) -> String {
+    async fn start(faults: &Faults, hits: Arc<AtomicU32>) -> String {
         let router = Router::new().fallback(move || {
             let hits = hits.clone();
             async move {
@@ -301,7 +475,7 @@ mod tests {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(super::serve(listener, router, std::future::pending()));
         url
     }
 
@@ -318,7 +492,7 @@ mod tests {
     async fn queued_faults_apply_in_order_to_matching_requests_only() {
         let faults = Faults::new(1);
         let hits = Arc::new(AtomicU32::new(0));
-        let url = serve(&faults, hits.clone()).await;
+        let url = start(&faults, hits.clone()).await;
         faults.push_n(
             Matcher::path("/sync"),
             Fault::TooManyRequests {
@@ -361,39 +535,119 @@ mod tests {
     async fn a_lost_response_is_handled_but_never_answered() {
         let faults = Faults::new(1);
         let hits = Arc::new(AtomicU32::new(0));
-        let url = serve(&faults, hits.clone()).await;
+        let url = start(&faults, hits.clone()).await;
         faults.push(Matcher::body("createOrderV3"), Fault::LoseResponse);
 
-        let result = async {
-            let response = client()
-                .post(format!("{url}/"))
-                .body("<createOrderV3/>")
-                .send()
-                .await?;
-            response.bytes().await
-        }
-        .await;
+        // Not even a status line: `send` itself fails.
+        let result = client()
+            .post(format!("{url}/"))
+            .body("<createOrderV3/>")
+            .send()
+            .await;
         assert!(
             result.is_err(),
-            "the client must not get an answer: {result:?}"
+            "the client must not get a status: {result:?}"
         );
         assert_eq!(hits.load(Ordering::SeqCst), 1, "the write happened");
 
         faults.push(Matcher::any(), Fault::DropConnection);
-        let result = async { client().post(format!("{url}/")).send().await?.bytes().await }.await;
-        assert!(result.is_err());
+        let result = client().post(format!("{url}/")).send().await;
+        assert!(result.is_err(), "{result:?}");
         assert_eq!(
             hits.load(Ordering::SeqCst),
             1,
             "a dropped connection is not handled"
         );
+
+        // The next request, on a new connection, is answered.
+        let response = client().post(format!("{url}/")).send().await.expect("send");
+        assert_eq!(response.status(), 200);
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_lost_empty_answer_is_lost_too() {
+        // A 204 has no body to break: the connection must break before the status line.
+        let faults = Faults::new(1);
+        let hits = Arc::new(AtomicU32::new(0));
+        let router = Router::new().fallback({
+            let hits = hits.clone();
+            move || {
+                let hits = hits.clone();
+                async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::NO_CONTENT
+                }
+            }
+        });
+        let router = faults.layer(router);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(super::serve(listener, router, std::future::pending()));
+        faults.push(Matcher::any(), Fault::LoseResponse);
+        let result = client().delete(format!("{url}/x")).send().await;
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        let response = client()
+            .delete(format!("{url}/x"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 204);
+    }
+
+    #[tokio::test]
+    async fn latency_delays_every_request_at_least_that_long() {
+        let faults = Faults::new(1);
+        let url = start(&faults, Arc::new(AtomicU32::new(0))).await;
+        let latency = Duration::from_millis(150);
+        faults.set_latency(latency);
+        let started = std::time::Instant::now();
+        let response = client()
+            .post(format!("{url}/x"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+        assert!(
+            started.elapsed() >= latency,
+            "answered after {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_throttle_body_set_by_the_server_is_sent() {
+        let faults = Faults::new(1);
+        let url = start(&faults, Arc::new(AtomicU32::new(0))).await;
+        faults.set_throttle_body("text/xml; charset=utf-8", "<Envelope/>");
+        faults.push(
+            Matcher::any(),
+            Fault::TooManyRequests {
+                retry_after_secs: 3,
+            },
+        );
+        let response = client()
+            .post(format!("{url}/x"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "3");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/xml; charset=utf-8"
+        );
+        assert_eq!(response.text().await.expect("body"), "<Envelope/>");
     }
 
     #[tokio::test]
     async fn rates_are_repeatable_for_a_seed() {
         let count = |seed| async move {
             let faults = Faults::new(seed);
-            let url = serve(&faults, Arc::new(AtomicU32::new(0))).await;
+            let url = start(&faults, Arc::new(AtomicU32::new(0))).await;
             faults.set_rate(Matcher::any(), Fault::Status(503), 0.3);
             let mut failed = Vec::new();
             for i in 0..40 {
@@ -421,7 +675,7 @@ mod tests {
     #[tokio::test]
     async fn malformed_bodies_replace_the_answer() {
         let faults = Faults::new(1);
-        let url = serve(&faults, Arc::new(AtomicU32::new(0))).await;
+        let url = start(&faults, Arc::new(AtomicU32::new(0))).await;
         faults.push(Matcher::any(), Fault::Malformed);
         let body = client()
             .post(format!("{url}/x"))

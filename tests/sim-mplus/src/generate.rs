@@ -8,8 +8,8 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::model::{
-    Article, ArticleGroup, Branch, Employee, MILLI, PaymentMethod, Relation, State, TurnoverGroup,
-    excl_from_incl, vat_percentage,
+    Article, ArticleGroup, Branch, Employee, LineInput, MILLI, OrderInput, PaymentInput,
+    PaymentMethod, Relation, State, TurnoverGroup, excl_from_incl, vat_percentage,
 };
 
 /// The fixed clock of generated data: 2025-01-06 09:00 UTC.
@@ -34,6 +34,8 @@ pub struct Shape {
     pub variant_share: f64,
     pub relations: usize,
     pub branches: usize,
+    /// Orders already in the till, on generated relations and articles.
+    pub orders: usize,
 }
 
 const COLOURS: [&str; 10] = [
@@ -275,6 +277,85 @@ pub fn populate(state: &mut State, shape: &Shape) {
     }
 
     relations(state, &mut rng, shape.relations);
+    orders(state, &mut rng, shape.orders);
+}
+
+/// `count` orders of 1 to 3 webshop articles, a minute apart: about half from the webshop
+/// (with an external order id), a third delivered, a quarter paid (and with that delivered
+/// and invoiced), a few paid in advance; the rest open.
+fn orders(state: &mut State, rng: &mut StdRng, count: usize) {
+    let articles: Vec<i64> = state
+        .articles
+        .iter()
+        .filter(|a| a.number != SHIPPING_ARTICLE && a.active && a.webshop)
+        .map(|a| a.number)
+        .collect();
+    let relations: Vec<i64> = state.relations.iter().map(|r| r.number).collect();
+    if articles.is_empty() || relations.is_empty() {
+        return;
+    }
+    let branches: Vec<i32> = state.branches.iter().map(|b| b.number).collect();
+    for i in 0..count {
+        let at = GENERATED_AT + 60 * i as i64;
+        let relation = *relations.choose(rng).unwrap_or(&relations[0]);
+        let lines = (0..rng.random_range(1..=3))
+            .map(|_| LineInput {
+                article_number: *articles.choose(rng).unwrap_or(&articles[0]),
+                text: None,
+                quantity_milli: rng.random_range(1..=3) * MILLI,
+                price: None,
+                turnover_group: None,
+                vat_code: None,
+            })
+            .collect();
+        let web = rng.random_bool(0.5);
+        let input = OrderInput {
+            ext_id: if web {
+                format!("WEB-{}", 500_001 + i)
+            } else {
+                String::new()
+            },
+            entry_branch: branches.first().copied(),
+            employee_number: Some(if web { 999_999 } else { 1 }),
+            relation_number: Some(relation),
+            reference: if web {
+                format!("Webshop order {}", 500_001 + i)
+            } else {
+                String::new()
+            },
+            delivery_method: String::new(),
+            lines,
+            ..OrderInput::default()
+        };
+        let outcome = state.create_order(input, None, Vec::new(), at);
+        let Some(idx) = state.order_idx(&outcome.order_id) else {
+            continue;
+        };
+        let total = state.orders[idx].total_incl;
+        let method = if web { "IDEAL" } else { "PIN" };
+        let payment = |amount| {
+            vec![PaymentInput {
+                method: method.into(),
+                amount,
+                external_reference: String::new(),
+            }]
+        };
+        match rng.random_range(0..12) {
+            // Paid: delivered and invoiced at once.
+            0..=2 => {
+                state.pay_order(&outcome.order_id, false, payment(total), at + 30);
+            }
+            // Delivered, not paid yet.
+            3..=6 => {
+                let _ = state.deliver(idx, at + 30);
+            }
+            // Paid in advance, not delivered.
+            7 => {
+                state.pay_order(&outcome.order_id, true, payment(total), at + 30);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A top group: number, name, what it holds, and its leaves (number, name).
@@ -458,6 +539,7 @@ fn relations(state: &mut State, rng: &mut StdRng, count: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::DeliveryState;
 
     #[test]
     fn ean13_check_digits_are_valid() {
@@ -484,6 +566,7 @@ mod tests {
             variant_share: 0.4,
             relations: 30,
             branches: 2,
+            orders: 60,
         };
         let mut a = State::new(0, 1);
         let mut b = State::new(0, 1);
@@ -506,6 +589,36 @@ mod tests {
         assert!(
             families > 40 && families < 120,
             "{families} families of 200"
+        );
+        assert_eq!(a.orders.len(), 60);
+        assert_eq!(a.orders, b.orders);
+        assert_eq!(a.invoices, b.invoices);
+        let delivered = a
+            .orders
+            .iter()
+            .filter(|o| o.delivery_state == DeliveryState::Complete)
+            .count();
+        let invoiced = a
+            .orders
+            .iter()
+            .filter(|o| !o.invoice_ids.is_empty())
+            .count();
+        let open = a
+            .orders
+            .iter()
+            .filter(|o| o.delivery_state == DeliveryState::Nothing && !o.fully_paid)
+            .count();
+        assert!(
+            delivered > 10 && invoiced > 5 && open > 5,
+            "{delivered} delivered, {invoiced} invoiced, {open} open"
+        );
+        assert!(invoiced <= delivered, "an invoiced order was delivered");
+        assert!(a.orders.iter().any(|o| !o.ext_id.is_empty()));
+        assert!(a.orders.iter().any(|o| o.ext_id.is_empty()));
+        assert!(
+            a.orders
+                .iter()
+                .all(|o| o.total_incl > 0 && !o.lines.is_empty())
         );
     }
 }

@@ -35,7 +35,7 @@ pub use model::{
 };
 pub use ops::OPERATIONS;
 pub use schema::default_reference_dir;
-pub use server::{Direction, Violation};
+pub use server::{Direction, Omission, Violation};
 pub use xml::Element;
 
 /// A request envelope the way the official clients write it (`SOAP-ENV` envelope, empty
@@ -73,6 +73,8 @@ pub struct MplusOptions {
     pub relations: usize,
     /// Number of branches (each with workplaces and its own stock).
     pub branches: usize,
+    /// Number of orders already in the till (some delivered, some paid and invoiced).
+    pub orders: usize,
     /// The API credentials clients must send as `ident`/`secret` query parameters.
     pub ident: String,
     pub secret: String,
@@ -97,6 +99,7 @@ impl Default for MplusOptions {
             variant_share: 0.3,
             relations: 50,
             branches: 2,
+            orders: 0,
             ident: "koppel".into(),
             secret: "sim-secret".into(),
             validate: false,
@@ -242,12 +245,20 @@ impl MplusSimulator {
         let inner = tokio::task::spawn_blocking(move || build(options)).await??;
         let inner = Arc::new(inner);
         let faults = Faults::new(seed);
+        // A throttled SOAP client gets a SOAP fault, like every other refusal of this server
+        // (the notes know no rate limit of the real one: section 10, gap 9).
+        faults.set_throttle_body(
+            "text/xml; charset=utf-8",
+            xml::SoapFault::server("Too many requests: try again later.").to_envelope(),
+        );
         let router = axum::Router::new()
             .fallback(server::handle)
             .with_state(inner.clone());
         let router = faults.layer(router);
         let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
+            if let Err(error) =
+                koppel_sim_faults::serve(listener, router, std::future::pending()).await
+            {
                 tracing::error!(%error, "The MplusKASSA simulator stopped.");
             }
         });
@@ -320,6 +331,24 @@ impl MplusSimulator {
             .clone()
     }
 
+    /// Requests that broke the schema as sent but passed with what real clients omit filled
+    /// in (API-NOTES section 2): tolerated, but a sign the client leaves something out.
+    pub fn omissions(&self) -> Vec<Omission> {
+        self.inner
+            .omissions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Request and response payloads validated against the schema so far (0 when not
+    /// validating).
+    pub fn validated_bodies(&self) -> u64 {
+        self.inner
+            .validated
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Panics, listing them, if the simulator wrote any response the schema rejects, or if a
     /// request broke the schema (pass the number of invalid requests a test sent on purpose).
     pub fn assert_no_violations(&self, expected_invalid_requests: usize) {
@@ -337,6 +366,12 @@ impl MplusSimulator {
             requests, expected_invalid_requests,
             "invalid requests: {violations:#?}"
         );
+        if self.validating() {
+            assert!(
+                self.validated_bodies() > 0,
+                "validation is on, yet no request or response was validated"
+            );
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -700,6 +735,7 @@ fn build(options: MplusOptions) -> anyhow::Result<Inner> {
             variant_share: options.variant_share,
             relations: options.relations,
             branches: options.branches,
+            orders: options.orders,
         },
     );
     state.shrink();
@@ -715,5 +751,7 @@ fn build(options: MplusOptions) -> anyhow::Result<Inner> {
         },
         counts: Mutex::new(HashMap::new()),
         violations: Mutex::new(Vec::new()),
+        omissions: Mutex::new(Vec::new()),
+        validated: std::sync::atomic::AtomicU64::new(0),
     })
 }

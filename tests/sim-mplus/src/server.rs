@@ -3,6 +3,7 @@
 //! validate the request → run → validate the response → answer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
@@ -36,6 +37,18 @@ pub struct Violation {
     pub document: String,
 }
 
+/// A request that broke the schema as sent, but passed once what real clients leave out and
+/// the real server tolerates was filled in (API-NOTES section 2). Not a violation, but a
+/// client of our own should not need the tolerance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Omission {
+    pub operation: String,
+    /// libxml2's messages for the payload as sent.
+    pub errors: Vec<String>,
+    /// The payload as sent.
+    pub document: String,
+}
+
 /// Everything a request handler needs.
 pub(crate) struct Inner {
     pub state: RwLock<State>,
@@ -47,12 +60,15 @@ pub(crate) struct Inner {
     pub limits: Limits,
     pub counts: Mutex<HashMap<String, u64>>,
     pub violations: Mutex<Vec<Violation>>,
+    pub omissions: Mutex<Vec<Omission>>,
+    /// Request and response payloads the validator accepted or rejected.
+    pub validated: AtomicU64,
 }
 
 impl Inner {
     fn validator(&self) -> Option<&crate::schema::Validator> {
         match (&self.reference, self.validate) {
-            (Some(r), true) => Some(&r.validator),
+            (Some(r), true) if crate::schema::Validator::AVAILABLE => Some(&r.validator),
             _ => None,
         }
     }
@@ -153,12 +169,38 @@ pub(crate) async fn handle(
         };
         return fault_response(&fault);
     }
+    // The payload as sent first; only if that fails, the payload with what clients may omit
+    // filled in (a pass then is a tolerated omission, recorded apart).
+    let raw = match inner.validator() {
+        Some(validator) => {
+            inner.validated.fetch_add(1, Ordering::Relaxed);
+            let document = payload.to_document();
+            validator
+                .validate(document.clone())
+                .await
+                .err()
+                .map(|errors| (errors, document))
+        }
+        None => None,
+    };
     if let Some(reference) = &inner.reference {
         reference.model.fill_omitted(&mut payload);
     }
-    if let Some(validator) = inner.validator() {
+    if let (Some(validator), Some((raw_errors, raw_document))) = (inner.validator(), raw) {
         let document = payload.to_document();
-        if let Err(errors) = validator.validate(document.clone()).await {
+        let repaired = validator.validate(document.clone()).await;
+        if repaired.is_ok() {
+            tracing::debug!(operation = %op, error = %raw_errors.join("; "), "Tolerated an omission.");
+            inner
+                .omissions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Omission {
+                    operation: op.clone(),
+                    errors: raw_errors,
+                    document: raw_document,
+                });
+        } else if let Err(errors) = repaired {
             tracing::debug!(operation = %op, error = %errors.join("; "), "Invalid request.");
             let first = errors.first().cloned().unwrap_or_default();
             inner.record(Violation {
@@ -182,6 +224,7 @@ pub(crate) async fn handle(
         }
     };
     if let Some(validator) = inner.validator() {
+        inner.validated.fetch_add(1, Ordering::Relaxed);
         let document = answer.to_document();
         if let Err(errors) = validator.validate(document.clone()).await {
             tracing::error!(operation = %op, error = %errors.join("; "), "The simulator wrote an invalid response.");

@@ -13,8 +13,17 @@ use koppel_sim_mplus::{
 
 // ----- helpers -----
 
-fn reference_dir() -> Option<PathBuf> {
-    koppel_sim_mplus::default_reference_dir()
+/// The reference folder (the real WSDL and the examples). These tests prove the simulator
+/// against it, so without it they fail rather than pass unproven.
+fn reference_dir() -> PathBuf {
+    koppel_sim_mplus::default_reference_dir().unwrap_or_else(|| {
+        panic!(
+            "the MplusKASSA reference folder is missing: these tests validate every exchange \
+             against the real WSDL in <reference>/mplus/MplusQapi.wsdl. Check out the shared \
+             reference beside the repository (../shared/reference, as CI has it) or set \
+             KOPPEL_REFERENCE_DIR to the folder that holds mplus/."
+        )
+    })
 }
 
 /// Options with validation on; the reference must be there in this repository's CI.
@@ -30,12 +39,11 @@ async fn start(options: MplusOptions) -> MplusSimulator {
     let sim = MplusSimulator::start(options)
         .await
         .expect("start the simulator");
-    if reference_dir().is_some() {
-        assert!(
-            sim.validating(),
-            "the reference is there, so validation must be on"
-        );
-    }
+    reference_dir();
+    assert!(
+        sim.validating(),
+        "the reference is there, so validation must be on (is the `xsd` feature off?)"
+    );
     sim
 }
 
@@ -214,7 +222,7 @@ fn assert_contains(example: &Element, ours: &Element, path: &str) {
 }
 
 fn example(name: &str) -> Option<Vec<u8>> {
-    let dir = reference_dir()?;
+    let dir = reference_dir();
     Some(std::fs::read(dir.join("examples").join(name)).expect("read example"))
 }
 
@@ -274,10 +282,6 @@ fn example_fixture(sim: &MplusSimulator) {
 
 #[tokio::test]
 async fn the_reference_examples_get_their_documented_answers() {
-    if reference_dir().is_none() {
-        eprintln!("Reference folder not found; skipping the example replay.");
-        return;
-    }
     let sim = start(MplusOptions {
         products: 0,
         relations: 0,
@@ -336,6 +340,10 @@ async fn the_reference_examples_get_their_documented_answers() {
     assert_eq!(status, 500);
     assert_contains(expected, &fault, "06-fault");
     sim.assert_no_violations(0);
+    // The examples are complete requests: nothing had to be filled in.
+    assert_eq!(sim.omissions(), Vec::new());
+    // 5 requests and 5 responses went through the validator (the refused one never reached it).
+    assert_eq!(sim.validated_bodies(), 10);
 }
 
 #[tokio::test]
@@ -347,19 +355,14 @@ async fn get_wsdl_serves_the_real_bytes_and_runs_without_them() {
         .send()
         .await
         .expect("get wsdl");
-    match reference_dir() {
-        Some(dir) => {
-            assert_eq!(response.status(), 200);
-            let bytes = response.bytes().await.expect("body");
-            let file = std::fs::read(dir.join("MplusQapi.wsdl")).expect("read wsdl");
-            assert_eq!(
-                bytes.as_ref(),
-                file.as_slice(),
-                "byte-identical, BOM and CRLF included"
-            );
-        }
-        None => assert_eq!(response.status(), 404),
-    }
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.expect("body");
+    let file = std::fs::read(reference_dir().join("MplusQapi.wsdl")).expect("read wsdl");
+    assert_eq!(
+        bytes.as_ref(),
+        file.as_slice(),
+        "byte-identical, BOM and CRLF included"
+    );
 
     // Without the reference: no WSDL (404 with a reason), no validation, still answers.
     let empty = std::env::temp_dir().join(format!("koppel-no-reference-{}", std::process::id()));
@@ -523,7 +526,31 @@ async fn what_real_clients_leave_out_is_tolerated() {
     assert_eq!(text(&answer, "result"), "CREATE-ORDER-RESULT-OK");
     let answer = client.ok("<ns1:getTurnoverGroups/>").await;
     assert!(answer.child("turnoverGroupList").is_some());
+    // A complete request, for contrast (getBranches takes no input).
+    client.ok("<ns1:getBranches/>").await;
     sim.assert_no_violations(0);
+    // Each omission was seen as sent and recorded apart: tolerated, not valid.
+    let omitted: BTreeSet<String> = sim
+        .omissions()
+        .into_iter()
+        .map(|o| {
+            assert!(!o.errors.is_empty() && !o.document.is_empty(), "{o:#?}");
+            o.operation
+        })
+        .collect();
+    for operation in [
+        "getProducts",
+        "getOrders",
+        "getStock",
+        "createOrderV3",
+        "getTurnoverGroups",
+    ] {
+        assert!(omitted.contains(operation), "{operation}: {omitted:?}");
+    }
+    assert!(
+        !omitted.contains("getBranches"),
+        "a complete request is no omission: {omitted:?}"
+    );
 }
 
 #[tokio::test]
@@ -1155,6 +1182,49 @@ async fn orders_move_through_payment_delivery_and_cancellation() {
     sim.assert_no_violations(0);
 }
 
+#[tokio::test]
+async fn seeded_orders_are_the_same_for_the_same_seed_and_readable() {
+    let shape = |seed| MplusOptions {
+        seed,
+        products: 30,
+        relations: 10,
+        orders: 25,
+        ..options(30)
+    };
+    let a = start(shape(5)).await;
+    let b = start(shape(5)).await;
+    let c = start(shape(6)).await;
+    assert_eq!(a.orders().len(), 25);
+    assert_eq!(a.orders(), b.orders(), "the same seed, the same orders");
+    assert_eq!(a.invoices(), b.invoices());
+    assert_ne!(a.orders(), c.orders(), "another seed, other orders");
+    let orders = a.orders();
+    assert!(orders.iter().any(|o| o.invoice_ids.is_empty()));
+    assert!(
+        orders.iter().any(|o| !o.invoice_ids.is_empty()),
+        "some are invoiced"
+    );
+    assert!(
+        orders
+            .iter()
+            .any(|o| o.delivery_state == koppel_sim_mplus::DeliveryState::Complete),
+        "some are delivered"
+    );
+    // They are there for the API too, valid on the wire.
+    let client = Client::new(&a);
+    let answer = client
+        .ok(
+            "<ns1:getOrders><ns1:request><ns1:syncMarker>1</ns1:syncMarker>\
+             <ns1:syncMarkerLimit>100</ns1:syncMarkerLimit></ns1:request></ns1:getOrders>",
+        )
+        .await;
+    let listed = answer
+        .child("orderList")
+        .map_or(0, |l| l.children_named("order").count());
+    assert_eq!(listed, 25, "{answer:#?}");
+    a.assert_no_violations(0);
+}
+
 // ----- fault injection -----
 
 #[tokio::test]
@@ -1165,18 +1235,16 @@ async fn a_lost_create_response_retried_with_the_same_key_gives_one_order() {
     sim.faults()
         .push(Matcher::body("createOrderV3"), Fault::LoseResponse);
     let create = create_order_v3("retry-key", "WEB-9", relation, 999_999, &[(999, 1, 495)]);
-    let lost = async {
-        client
-            .http
-            .post(&client.endpoint)
-            .body(request_envelope(&create))
-            .send()
-            .await?
-            .bytes()
-            .await
-    }
-    .await;
-    assert!(lost.is_err(), "the answer is lost");
+    let lost = client
+        .http
+        .post(&client.endpoint)
+        .body(request_envelope(&create))
+        .send()
+        .await;
+    assert!(
+        lost.is_err(),
+        "the answer is lost, status line and all: {lost:?}"
+    );
     assert_eq!(sim.orders().len(), 1, "but the order was created");
 
     let retry = client.ok(&create).await;
@@ -1189,6 +1257,102 @@ async fn a_lost_create_response_retried_with_the_same_key_gives_one_order() {
     assert_eq!(sim.request_count("createOrderV3"), 2);
     assert_eq!(sim.faults().injected(), 1);
     sim.assert_no_violations(0);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_answers_nothing_and_writes_nothing() {
+    let sim = start(options(5)).await;
+    let client = Client::new(&sim);
+    let relations = sim.relations().len();
+    let create = "<ns1:createRelation><ns1:relation><ns1:name>Dropped Person</ns1:name>\
+                  <ns1:address>Kerkweg 3</ns1:address><ns1:zipcode>3511 AB</ns1:zipcode>\
+                  <ns1:city>Utrecht</ns1:city><ns1:country>NL</ns1:country>\
+                  <ns1:email>dropped@example.com</ns1:email><ns1:companyName></ns1:companyName>\
+                  </ns1:relation></ns1:createRelation>";
+    sim.faults()
+        .push(Matcher::body("createRelation"), Fault::DropConnection);
+    let dropped = client
+        .http
+        .post(&client.endpoint)
+        .body(request_envelope(create))
+        .send()
+        .await;
+    assert!(dropped.is_err(), "no status line: {dropped:?}");
+    assert_eq!(sim.relations().len(), relations, "nothing was written");
+
+    // A lost response to the same call: no answer either, but the relation exists.
+    sim.faults()
+        .push(Matcher::body("createRelation"), Fault::LoseResponse);
+    let lost = client
+        .http
+        .post(&client.endpoint)
+        .body(request_envelope(create))
+        .send()
+        .await;
+    assert!(lost.is_err(), "no status line: {lost:?}");
+    assert_eq!(
+        sim.relations().len(),
+        relations + 1,
+        "the write is committed"
+    );
+    assert!(
+        sim.relations()
+            .iter()
+            .any(|r| r.email == "dropped@example.com")
+    );
+    assert_eq!(sim.faults().injected(), 2);
+    sim.assert_no_violations(0);
+}
+
+#[tokio::test]
+async fn throttling_answers_a_soap_fault_with_retry_after() {
+    let sim = start(options(5)).await;
+    let client = Client::new(&sim);
+    sim.faults().push(
+        Matcher::body("getProducts"),
+        Fault::TooManyRequests {
+            retry_after_secs: 4,
+        },
+    );
+    let response = client
+        .http
+        .post(&client.endpoint)
+        .body(request_envelope(&products_page(1, 5)))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "4");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/xml"),
+        "{:?}",
+        response.headers()
+    );
+    let body = response.bytes().await.expect("body");
+    let payload = response_payload(&body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+    assert_eq!(payload.name, "Fault");
+    assert_eq!(text(&payload, "faultcode"), "SOAP-ENV:Server");
+    assert!(!fault_string(&payload).is_empty());
+    // The next call is served.
+    let answer = client.ok(&products_page(1, 5)).await;
+    assert_eq!(articles_in(&answer).len(), 5);
+}
+
+#[tokio::test]
+async fn added_latency_delays_the_answer_at_least_that_long() {
+    let sim = start(options(5)).await;
+    let client = Client::new(&sim);
+    let latency = std::time::Duration::from_millis(200);
+    sim.faults().set_latency(latency);
+    let started = std::time::Instant::now();
+    client.ok("<ns1:getBranches/>").await;
+    let took = started.elapsed();
+    assert!(took >= latency, "answered after {took:?}");
+    sim.faults().clear();
 }
 
 /// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider

@@ -211,17 +211,18 @@ impl ShopwareSimulator {
             reference,
             counts: Mutex::new(BTreeMap::new()),
             violations: Mutex::new(Vec::new()),
+            validated: Mutex::new(0),
+            unvalidated: Mutex::new(BTreeMap::new()),
             faults: Faults::new(options.seed),
             base_url: RwLock::new(format!("http://{addr}")),
         });
         let router = http::router(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
+            let served = koppel_sim_faults::serve(listener, router, async {
+                let _ = rx.await;
+            })
+            .await;
             if let Err(error) = served {
                 tracing::error!(%error, "Shopware simulator stopped.");
             }
@@ -299,6 +300,22 @@ impl ShopwareSimulator {
             .into_iter()
             .filter(|v| v.direction == Direction::Request)
             .collect()
+    }
+
+    /// Request and response bodies checked against a schema of the OpenAPI file so far.
+    pub fn validated_bodies(&self) -> u64 {
+        *self.app.validated.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bodies that went unchecked because the OpenAPI file has no schema for them, per
+    /// `"request POST /api/oauth/token"` or `"response 200 GET /api/_info/version"` (ids as
+    /// `{id}`). Counted in validation mode only.
+    pub fn unvalidated_bodies(&self) -> BTreeMap<String, u64> {
+        self.app
+            .unvalidated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn clear_violations(&self) {

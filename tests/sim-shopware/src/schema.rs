@@ -246,7 +246,9 @@ impl Reference {
             return hit.clone();
         }
         let schema = if key.starts_with('#') {
-            json!({ "$ref": format!("{BASE}{key}") })
+            // A pointer is a URI fragment here: characters a URI may not hold (the braces of
+            // `/paths/~1product~1{id}`) are percent-encoded, or the reference does not resolve.
+            json!({ "$ref": format!("{BASE}{}", fragment(key)) })
         } else if let Some(name) = key.strip_prefix("shallow:") {
             let text = self
                 .entities
@@ -454,6 +456,45 @@ fn absolute_refs(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(absolute_refs),
         _ => {}
     }
+}
+
+/// A JSON pointer (`#/paths/...`) as a URI fragment: `{`, `}`, spaces and the like
+/// percent-encoded (RFC 6901, section 6).
+fn fragment(pointer: &str) -> String {
+    let mut out = String::with_capacity(pointer.len());
+    for c in pointer.chars() {
+        match c {
+            'A'..='Z'
+            | 'a'..='z'
+            | '0'..='9'
+            | '-'
+            | '.'
+            | '_'
+            | '~'
+            | '/'
+            | '#'
+            | ':'
+            | '@'
+            | '!'
+            | '$'
+            | '&'
+            | '\''
+            | '('
+            | ')'
+            | '*'
+            | '+'
+            | ','
+            | ';'
+            | '=' => out.push(c),
+            other => {
+                let mut buf = [0u8; 4];
+                for byte in other.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{byte:02X}"));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn escape(segment: &str) -> String {

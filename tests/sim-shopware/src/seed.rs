@@ -23,7 +23,10 @@ pub type PropertyGroupIds = (String, Id, Vec<(String, Id)>);
 #[derive(Clone, Debug, Default)]
 pub struct ShopIds {
     pub sales_channel: Id,
+    /// The default currency (EUR).
     pub currency: Id,
+    /// (ISO code, id) of every currency: EUR (the default) and CHF.
+    pub currencies: Vec<(String, Id)>,
     pub language: Id,
     pub customer_group: Id,
     pub root_category: Id,
@@ -49,6 +52,10 @@ impl ShopIds {
             .iter()
             .find(|(r, _)| *r == rate)
             .map(|(_, id)| *id)
+    }
+
+    pub fn currency(&self, iso: &str) -> Option<Id> {
+        find(&self.currencies, iso)
     }
 
     pub fn country(&self, iso: &str) -> Option<Id> {
@@ -185,6 +192,17 @@ pub fn seed(shop: &mut Shop, options: &ShopwareOptions) -> anyhow::Result<ShopId
         "factor": 1.0, "position": 1, "decimalPrecision": 2, "itemRounding": rounding, "totalRounding": rounding, "isSystemDefault": true}),
         false,
     )?;
+    // A second currency, as shops selling abroad have: prices in it are optional, the default
+    // currency's are required.
+    ids.currencies.push(("EUR".into(), ids.currency));
+    let chf = put(
+        shop,
+        "currency",
+        json!({"id": key("currency:CHF").hex(), "isoCode": "CHF", "symbol": "CHF", "shortName": "CHF", "name": "Swiss franc",
+        "factor": 0.94, "position": 2, "decimalPrecision": 2, "itemRounding": rounding, "totalRounding": rounding, "isSystemDefault": false}),
+        false,
+    )?;
+    ids.currencies.push(("CHF".into(), chf));
     for (rate, name) in [
         (19.0, "Standard rate"),
         (7.0, "Reduced rate"),

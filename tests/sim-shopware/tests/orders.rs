@@ -243,11 +243,10 @@ async fn a_lost_sync_response_still_wrote_and_a_repeat_is_idempotent() {
         .body(body.to_string())
         .send()
         .await;
-    let lost = match lost {
-        Ok(response) => response.bytes().await.map(|_| ()),
-        Err(error) => Err(error),
-    };
-    assert!(lost.is_err(), "the client gets no answer");
+    assert!(
+        lost.is_err(),
+        "the client gets no answer, not even a status: {lost:?}"
+    );
     assert_eq!(stock(&sim, "SW10003").0, 77, "but the write was committed");
     assert_eq!(client.post("/api/_action/sync", body).await.status, 200);
     assert_eq!(stock(&sim, "SW10003").0, 77);
@@ -255,6 +254,102 @@ async fn a_lost_sync_response_still_wrote_and_a_repeat_is_idempotent() {
     assert_eq!(client.get("/api/_info/version").await.status, 503);
     assert_eq!(sim.request_count("POST /api/_action/sync"), 2);
     assert_eq!(sim.request_count("GET /api/_info/version"), 1);
+    assert_clean(&sim);
+}
+
+/// Sends a request that must break off without a status line (a lost response or a dropped
+/// connection).
+async fn unanswered(
+    client: &Client,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) {
+    let mut request = client
+        .http
+        .request(method, format!("{}{path}", client.base))
+        .bearer_auth(&client.token)
+        .header("Accept", "application/json");
+    if let Some(body) = body {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+    }
+    let result = request.send().await;
+    assert!(result.is_err(), "{path}: no status may arrive: {result:?}");
+}
+
+#[tokio::test]
+async fn lost_and_dropped_answers_on_the_204_routes_never_reach_the_client() {
+    let sim = shop(Version::V6_6).await;
+    let client = Client::new(&sim).await;
+    let faults = sim.faults();
+    let id = sim.product_by_number("SW10001").expect("p")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let path = format!("/api/product/{id}");
+    // The routes answer 204 without a body when nothing goes wrong.
+    assert_eq!(client.patch(&path, json!({"stock": 11})).await.status, 204);
+
+    // PATCH: lost after the write, so the write is there.
+    faults.push(Matcher::path(path.clone()), Fault::LoseResponse);
+    unanswered(
+        &client,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"stock": 12})),
+    )
+    .await;
+    assert_eq!(
+        stock(&sim, "SW10001").0,
+        12,
+        "a lost answer's write is committed"
+    );
+    // PATCH: dropped before handling, so nothing changed.
+    faults.push(Matcher::path(path.clone()), Fault::DropConnection);
+    unanswered(
+        &client,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"stock": 13})),
+    )
+    .await;
+    assert_eq!(
+        stock(&sim, "SW10001").0,
+        12,
+        "a dropped request writes nothing"
+    );
+
+    // POST /api/tax: created although the answer was lost; not created when dropped.
+    let taxes = sim.count("tax");
+    faults.push(Matcher::path("/api/tax"), Fault::DropConnection);
+    unanswered(
+        &client,
+        reqwest::Method::POST,
+        "/api/tax",
+        Some(json!({"name": "Dropped", "taxRate": 3.0})),
+    )
+    .await;
+    assert_eq!(sim.count("tax"), taxes);
+    faults.push(Matcher::path("/api/tax"), Fault::LoseResponse);
+    unanswered(
+        &client,
+        reqwest::Method::POST,
+        "/api/tax",
+        Some(json!({"name": "Lost", "taxRate": 4.0})),
+    )
+    .await;
+    assert_eq!(sim.count("tax"), taxes + 1);
+
+    // DELETE: lost, but the product is gone.
+    faults.push(Matcher::path(path.clone()), Fault::LoseResponse);
+    unanswered(&client, reqwest::Method::DELETE, &path, None).await;
+    assert!(sim.product_by_number("SW10001").is_none(), "deleted");
+    assert_eq!(faults.injected(), 5);
+
+    // The server still answers on a fresh connection.
+    assert_eq!(client.get("/api/_info/version").await.status, 200);
     assert_clean(&sim);
 }
 

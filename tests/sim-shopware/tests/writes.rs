@@ -133,7 +133,7 @@ async fn invalid_writes_are_refused_with_the_field_named() {
             requests.iter().any(|v| v.instance_path == "/stock"),
             "{version:?}: {requests:#?}"
         );
-        assert_clean(&sim);
+        assert_clean_with(&sim, requests.len());
     }
 }
 
@@ -273,7 +273,9 @@ async fn sync_65_is_all_or_nothing_with_every_error() {
         json!(["44444444444444444444444444444444"])
     );
     assert_eq!(sim.count("product"), 0);
-    assert_clean(&sim);
+    // Delete by criteria works from 6.5 on (API-NOTES), but the file's sync schema requires
+    // `payload` on every operation: that one request is logged against it.
+    assert_clean_with(&sim, 1);
 }
 
 #[tokio::test]
@@ -340,7 +342,8 @@ async fn sync_64_answers_per_operation_and_honours_fail_on_error() {
         criteria.body["errors"][0]["code"],
         "FRAMEWORK__INVALID_SYNC_OPERATION"
     );
-    assert_clean(&sim);
+    // The refused operation has no `payload`, which the schema requires.
+    assert_clean_with(&sim, 1);
 }
 
 #[tokio::test]

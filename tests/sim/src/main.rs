@@ -45,6 +45,9 @@ enum System {
         ident: String,
         #[arg(long, default_value = "sim-secret")]
         secret: String,
+        /// Seeded orders (some delivered, some paid and invoiced).
+        #[arg(long, default_value_t = 0)]
+        orders: usize,
     },
     /// Shopware 6 Admin API under /api.
     Shopware {
@@ -53,6 +56,9 @@ enum System {
         /// 6.4, 6.5, 6.6 or 6.7.
         #[arg(long, default_value = "6.6")]
         version: String,
+        /// Seeded customers.
+        #[arg(long, default_value_t = 0)]
+        customers: usize,
         /// Seeded orders.
         #[arg(long, default_value_t = 0)]
         orders: usize,
@@ -64,8 +70,10 @@ enum System {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs on stderr: stdout carries the one line with the URL, for scripts to read.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.system {
@@ -73,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
             common,
             ident,
             secret,
+            orders,
         } => {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", common.port)).await?;
             let options = MplusOptions {
@@ -80,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
                 products: common.products,
                 variant_share: common.variant_share,
                 validate: common.validate,
+                orders,
                 ident,
                 secret,
                 ..MplusOptions::default()
@@ -96,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
         System::Shopware {
             common,
             version,
+            customers,
             orders,
             token_ttl,
         } => {
@@ -105,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
                 seed: common.seed,
                 products: common.products,
                 variant_share: common.variant_share,
+                customers,
                 orders,
                 validate: common.validate,
                 token_ttl: Duration::from_secs(token_ttl),

@@ -85,6 +85,12 @@ impl Systems {
     /// Nothing either side received broke its schema, and no answer did.
     pub fn assert_valid(&self) {
         self.till.assert_no_violations(0);
+        let omissions = self.till.omissions();
+        assert!(
+            omissions.is_empty(),
+            "the MplusKASSA connector left out what the schema requires (tolerated only for \
+             other clients): {omissions:#?}"
+        );
         let violations = self.shop.violations();
         assert!(violations.is_empty(), "Shopware schema: {violations:#?}");
     }
