@@ -155,6 +155,8 @@ pub struct MplusConfig {
     pub delivery_methods: BTreeMap<String, String>,
     pub default_relation: Option<i64>,
     pub always_default_relation: bool,
+    /// A known customer's relation takes the order's name, addresses, phone and VAT number.
+    pub update_relations: bool,
 }
 
 impl MplusConfig {
@@ -296,6 +298,7 @@ impl MplusConfig {
             delivery_methods: s.json("delivery_methods")?,
             default_relation,
             always_default_relation,
+            update_relations: s.flag("update_relations", true)?,
         })
     }
 
@@ -507,6 +510,14 @@ pub fn schema() -> Vec<ConfigField> {
             "customer",
             &["customer", "default"],
             "`customer`: find the relation by e-mail, create it when missing; `default`: book every order on `default_relation`.",
+        ),
+        field(
+            "update_relations",
+            "Update known customers",
+            Boolean,
+            false,
+            Some(Value::Boolean(true)),
+            "When an order's customer is found by e-mail, bring the relation's name, addresses, phone and VAT number up to date from the order (what the order leaves empty is kept); false: the till keeps the relation as it is.",
         ),
         field(
             "default_relation",

@@ -118,6 +118,55 @@ pub fn upsert<T: Transport>(m: &mut Mplus<T>, c: &Customer) -> Result<Written> {
     }
 }
 
+/// Brings a relation found for an order's customer up to date: the fields the order fills
+/// replace the relation's, the ones it leaves empty are kept (an order without a phone
+/// number does not wipe the till's). Nothing is sent when nothing differs.
+pub fn update_from_order<T: Transport>(
+    m: &mut Mplus<T>,
+    existing: &Relation,
+    c: &Customer,
+) -> Result<Written> {
+    let number = existing.relation_number.unwrap_or_default();
+    let merged = overlay_present(existing, c);
+    if same_managed(&merged, existing) {
+        return Ok(Written::Unchanged(number));
+    }
+    let answer: UpdateRelationResponse = m.client.call(ops::update_relation(&merged), true)?;
+    match answer.result.as_str() {
+        "UPDATE-RELATION-RESULT-OK" => Ok(Written::Updated(number)),
+        other => Err(ConnectorError::rejected(format!(
+            "MplusKASSA did not update relation {number} ({other}): {}",
+            answer.error_message
+        ))),
+    }
+}
+
+/// The existing relation with the customer's non-empty fields laid over it.
+pub fn overlay_present(existing: &Relation, c: &Customer) -> Relation {
+    let d = desired(c);
+    let pick = |new: Option<String>, old: &Option<String>| match new {
+        Some(text) if !text.trim().is_empty() => Some(text),
+        _ => old.clone(),
+    };
+    Relation {
+        name: pick(d.name, &existing.name),
+        address: pick(d.address, &existing.address),
+        zipcode: pick(d.zipcode, &existing.zipcode),
+        city: pick(d.city, &existing.city),
+        country: pick(d.country, &existing.country),
+        delivery_address: pick(d.delivery_address, &existing.delivery_address),
+        delivery_zipcode: pick(d.delivery_zipcode, &existing.delivery_zipcode),
+        delivery_city: pick(d.delivery_city, &existing.delivery_city),
+        delivery_country: pick(d.delivery_country, &existing.delivery_country),
+        contact: pick(d.contact, &existing.contact),
+        telephone: pick(d.telephone, &existing.telephone),
+        email: existing.email.clone(),
+        vat_number: pick(d.vat_number, &existing.vat_number),
+        company_name: pick(d.company_name, &existing.company_name),
+        ..existing.clone()
+    }
+}
+
 /// Creates the relation of a customer; returns its number.
 pub fn create<T: Transport>(m: &mut Mplus<T>, c: &Customer) -> Result<i64> {
     let mut relation = desired(c);
@@ -428,5 +477,37 @@ mod tests {
         let merged = merge(&stored, &moved);
         assert!(!same_managed(&merged, &stored));
         assert_eq!(merged.relation_number, Some(3), "the rest is kept");
+    }
+
+    #[test]
+    fn an_order_overlays_what_it_fills_and_keeps_the_rest() {
+        let stored = Relation {
+            relation_number: Some(4),
+            email: Some("J.deVries@example.nl".into()),
+            ..desired(&customer(None))
+        };
+        let mut ordered = customer(None);
+        ordered.phone = None;
+        ordered.email = "j.devries@EXAMPLE.nl".into();
+        ordered.billing_address = Some(address("Kerkweg", "1"));
+        let merged = overlay_present(&stored, &ordered);
+        assert_eq!(
+            merged.address.as_deref(),
+            Some("Kerkweg 1"),
+            "the new address"
+        );
+        assert_eq!(
+            merged.telephone.as_deref(),
+            Some("030-1234567"),
+            "no phone on the order: the till's stays"
+        );
+        assert_eq!(
+            merged.email, stored.email,
+            "found by it, kept as the till spells it"
+        );
+        assert_eq!(merged.relation_number, Some(4));
+        assert!(!same_managed(&merged, &stored));
+        let same = overlay_present(&stored, &customer(None));
+        assert!(same_managed(&same, &stored), "nothing to send");
     }
 }

@@ -329,17 +329,21 @@ fn relation<T: Transport>(
             )
         }));
     }
-    if let Some(r) = customers::find(m, email)? {
-        return r.relation_number.map(Ok).ok_or_else(|| {
-            ConnectorError::protocol("findRelationV2 returned a relation without a number")
-        });
-    }
     let mut customer = o.customer.clone();
     if customer.billing_address.is_none() {
         customer.billing_address = Some(o.billing_address.clone());
     }
     if customer.shipping_address.is_none() {
         customer.shipping_address = o.shipping_address.clone();
+    }
+    if let Some(existing) = customers::find(m, email)? {
+        let number = existing.relation_number.ok_or_else(|| {
+            ConnectorError::protocol("findRelationV2 returned a relation without a number")
+        })?;
+        if m.config.update_relations {
+            customers::update_from_order(m, &existing, &customer)?;
+        }
+        return Ok(Ok(number));
     }
     customers::create(m, &customer).map(Ok)
 }

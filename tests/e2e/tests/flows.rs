@@ -1027,7 +1027,16 @@ async fn the_default_debtor_takes_every_order_booked_as_invoices() {
 }
 
 #[tokio::test]
-async fn a_known_customer_with_changed_details_is_found_by_email_and_the_relation_kept() {
+async fn a_known_customer_with_changed_details_is_found_by_email_and_updated() {
+    known_customer_with_changed_details(true).await;
+}
+
+#[tokio::test]
+async fn with_update_relations_off_a_known_customer_is_kept_as_the_till_has_them() {
+    known_customer_with_changed_details(false).await;
+}
+
+async fn known_customer_with_changed_details(update: bool) {
     let systems = Systems::start(Catalogue {
         products: 20,
         ..Catalogue::default()
@@ -1058,9 +1067,14 @@ async fn a_known_customer_with_changed_details_is_found_by_email_and_the_relatio
     assert_ne!(known.name, "Saskia Verhoeven-Lint");
     let placed = shopping.order(moved, true, "payment_prepayment", "shipping_standard");
 
+    let till_settings = if update {
+        ORDER_SETTINGS.to_owned()
+    } else {
+        format!("{ORDER_SETTINGS}\nupdate_relations = false\n")
+    };
     let koppel = Koppel::start(&config_text(
         &systems,
-        ORDER_SETTINGS,
+        &till_settings,
         "",
         "[flows.orders]\n",
     ))
@@ -1080,14 +1094,46 @@ async fn a_known_customer_with_changed_details_is_found_by_email_and_the_relatio
     );
     assert_eq!(relation_with_email(till, &known.email).len(), 1);
     assert_eq!(till.relations().len(), relations_before, "no new relation");
-    // An order does not change the relation (docs/flows.md, orders rule 3): the till keeps
-    // the customer as it has them.
-    assert_eq!(till.relation(known.number).as_ref(), Some(&known));
     assert_eq!(till.request_count("createRelation"), 0);
-    assert_eq!(till.request_count("updateRelation"), 0);
-    // The order itself carries the new address.
+    let now = till.relation(known.number).expect("the relation");
+    if update {
+        // docs/flows.md, orders rule 3: the order brings the relation up to date.
+        assert_eq!(till.request_count("updateRelation"), 1);
+        assert_eq!(now.name, "Saskia Verhoeven-Lint");
+        assert!(now.address.contains("Oudegracht 221"), "{now:?}");
+        assert_eq!(
+            (now.zipcode.as_str(), now.city.as_str()),
+            ("3511 NH", "Utrecht")
+        );
+        assert_eq!(now.email, known.email, "still found by the same e-mail");
+    } else {
+        assert_eq!(till.request_count("updateRelation"), 0);
+        assert_eq!(now, known, "the till keeps the customer as it has them");
+    }
+    // The order itself carries the new address either way.
     let text = format!("{order:?}");
     assert!(text.contains("Oudegracht 221"), "{text}");
+
+    // A second order with the same details changes nothing more.
+    let again = shopping.order(
+        OrderCustomer {
+            street: "Oudegracht 221".into(),
+            zipcode: "3511 NH".into(),
+            city: "Utrecht".into(),
+            ..OrderCustomer::private(&known.email, "Saskia", "Verhoeven-Lint", "NL")
+        },
+        true,
+        "payment_prepayment",
+        "shipping_standard",
+    );
+    let run = koppel.run("orders").await;
+    assert_eq!(run.counts.created, 1, "{run:#?}");
+    assert!(till.order_by_ext_id(&again.order_number).is_some());
+    assert_eq!(
+        till.request_count("updateRelation"),
+        u64::from(update),
+        "an up-to-date relation is not written again"
+    );
     systems.assert_valid();
     koppel.close().await;
 }
