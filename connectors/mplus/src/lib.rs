@@ -165,8 +165,14 @@ pub fn write_stream<T: Transport>(
     options: &WriteOptions,
 ) -> Result<Vec<WriteOutcome>> {
     match stream {
-        "orders" => orders::write(m, records, options),
-        "customers" => customers::write(m, records),
+        "orders" => {
+            options.expect_settings("orders", &["order_type"])?;
+            orders::write(m, records, options)
+        }
+        "customers" => {
+            options.expect_settings("customers", &[])?;
+            customers::write(m, records)
+        }
         other => Err(ConnectorError::unsupported(format!(
             "mplus does not write {other:?}: it writes `orders` and `customers`"
         ))),

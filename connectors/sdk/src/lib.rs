@@ -175,6 +175,33 @@ impl NamedValue {
     }
 }
 
+impl WriteOptions {
+    /// Refuses a write setting the connector does not know for `stream`, naming it and the
+    /// known ones, so a typo in `[flows.<flow>.settings]` stops the run with the fix instead
+    /// of being ignored (contract rule 4.7).
+    pub fn expect_settings(&self, stream: &str, known: &[&str]) -> Result<()> {
+        match self
+            .settings
+            .iter()
+            .find(|s| !known.contains(&s.name.as_str()))
+        {
+            None => Ok(()),
+            Some(unknown) => Err(ConnectorError::config(
+                &format!("settings.{}", unknown.name),
+                format!(
+                    "`{}` is not a write setting of stream `{stream}`; {}",
+                    unknown.name,
+                    if known.is_empty() {
+                        "it takes none: remove it from the flow's [settings]".to_owned()
+                    } else {
+                        format!("it takes: {}", known.join(", "))
+                    }
+                ),
+            )),
+        }
+    }
+}
+
 /// Finds a named value in an `extra` list.
 pub fn extra<'a>(values: &'a [NamedValue], name: &str) -> Option<&'a Value> {
     values.iter().find(|v| v.name == name).map(|v| &v.value)

@@ -186,9 +186,18 @@ impl Guest for Shopware {
         options: WriteOptions,
     ) -> Result<Vec<WriteOutcome>> {
         with_state(|s| match canonical_stream(&stream) {
-            "products" => products::write(&s.client, &mut s.shop, &s.config, &records, &options),
-            "stock" => stock::write(&s.client, &s.config, &records, &options),
-            "order-status" => status::write(&s.client, &s.config, &records, &options),
+            "products" => {
+                options.expect_settings("products", &[])?;
+                products::write(&s.client, &mut s.shop, &s.config, &records, &options)
+            }
+            "stock" => {
+                options.expect_settings("stock", &["manage_stock"])?;
+                stock::write(&s.client, &s.config, &records, &options)
+            }
+            "order-status" => {
+                options.expect_settings("order-status", &["allow_reopen"])?;
+                status::write(&s.client, &s.config, &records, &options)
+            }
             _ => Err(unknown_stream(&stream, "write")),
         })
     }

@@ -985,6 +985,37 @@ async fn orders_are_created_once_under_resends_lost_answers_and_rewrites() {
     let stored4 = h.sim.order_by_ext_id("10004").expect("stored");
     assert_eq!(stored4.invoice_ids.len(), 1, "invoiced");
     assert!(stored4.fully_paid);
+
+    // A misspelt setting stops the write with the fix; nothing reaches the till.
+    let typo = WriteOptions {
+        create_only: vec![],
+        settings: vec![NamedValue {
+            name: "order_typ".into(),
+            value: Value::Text("invoice".into()),
+        }],
+    };
+    let orders_before = h.sim.orders().len();
+    let error = session
+        .write(
+            "orders",
+            &[Record::Order(order(
+                "10005",
+                "first.buyer@example.nl",
+                &[&a],
+                true,
+            ))],
+            &typo,
+        )
+        .await
+        .expect_err("an unknown setting");
+    let text = error.to_string();
+    assert!(
+        text.contains(
+            "`order_typ` is not a write setting of stream `orders`; it takes: order_type"
+        ),
+        "{text}"
+    );
+    assert_eq!(h.sim.orders().len(), orders_before);
     h.finish();
 }
 

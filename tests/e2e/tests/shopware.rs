@@ -1022,6 +1022,25 @@ async fn stock_is_not_counted_twice(version: Version) {
     assert_eq!(outcomes[0].status, OutcomeStatus::Updated);
     assert_eq!(outcomes[1].status, OutcomeStatus::Updated);
     assert_eq!(outcomes[2].status, OutcomeStatus::Skipped);
+    let syncs = h.syncs();
+    let typo = WriteOptions {
+        create_only: vec![],
+        settings: vec![NamedValue {
+            name: "manage_stok".into(),
+            value: KValue::Boolean(true),
+        }],
+    };
+    let error = session
+        .write("stock", &[level(&first, 1)], &typo)
+        .await
+        .expect_err("an unknown setting");
+    assert!(
+        error.to_string().contains(
+            "`manage_stok` is not a write setting of stream `stock`; it takes: manage_stock"
+        ),
+        "{error}"
+    );
+    assert_eq!(h.syncs(), syncs, "nothing sent");
     let (stock, available, closeout) = stock_of(&h.sim, &first);
     assert_eq!(available, 10, "customers can buy what the till says");
     if version >= Version::V6_6 {
