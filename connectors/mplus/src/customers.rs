@@ -99,20 +99,7 @@ pub fn upsert<T: Transport>(m: &mut Mplus<T>, c: &Customer) -> Result<Written> {
             let number = existing.relation_number.ok_or_else(|| {
                 ConnectorError::protocol("findRelationV2 returned a relation without a number")
             })?;
-            let merged = merge(&existing, c);
-            if same_managed(&merged, &existing) {
-                return Ok(Written::Unchanged(number));
-            }
-            // The full relation as read, with the managed fields changed: idempotent.
-            let answer: UpdateRelationResponse =
-                m.client.call(ops::update_relation(&merged), true)?;
-            match answer.result.as_str() {
-                "UPDATE-RELATION-RESULT-OK" => Ok(Written::Updated(number)),
-                other => Err(ConnectorError::rejected(format!(
-                    "MplusKASSA did not update relation {number} ({other}): {}",
-                    answer.error_message
-                ))),
-            }
+            update(m, number, &existing, merge(&existing, c))
         }
         None => create(m, c).map(Written::Created),
     }
@@ -127,7 +114,17 @@ pub fn update_from_order<T: Transport>(
     c: &Customer,
 ) -> Result<Written> {
     let number = existing.relation_number.unwrap_or_default();
-    let merged = overlay_present(existing, c);
+    update(m, number, existing, overlay_present(existing, c))
+}
+
+/// Sends `merged` (the full relation as read, with the managed fields changed: idempotent)
+/// when it differs from `existing`.
+fn update<T: Transport>(
+    m: &mut Mplus<T>,
+    number: i64,
+    existing: &Relation,
+    merged: Relation,
+) -> Result<Written> {
     if same_managed(&merged, existing) {
         return Ok(Written::Unchanged(number));
     }
