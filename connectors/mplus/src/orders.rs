@@ -340,8 +340,22 @@ fn relation<T: Transport>(
         let number = existing.relation_number.ok_or_else(|| {
             ConnectorError::protocol("findRelationV2 returned a relation without a number")
         })?;
-        if m.config.update_relations {
-            customers::update_from_order(m, &existing, &customer)?;
+        // The order goes on the relation found even when MplusKASSA refuses the update:
+        // the order carries its own addresses, and the next order tries again.
+        if m.config.update_relations
+            && let Err(error) = customers::update_from_order(m, &existing, &customer)
+        {
+            if crate::aborts_batch(&error) {
+                return Err(error);
+            }
+            koppel_sdk::log::warn(
+                "The relation found for the order's customer was not updated.",
+                &[
+                    ("relation", &number.to_string()),
+                    ("order", &o.key),
+                    ("error", &error.message),
+                ],
+            );
         }
         return Ok(Ok(number));
     }
