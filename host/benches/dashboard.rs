@@ -29,11 +29,8 @@ fn main() {
     });
 }
 
-async fn overview_with_a_million_activity_rows() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("koppel.db");
-    let store = Store::open(&path).await.expect("store");
-    let activity = ActivityWriter::start(store.clone());
+/// Tenant `a` with fixture connections `src` (`total` products) and `dst`.
+async fn fixture_env(store: &Store, total: &str) -> Environment {
     let runtime = Runtime::new(RuntimeOptions {
         cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
         ..RuntimeOptions::default()
@@ -48,15 +45,22 @@ async fn overview_with_a_million_activity_rows() {
         config: BTreeMap::from([("total".to_owned(), total.to_owned())]),
         limits: Limits::default(),
     };
-    let env = Environment {
+    Environment {
         tenant: "a".into(),
         store: store.clone(),
-        activity,
+        activity: ActivityWriter::start(store.clone()),
         connections: BTreeMap::from([
-            ("src".to_owned(), setup("100")),
+            ("src".to_owned(), setup(total)),
             ("dst".to_owned(), setup("0")),
         ]),
-    };
+    }
+}
+
+async fn overview_with_a_million_activity_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("koppel.db");
+    let store = Store::open(&path).await.expect("store");
+    let env = fixture_env(&store, "100").await;
     let mut flows = Vec::new();
     for name in ["products", "stock", "orders", "order-status"] {
         let mut flow: FlowDef = toml::from_str(
@@ -156,29 +160,7 @@ async fn webhook_to_finished_run_latency() {
     let store = Store::open(&dir.path().join("koppel.db"))
         .await
         .expect("store");
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime");
-    let connector = runtime
-        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
-        .await
-        .expect("load");
-    let setup = |total: &str| ConnectionSetup {
-        connector: connector.clone(),
-        config: BTreeMap::from([("total".to_owned(), total.to_owned())]),
-        limits: Limits::default(),
-    };
-    let env = Environment {
-        tenant: "a".into(),
-        store: store.clone(),
-        activity: ActivityWriter::start(store.clone()),
-        connections: BTreeMap::from([
-            ("src".to_owned(), setup("10")),
-            ("dst".to_owned(), setup("0")),
-        ]),
-    };
+    let env = fixture_env(&store, "10").await;
     let mut flow: FlowDef = toml::from_str(
         "source = { connection = \"src\", stream = \"products\" }\ntarget = { connection = \"dst\", stream = \"products\" }\ninterval = \"1h\"\n",
     )

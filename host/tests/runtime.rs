@@ -91,12 +91,7 @@ async fn server() -> (SocketAddr, Arc<AtomicU32>) {
             "/echo-secret",
             get(|| async { format!(r#"{{"access_token":"{TOKEN}","expires_in":600}}"#) }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, busy)
+    (serve(app).await, busy)
 }
 
 #[tokio::test]

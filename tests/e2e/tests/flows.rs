@@ -612,7 +612,24 @@ struct Shopping<'a> {
     next: usize,
 }
 
-impl Shopping<'_> {
+/// A person relation the till has, with an e-mail address.
+fn known_person(till: &MplusSimulator) -> Relation {
+    till.relations()
+        .into_iter()
+        .find(|r| !r.email.is_empty() && !r.is_company())
+        .expect("a known person")
+}
+
+impl<'a> Shopping<'a> {
+    /// Buys the shop's sellable products in turn.
+    fn new(shop: &'a ShopwareSimulator) -> Shopping<'a> {
+        Shopping {
+            shop,
+            skus: sellable(shop),
+            next: 0,
+        }
+    }
+
     fn order(
         &mut self,
         customer: OrderCustomer,
@@ -663,18 +680,10 @@ async fn paid_orders_reach_the_till_once_by_every_rule() {
     })
     .await;
     shop_with_products(&systems).await;
-    let mut shopping = Shopping {
-        shop: &systems.shop,
-        skus: sellable(&systems.shop),
-        next: 0,
-    };
+    let mut shopping = Shopping::new(&systems.shop);
     let till = &systems.till;
     // A customer the till knows already.
-    let known = till
-        .relations()
-        .into_iter()
-        .find(|r| !r.email.is_empty() && !r.is_company())
-        .expect("a known person");
+    let known = known_person(till);
     let relations_before = till.relations().len();
 
     let nl_person = shopping.order(
@@ -901,11 +910,7 @@ async fn an_interrupted_order_write_is_looked_up_before_it_is_sent_again() {
     })
     .await;
     shop_with_products(&systems).await;
-    let mut shopping = Shopping {
-        shop: &systems.shop,
-        skus: sellable(&systems.shop),
-        next: 0,
-    };
+    let mut shopping = Shopping::new(&systems.shop);
     let placed = shopping.order(
         OrderCustomer::private("anna@example.nl", "Anna", "de Vries", "NL"),
         true,
@@ -971,11 +976,7 @@ async fn the_default_debtor_takes_every_order_booked_as_invoices() {
         .find(|r| r.is_company())
         .expect("a company")
         .number;
-    let mut shopping = Shopping {
-        shop: &systems.shop,
-        skus: sellable(&systems.shop),
-        next: 0,
-    };
+    let mut shopping = Shopping::new(&systems.shop);
     let orders = [
         shopping.order(
             OrderCustomer::private("anna@example.nl", "Anna", "de Vries", "NL"),
@@ -1043,17 +1044,9 @@ async fn known_customer_with_changed_details(update: bool) {
     })
     .await;
     shop_with_products(&systems).await;
-    let mut shopping = Shopping {
-        shop: &systems.shop,
-        skus: sellable(&systems.shop),
-        next: 0,
-    };
+    let mut shopping = Shopping::new(&systems.shop);
     let till = &systems.till;
-    let known = till
-        .relations()
-        .into_iter()
-        .find(|r| !r.email.is_empty() && !r.is_company())
-        .expect("a known person");
+    let known = known_person(till);
     let relations_before = till.relations().len();
     // The customer moved and orders under another name: everything but the e-mail differs
     // from what the till holds.
@@ -1179,11 +1172,7 @@ async fn deliveries_and_payments_at_the_till_move_the_shops_orders_with_tracking
     })
     .await;
     shop_with_products(&systems).await;
-    let mut shopping = Shopping {
-        shop: &systems.shop,
-        skus: sellable(&systems.shop),
-        next: 0,
-    };
+    let mut shopping = Shopping::new(&systems.shop);
     let shipped = shopping.order(
         OrderCustomer::private("anna@example.nl", "Anna", "de Vries", "NL"),
         true,
@@ -1277,11 +1266,7 @@ async fn a_signed_shopware_webhook_brings_the_order_into_the_till_at_once() {
     })
     .await;
     shop_with_products(&systems).await;
-    let mut shopping = Shopping {
-        shop: &systems.shop,
-        skus: sellable(&systems.shop),
-        next: 0,
-    };
+    let mut shopping = Shopping::new(&systems.shop);
     let mut hook = common::webhook::Hooked::start(&systems, "1h").await;
     // The first scheduled run found nothing to do.
     let placed = shopping.order(
