@@ -153,8 +153,8 @@ async fn overview_with_a_million_activity_rows() {
 }
 
 async fn webhook_to_finished_run_latency() {
+    use koppel::config::{Secret, WebhookSource, WebhooksConfig};
     use koppel::flow::schedule::Scheduler;
-    use koppel::server::config::{Secret, WebhookSource, WebhooksConfig};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("koppel.db"))

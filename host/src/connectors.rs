@@ -2,6 +2,9 @@
 //! `.wasm` files in a connectors folder, which third parties drop in without touching the host.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::runtime::{Connector, Runtime, RuntimeError};
 
 /// A connector compiled into the binary.
 #[derive(Debug)]
@@ -50,4 +53,67 @@ pub fn test_guest(id: &str) -> Option<&'static Path> {
         .iter()
         .find(|(name, _)| *name == id)
         .map(|(_, path)| Path::new(*path))
+}
+
+/// A connector that could not be found or loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FindError {
+    #[error(transparent)]
+    Load(#[from] RuntimeError),
+    #[error(
+        "no connector `{name}`: give a .wasm file, one of the built-in ids ({builtin}), or the id of a .wasm in {dir}"
+    )]
+    NotFound {
+        name: String,
+        builtin: String,
+        dir: String,
+    },
+}
+
+/// Loads a connector named by path, built-in id, or the id of a `.wasm` in the connectors
+/// folder ([`default_dir`]).
+pub async fn load(runtime: &Runtime, name: &str) -> Result<Arc<Connector>, FindError> {
+    let path = Path::new(name);
+    if path.extension().is_some_and(|e| e == "wasm") || path.exists() {
+        return Ok(runtime.load_file(path).await?);
+    }
+    if let Some(builtin) = builtin_by_id(name) {
+        return Ok(runtime.load(builtin.id, builtin.wasm).await?);
+    }
+    let dir = default_dir();
+    if let Some(dir) = &dir {
+        // By file name first (`acme.wasm`, `koppel_connector_acme.wasm`), then by manifest id.
+        let files = files_in(dir);
+        let stem = format!("koppel_connector_{}", name.replace('-', "_"));
+        let by_name = files.iter().find(|f| {
+            f.file_stem()
+                .is_some_and(|s| s == name || s.to_string_lossy() == stem)
+        });
+        if let Some(file) = by_name {
+            let connector = runtime.load_file(file).await?;
+            if connector.id() == name {
+                return Ok(connector);
+            }
+        }
+        for file in &files {
+            if let Ok(connector) = runtime.load_file(file).await
+                && connector.id() == name
+            {
+                return Ok(connector);
+            }
+        }
+    }
+    Err(FindError::NotFound {
+        name: name.to_owned(),
+        builtin: builtin()
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>()
+            .join(", "),
+        dir: dir.map_or_else(
+            || "the connectors folder".to_owned(),
+            |d| d.display().to_string(),
+        ),
+    })
 }

@@ -2,11 +2,13 @@
 //! the flows between them.
 //!
 //! Start reading at `ARCHITECTURE.md` in the repository root. Modules:
+//! - [`config`]: `koppel.toml`, read in one place; each module below receives its section;
 //! - [`runtime`]: the component host (wasmtime), its host imports and limits;
 //! - [`connectors`]: where connectors come from (built in, or `.wasm` files in a folder);
 //! - [`cli`]: the `koppel` command.
 
 pub mod cli;
+pub mod config;
 pub mod connectors;
 pub mod flow;
 pub mod mapping;

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
+use koppel::config::Secret;
+use koppel::config::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 use koppel::flow::definition::FlowDef;
 use koppel::flow::{ConnectionSetup, Environment, RunOptions, run_flow};
 use koppel::mapping::MapRule;
-use koppel::notify::config::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 use koppel::notify::{Monitor, Notifier};
 use koppel::runtime::{Limits, Runtime, RuntimeOptions};
-use koppel::server::config::Secret;
 use koppel::server::signature::verify_koppel;
 use koppel::store::{ActivityWriter, RunStatus, Store, now_ms};
 use serde_json::{Value, json};

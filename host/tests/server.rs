@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use koppel::config::{RetentionConfig, Secret, WebhookSource, WebhooksConfig};
 use koppel::flow::definition::FlowDef;
 use koppel::flow::schedule::Scheduler;
 use koppel::flow::{ConnectionSetup, Environment, RunOptions, RunSummary, run_flow};
 use koppel::mapping::MapRule;
 use koppel::runtime::{ActivitySink, Connector, Exchange, Limits, Runtime, RuntimeOptions};
-use koppel::server::config::{RetentionConfig, Secret, WebhookSource, WebhooksConfig};
 use koppel::server::signature::koppel_signature;
 use koppel::server::{FlowControl, ServerState, TenantState, serve};
 use koppel::store::{ActivityWriter, Masker, RunStatus, Store, now_ms};

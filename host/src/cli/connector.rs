@@ -2,63 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
 use super::conformance;
 use super::example_api::ExampleApi;
 use super::{CheckArgs, InspectArgs, ListArgs, TestArgs};
-use crate::connectors;
+use crate::connectors::{self, load};
 use crate::runtime::bindings::{ConfigKind, StreamAccess};
 use crate::runtime::{ConnectionSpec, Connector, Manifest, Runtime, RuntimeOptions};
 
 pub(super) fn runtime() -> anyhow::Result<Runtime> {
     Ok(Runtime::new(RuntimeOptions::default())?)
-}
-
-/// Loads a connector named by path, built-in id, or the id of a `.wasm` in the connectors
-/// folder (`$KOPPEL_CONNECTORS_DIR`, else `~/.local/share/koppel/connectors`).
-pub async fn load(runtime: &Runtime, name: &str) -> anyhow::Result<Arc<Connector>> {
-    let path = Path::new(name);
-    if path.extension().is_some_and(|e| e == "wasm") || path.exists() {
-        return Ok(runtime.load_file(path).await?);
-    }
-    if let Some(builtin) = connectors::builtin_by_id(name) {
-        return Ok(runtime.load(builtin.id, builtin.wasm).await?);
-    }
-    let dir = connectors::default_dir();
-    if let Some(dir) = &dir {
-        // By file name first (`acme.wasm`, `koppel_connector_acme.wasm`), then by manifest id.
-        let files = connectors::files_in(dir);
-        let stem = format!("koppel_connector_{}", name.replace('-', "_"));
-        let by_name = files.iter().find(|f| {
-            f.file_stem()
-                .is_some_and(|s| s == name || s.to_string_lossy() == stem)
-        });
-        if let Some(file) = by_name {
-            let connector = runtime.load_file(file).await?;
-            if connector.id() == name {
-                return Ok(connector);
-            }
-        }
-        for file in &files {
-            if let Ok(connector) = runtime.load_file(file).await
-                && connector.id() == name
-            {
-                return Ok(connector);
-            }
-        }
-    }
-    let known: Vec<&str> = connectors::builtin().iter().map(|b| b.id).collect();
-    bail!(
-        "no connector `{name}`: give a .wasm file, one of the built-in ids ({}), or the id of a .wasm in {}",
-        known.join(", "),
-        dir.map_or_else(
-            || "the connectors folder".to_owned(),
-            |d| d.display().to_string()
-        )
-    )
 }
 
 #[derive(serde::Serialize)]
@@ -209,13 +164,8 @@ pub fn read_config_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>>
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let table: toml::Table =
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
-    let mut config = BTreeMap::new();
-    for (key, value) in table {
-        let text = crate::flow::config::value_text(&value)
-            .map_err(|m| anyhow::anyhow!("{}: `{key}` {m}", path.display()))?;
-        config.insert(key, text);
-    }
-    Ok(config)
+    crate::config::config_values(&table)
+        .map_err(|(key, m)| anyhow::anyhow!("{}: `{key}` {m}", path.display()))
 }
 
 pub(super) async fn check(args: CheckArgs) -> anyhow::Result<()> {

@@ -33,7 +33,7 @@ pub(super) async fn open(config: &ConfigArgs) -> anyhow::Result<Opened> {
             "Runs were interrupted when koppel last stopped; they resume now."
         );
     }
-    let masker = Masker::new(&loaded.file.retention.mask_fields);
+    let masker = Masker::new(&loaded.config.retention.mask_fields);
     let activity = ActivityWriter::start_masked(store.clone(), masker);
     let env = loaded.environment(&runtime, store, activity).await?;
     Ok(Opened { loaded, env })
@@ -78,7 +78,7 @@ pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     drop(options);
     // The same incidents and notifications as under `koppel run`: a sync from cron that
     // fails is told at once, and its recovery too.
-    let notify = &opened.loaded.file.notify;
+    let notify = &opened.loaded.config.notify;
     if notify.webhook.is_some() || notify.email.is_some() {
         let notifier = crate::notify::Notifier::from_config(notify)?;
         let monitor = crate::notify::Monitor::new(
@@ -88,7 +88,7 @@ pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
             Arc::new(notifier),
             notify.record_attempts(),
         )
-        .with_public_url(opened.loaded.file.server.public_url.clone());
+        .with_public_url(opened.loaded.config.server.public_url.clone());
         if let Err(error) = monitor.on_run(&summary).await {
             tracing::warn!(%error, "Cannot record the run's incidents.");
         }
@@ -111,14 +111,14 @@ pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
 
 pub(super) async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     let loaded = Loaded::read(&args.config.config)?;
-    let keep = loaded.file.retention.keep().map_err(|message| {
+    let keep = loaded.config.retention.keep().map_err(|message| {
         anyhow::anyhow!("{}: [retention] keep: {message}", loaded.path.display())
     })?;
     let database = loaded.database();
     let store = Store::open(&database)
         .await
         .with_context(|| format!("state database {}", database.display()))?;
-    let counts = crate::server::retention::purge_now(&store, &loaded.file.tenant, keep).await?;
+    let counts = crate::server::retention::purge_now(&store, &loaded.config.tenant, keep).await?;
     store.close().await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&counts)?);
@@ -173,7 +173,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(listen) = &args.listen {
-        opened.loaded.file.server.listen = Some(listen.clone());
+        opened.loaded.config.server.listen = Some(listen.clone());
     }
     let cancel = CancellationToken::new();
     let scheduler = Arc::new(Scheduler::start(
@@ -240,7 +240,7 @@ pub(super) async fn init(args: super::InitArgs) -> anyhow::Result<()> {
     crate::server::setup::init_wizard(
         &path,
         &runtime,
-        |runtime, id| async move { super::connector::load(&runtime, &id).await },
+        |runtime, id| async move { Ok(crate::connectors::load(&runtime, &id).await?) },
         std::io::stdin().lock(),
         std::io::stdout(),
     )

@@ -167,7 +167,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-pub use connector::{load, read_config_file};
+pub use connector::read_config_file;
 
 /// Where the configuration is.
 #[derive(Debug, Args)]

@@ -1,13 +1,13 @@
 //! Flows: their definitions (`flows/*.toml` and the user's `koppel.toml`), the engine that
 //! runs them, and the scheduler that runs them on their intervals.
 
-pub mod config;
 pub mod definition;
 pub mod engine;
+pub mod loaded;
 pub mod schedule;
 
-pub use config::{ConfigFile, ConnectionFile, LoadError, Loaded};
 pub use definition::{Delivery, Endpoint, FlowDef, FlowOverride};
 pub use engine::{
     ConnectionSetup, Environment, FlowError, Progress, RunOptions, RunSummary, run_flow,
 };
+pub use loaded::Loaded;

@@ -13,7 +13,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Serialize;
 
-use super::config::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
+use crate::config::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 use crate::server::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, koppel_signature};
 use crate::store::Incident;
 

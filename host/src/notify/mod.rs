@@ -5,7 +5,6 @@
 //! the state database.
 
 pub mod channels;
-pub mod config;
 
 use std::sync::Arc;
 use std::time::Duration;

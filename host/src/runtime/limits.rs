@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::config::ConnectionLimits;
+
 /// Per-connection limits. The defaults suit a shop's connector; tests shrink them.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -39,6 +41,19 @@ impl Default for Limits {
             retry_backoff: Duration::from_millis(250),
             retry_wait_max: Duration::from_secs(30),
             activity_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults with what a connection's section of `koppel.toml` sets (`memory_mib`,
+    /// `call_timeout`).
+    pub fn from_section(section: &ConnectionLimits) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            memory_bytes: section.memory_bytes.unwrap_or(defaults.memory_bytes),
+            call_timeout: section.call_timeout.unwrap_or(defaults.call_timeout),
+            ..defaults
         }
     }
 }

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use super::auth::{ApiError, Tenant};
 use super::{ServerState, TenantState};
-use crate::flow::definition::{Endpoint, parse_duration};
+use crate::config::parse_duration;
+use crate::flow::definition::Endpoint;
 use crate::runtime::ConnectionSpec;
 use crate::runtime::bindings::ConfigKind;
 use crate::store::{

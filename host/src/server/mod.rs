@@ -8,7 +8,6 @@
 
 mod api;
 mod auth;
-pub mod config;
 mod dashboard;
 mod metrics;
 pub mod retention;
@@ -28,12 +27,12 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{RetentionConfig, WebhookSource, WebhooksConfig};
 use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, FlowDef, Loaded, RunSummary};
 use crate::notify::{Monitor, Notifier, NotifyError};
 use crate::store::Masker;
 use crate::store::{Store, StoreError, token_hash};
-use config::{RetentionConfig, WebhookSource, WebhooksConfig};
 
 /// What the server can ask of the running schedule.
 pub trait FlowControl: Send + Sync {
@@ -183,8 +182,8 @@ impl TenantState {
     /// A tenant as `koppel.toml` describes it (`[webhooks]`, `[retention]`).
     pub fn from_loaded(loaded: &Loaded, env: Environment) -> Result<TenantState, ServerError> {
         let mut state = TenantState::new(env, loaded.flows.clone());
-        state.set_webhooks(&loaded.file.webhooks)?;
-        state.set_retention(loaded.file.retention.clone())?;
+        state.set_webhooks(&loaded.config.webhooks)?;
+        state.set_retention(loaded.config.retention.clone())?;
         Ok(state)
     }
 
@@ -367,13 +366,13 @@ pub async fn start(
     runs: broadcast::Receiver<RunSummary>,
     cancel: CancellationToken,
 ) -> Result<Started, ServerError> {
-    let file = &loaded.file;
-    let notifier = Arc::new(Notifier::from_config(&file.notify)?);
+    let config = &loaded.config;
+    let notifier = Arc::new(Notifier::from_config(&config.notify)?);
     let mut tenant = TenantState::from_loaded(loaded, env.clone())?;
     if let Some(control) = control {
         tenant = tenant.with_control(control);
     }
-    let tokens = file
+    let tokens = config
         .server
         .tokens
         .iter()
@@ -386,7 +385,7 @@ pub async fn start(
     let retention = tenant.retention.clone();
     let mut state = ServerState::new();
     let generated_token = state.add_tenant(tenant, &tokens).await?;
-    let listen = file.server.listen();
+    let listen = config.server.listen();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -399,9 +398,9 @@ pub async fn start(
         env.store.clone(),
         loaded.flows.clone(),
         notifier,
-        file.notify.record_attempts(),
+        config.notify.record_attempts(),
     )
-    .with_public_url(file.server.public_url.clone());
+    .with_public_url(config.server.public_url.clone());
     let mut tasks = vec![
         monitor.spawn(runs, Duration::from_secs(60), cancel.clone()),
         retention::spawn(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::config::RetentionConfig;
+use crate::config::RetentionConfig;
 use crate::store::{PurgeCounts, Store, StoreError, now_ms};
 
 /// Deletes personal data older than `keep` now.

@@ -8,8 +8,8 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::flow::config::ConfigFile;
-use crate::flow::definition::{DEFAULT_FLOWS, default_flow, parse_duration};
+use crate::config::parse_duration;
+use crate::flow::definition::{DEFAULT_FLOWS, default_flow};
 use crate::runtime::bindings::ConfigKind;
 use crate::runtime::{ConnectionSpec, Connector, Runtime};
 
@@ -167,7 +167,7 @@ async fn collect<R: BufRead, W: Write>(
 }
 
 /// Runs the wizard and writes `path`. `load` gives the connector for an id (the CLI passes
-/// `koppel::cli::load`).
+/// `koppel::connectors::load`).
 pub async fn init_wizard<R, W, L, F>(
     path: &Path,
     runtime: &Runtime,
@@ -298,7 +298,7 @@ where
     );
     write_private(path, &text)?;
     // Syntax and keys checked now; secrets read from the environment are checked at start.
-    toml::from_str::<ConfigFile>(&text).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    crate::config::parse(&text).map_err(SetupError::Invalid)?;
     p.say(&format!(
         "\nWrote {}. Start with `koppel run -c {}`.",
         path.display(),

@@ -201,7 +201,7 @@ async fn stock_latency(systems: &Systems, interval: &str) {
         first.counts.created + first.counts.updated,
         first.duration_ms as f64 / 1000.0
     );
-    let period = koppel::flow::definition::parse_duration(interval).expect("interval");
+    let period = koppel::config::parse_duration(interval).expect("interval");
     let articles = simple_articles(systems, 12);
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let mut scheduled = Vec::new();

@@ -1,45 +1,12 @@
-//! The `[server]`, `[webhooks]` and `[retention]` sections of `koppel.toml`, and [`Secret`],
-//! a value written in the file or read from the environment that never shows in `Debug`.
+//! The `[server]`, `[webhooks]` and `[retention]` sections of `koppel.toml`: what the
+//! dashboard, the API and the inbound webhooks receive.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::flow::definition::parse_duration;
-
-/// A secret: `"value"` in the file, or `{ env = "NAME" }` to read the environment.
-#[derive(Clone, Deserialize, PartialEq)]
-#[serde(transparent)]
-pub struct Secret(toml::Value);
-
-impl Secret {
-    /// A secret written as a value (for tests and the setup wizard).
-    pub fn plain(value: &str) -> Secret {
-        Secret(toml::Value::String(value.to_owned()))
-    }
-
-    /// The value, read from the environment when so written.
-    pub fn resolve(&self) -> Result<String, String> {
-        let value = crate::flow::config::value_text(&self.0)?;
-        if value.is_empty() {
-            return Err("is empty".into());
-        }
-        Ok(value)
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            toml::Value::Table(t) => match t.get("env") {
-                Some(var) => write!(f, "<secret from env {var}>"),
-                None => f.write_str("<secret>"),
-            },
-            _ => f.write_str("<secret: set>"),
-        }
-    }
-}
+use super::duration::parse_duration;
+use super::secret::Secret;
 
 /// `[server]`: the dashboard, API and inbound webhooks.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::server::config::Secret;
+use super::secret::Secret;
 
 /// `[notify]`.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -1,0 +1,233 @@
+//! `koppel.toml`, read in one place: the file and its sections, values from the environment
+//! (`{ env = "NAME" }`), secrets, durations, and errors that name the file, the key and the
+//! fix. Each part of koppel receives its own section from here and reads no other's:
+//! - `flow`: `[flows.*]` (as tables; it checks them against its definitions) and the
+//!   connections' names;
+//! - `runtime`: a connection's config values and limits ([`Connection`]);
+//! - `server`: `[server]`, `[webhooks]` and `[retention]` ([`ServerConfig`],
+//!   [`WebhooksConfig`], [`RetentionConfig`]);
+//! - `notify`: `[notify]` ([`NotifyConfig`]).
+//!
+//! This module imports nothing of them, so the sections form no cycle.
+
+mod connections;
+mod duration;
+mod notify;
+mod secret;
+mod server;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use connections::{Connection, ConnectionFile, ConnectionLimits, config_values, value_text};
+pub use duration::parse_duration;
+pub use notify::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
+pub use secret::{Secret, env_name, resolve_env, scalar_text};
+pub use server::{RetentionConfig, ServerConfig, WebhookSource, WebhooksConfig};
+
+fn default_tenant() -> String {
+    "default".into()
+}
+
+/// The file as written.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Whose data this is; every row in the state database carries it.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    /// The state database (SQLite), relative to this file. Default: `koppel.db` beside it.
+    pub database: Option<PathBuf>,
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionFile>,
+    /// The flows to enable, each with its changes; `flow` checks them.
+    #[serde(default)]
+    pub flows: BTreeMap<String, toml::Table>,
+    /// The dashboard, API and inbound webhooks.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Notifications about incidents.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    /// How long personal data stays.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    /// Inbound webhooks that start flows at once.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+}
+
+/// A problem in `koppel.toml`.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct LoadError {
+    pub file: String,
+    /// The key at fault, as a dotted path (`connections.till.config.secret`).
+    pub key: String,
+    pub message: String,
+}
+
+/// A read, checked configuration: every section, values from the environment resolved.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from (relative paths in it are relative to its folder).
+    pub path: PathBuf,
+    pub tenant: String,
+    /// The state database's path.
+    pub database: PathBuf,
+    pub connections: BTreeMap<String, Connection>,
+    /// `[flows.<name>]` as written.
+    pub flows: BTreeMap<String, toml::Table>,
+    pub server: ServerConfig,
+    pub notify: NotifyConfig,
+    pub retention: RetentionConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn read(path: &Path) -> Result<Config, LoadError> {
+        let error = |key: &str, message: String| LoadError {
+            file: path.display().to_string(),
+            key: key.to_owned(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            error("(file)", format!("cannot read it ({e}); create one with `koppel init` or copy koppel.example.toml"))
+        })?;
+        let file = parse(&text).map_err(|m| error("(syntax)", m))?;
+        Self::from_file(path, file)
+    }
+
+    /// Checks an already parsed file.
+    pub fn from_file(path: &Path, file: ConfigFile) -> Result<Config, LoadError> {
+        let error = |key: String, message: String| LoadError {
+            file: path.display().to_string(),
+            key,
+            message,
+        };
+        if file.tenant.is_empty() || file.tenant.contains('/') {
+            return Err(error(
+                "tenant".into(),
+                "must be a non-empty name without '/'".into(),
+            ));
+        }
+        let mut connections = BTreeMap::new();
+        for (name, connection) in &file.connections {
+            let checked = connection
+                .check()
+                .map_err(|p| error(format!("connections.{name}.{}", p.key), p.message))?;
+            connections.insert(name.clone(), checked);
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let database = match &file.database {
+            Some(db) if db.is_absolute() => db.clone(),
+            Some(db) => base.join(db),
+            None => base.join("koppel.db"),
+        };
+        Ok(Config {
+            path: path.to_owned(),
+            tenant: file.tenant,
+            database,
+            connections,
+            flows: file.flows,
+            server: file.server,
+            notify: file.notify,
+            retention: file.retention,
+            webhooks: file.webhooks,
+        })
+    }
+
+    /// A problem with `key` of this file.
+    pub fn error(&self, key: impl Into<String>, message: impl Into<String>) -> LoadError {
+        LoadError {
+            file: self.path.display().to_string(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses the text of a `koppel.toml` (syntax and keys; values are checked by
+/// [`Config::from_file`]).
+pub fn parse(text: &str) -> Result<ConfigFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, LoadError> {
+        let file = parse(text).map_err(|message| LoadError {
+            file: "koppel.toml".into(),
+            key: "(syntax)".into(),
+            message,
+        })?;
+        Config::from_file(Path::new("/etc/koppel/koppel.toml"), file)
+    }
+
+    #[test]
+    fn reads_connections_with_secrets_from_the_environment() {
+        // SAFETY: only this test sets this variable.
+        unsafe { std::env::set_var("KOPPEL_TEST_SECRET_X", "s3") };
+        let config = load(
+            r#"
+            [connections.till]
+            connector = "mplus"
+            memory_mib = 32
+            call_timeout = "1m"
+            config = { base_url = "https://api.mpluskassa.nl:44123", secret = { env = "KOPPEL_TEST_SECRET_X" }, branch_number = 2 }
+            [flows.products]
+            interval = "5m"
+            "#,
+        )
+        .expect("valid");
+        let till = &config.connections["till"];
+        assert_eq!(till.config["secret"], "s3");
+        assert_eq!(till.config["branch_number"], "2");
+        assert_eq!(till.limits.memory_bytes, Some(32 << 20));
+        assert_eq!(
+            till.limits.call_timeout,
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert!(!format!("{config:?}").contains("s3\""), "{config:?}");
+        assert_eq!(config.database, PathBuf::from("/etc/koppel/koppel.db"));
+        assert_eq!(config.tenant, "default");
+        assert!(config.flows.contains_key("products"));
+    }
+
+    #[test]
+    fn problems_name_the_file_the_key_and_the_fix() {
+        let error = load("[connections.till]\nconnector = \"mplus\"\ncolour = 1\n")
+            .expect_err("unknown key");
+        assert!(
+            error.to_string().contains("unknown field `colour`"),
+            "{error}"
+        );
+
+        let error = load("[connections.till]\nconnector = \"x\"\nconfig = { secret = { env = \"KOPPEL_NOT_SET_ANYWHERE\" } }\n")
+            .expect_err("unset variable");
+        assert_eq!(error.key, "connections.till.config.secret");
+        assert!(
+            error
+                .message
+                .contains("KOPPEL_NOT_SET_ANYWHERE, which is not set"),
+            "{error}"
+        );
+
+        let error = load("[connections.till]\nconnector = \"x\"\nmemory_mib = 4\n")
+            .expect_err("too little memory");
+        assert_eq!(error.key, "connections.till.memory_mib");
+
+        let error = load("tenant = \"a/b\"\n").expect_err("bad tenant");
+        assert!(
+            error
+                .to_string()
+                .starts_with("/etc/koppel/koppel.toml: tenant:"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! A configuration with its flows: the flows `koppel.toml` enables, built from the shipped
+//! definitions and the file's changes and checked against its connections, and the
+//! environment they run in (connectors loaded, configs checked against their manifests).
+//! What `koppel sync`, `koppel run` and the demo start from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::definition::{FlowDef, FlowOverride, default_flow};
+use super::engine::{ConnectionSetup, Environment};
+use crate::config::{Config, LoadError};
+use crate::runtime::{Limits, Runtime};
+use crate::store::{ActivityWriter, Store};
+
+/// A loaded, checked configuration and the flows it enables.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub path: PathBuf,
+    /// Every section of the file.
+    pub config: Config,
+    /// The enabled flows, complete.
+    pub flows: Vec<FlowDef>,
+}
+
+impl Loaded {
+    /// Reads and checks `path`.
+    pub fn read(path: &Path) -> Result<Loaded, LoadError> {
+        Self::from_config(Config::read(path)?)
+    }
+
+    /// Builds and checks the flows of a read configuration.
+    pub fn from_config(config: Config) -> Result<Loaded, LoadError> {
+        let flows = enabled_flows(&config)?;
+        Ok(Loaded {
+            path: config.path.clone(),
+            config,
+            flows,
+        })
+    }
+
+    /// The state database's path.
+    pub fn database(&self) -> PathBuf {
+        self.config.database.clone()
+    }
+
+    /// Loads the connectors, checks each connection's config against its manifest, and gives
+    /// what runs need.
+    pub async fn environment(
+        &self,
+        runtime: &Runtime,
+        store: Store,
+        activity: ActivityWriter,
+    ) -> Result<Environment, LoadError> {
+        let config = &self.config;
+        let mut connections = BTreeMap::new();
+        for (name, connection) in &config.connections {
+            let key = format!("connections.{name}");
+            let loaded = crate::connectors::load(runtime, &connection.connector)
+                .await
+                .map_err(|e| config.error(format!("{key}.connector"), format!("{e:#}")))?;
+            // Check the config now, so a typo stops the start, not the first run.
+            let checked = crate::runtime::config::validate(loaded.manifest(), &connection.config)
+                .map_err(|problems| {
+                let first = problems
+                    .problems
+                    .first()
+                    .map(|p| p.key.clone())
+                    .unwrap_or_default();
+                config.error(format!("{key}.config.{first}"), problems.to_string())
+            })?;
+            let shown = serde_json::to_string(&checked.redacted()).unwrap_or_default();
+            store
+                .save_connection(&config.tenant, name, loaded.id(), &shown)
+                .await
+                .map_err(|e| config.error(key, e.to_string()))?;
+            connections.insert(
+                name.clone(),
+                ConnectionSetup {
+                    connector: Arc::clone(&loaded),
+                    config: connection.config.clone(),
+                    limits: Limits::from_section(&connection.limits),
+                },
+            );
+        }
+        for flow in &self.flows {
+            // A target connector may know fields of its own (Shopware's `visibilities`), so
+            // a name that is no canonical field is a warning, not an error.
+            if let Some(setup) = connections.get(&flow.target.connection)
+                && let Err(message) = check_create_only(flow, setup.connector.manifest())
+            {
+                tracing::warn!(
+                    file = %self.path.display(),
+                    key = %format!("flows.{}.create_only", flow.name),
+                    "{message}, unless the target connector documents it"
+                );
+            }
+            let interval = flow.interval().unwrap_or_default();
+            let definition = serde_json::to_string(flow).unwrap_or_default();
+            store
+                .save_flow(&config.tenant, &flow.name, true, interval, &definition)
+                .await
+                .map_err(|e| config.error(format!("flows.{}", flow.name), e.to_string()))?;
+        }
+        Ok(Environment {
+            tenant: config.tenant.clone(),
+            store,
+            activity,
+            connections,
+        })
+    }
+
+    pub fn flow(&self, name: &str) -> Option<&FlowDef> {
+        self.flows.iter().find(|f| f.name == name)
+    }
+}
+
+/// The flows `[flows.*]` enables: shipped ones with the file's changes, and the file's own.
+fn enabled_flows(config: &Config) -> Result<Vec<FlowDef>, LoadError> {
+    let mut flows = Vec::new();
+    for (name, table) in &config.flows {
+        let error = |message: String| config.error(format!("flows.{name}"), message);
+        let change = FlowOverride::deserialize(toml::Value::Table(table.clone()))
+            .map_err(|e| error(e.to_string().trim().replace('\n', " ")))?;
+        if change.enabled == Some(false) {
+            continue;
+        }
+        let flow = match default_flow(name) {
+            Some(base) => change.apply(base.map_err(error)?),
+            None => change.into_flow(name).map_err(error)?,
+        };
+        flow.check().map_err(error)?;
+        for (side, endpoint) in [("source", &flow.source), ("target", &flow.target)] {
+            if !config.connections.contains_key(&endpoint.connection) {
+                let known: Vec<&String> = config.connections.keys().collect();
+                return Err(config.error(
+                    format!("flows.{name}.{side}.connection"),
+                    format!(
+                        "connection `{}` is not defined; add [connections.{}] or set {side} = {{ connection = \"…\", stream = \"{}\" }} (defined: {:?})",
+                        endpoint.connection, endpoint.connection, endpoint.stream, known
+                    ),
+                ));
+            }
+        }
+        flows.push(flow);
+    }
+    Ok(flows)
+}
+
+/// Every `create_only` name should be a field of the target stream's records (or
+/// `extra.<name>`).
+fn check_create_only(flow: &FlowDef, manifest: &crate::runtime::Manifest) -> Result<(), String> {
+    let Some(stream) = manifest
+        .streams
+        .iter()
+        .find(|s| s.name == flow.target.stream)
+    else {
+        return Ok(()); // The run names a missing stream with the connector's own words.
+    };
+    let fields = crate::mapping::field_names(stream.kind);
+    for name in &flow.create_only {
+        let head = name.split('.').next().unwrap_or_default();
+        let known = if head == "extra" {
+            name.len() > "extra.".len() && name.starts_with("extra.")
+        } else {
+            fields.contains(&head)
+        };
+        if !known {
+            return Err(format!(
+                "`{name}` is not a field of a {} record of stream `{}`; use one of {} or extra.<name>",
+                stream.kind.name(),
+                stream.name,
+                fields.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Loaded, LoadError> {
+        let file = crate::config::parse(text).map_err(|message| LoadError {
+            file: "koppel.toml".into(),
+            key: "(syntax)".into(),
+            message,
+        })?;
+        Loaded::from_config(Config::from_file(
+            Path::new("/etc/koppel/koppel.toml"),
+            file,
+        )?)
+    }
+
+    const BASE: &str = r#"
+        [connections.till]
+        connector = "mplus"
+        config = { base_url = "https://api.mpluskassa.nl:44123" }
+        [connections.shop]
+        connector = "shopware"
+        [flows.products]
+        interval = "5m"
+        [flows.stock]
+        enabled = false
+    "#;
+
+    #[test]
+    fn enables_listed_flows() {
+        let loaded = load(BASE).expect("valid");
+        assert_eq!(
+            loaded.flows.len(),
+            1,
+            "stock is disabled, orders not listed"
+        );
+        assert_eq!(loaded.flows[0].name, "products");
+        assert_eq!(loaded.flows[0].interval, "5m");
+        assert_eq!(loaded.database(), PathBuf::from("/etc/koppel/koppel.db"));
+    }
+
+    #[test]
+    fn the_example_configuration_loads() {
+        // SAFETY: only this test sets these variables.
+        unsafe {
+            std::env::set_var("MPLUS_SECRET", "x");
+            std::env::set_var("SHOPWARE_SECRET", "y");
+        }
+        let text = include_str!("../../../koppel.example.toml");
+        let loaded = load(text).expect("koppel.example.toml is valid");
+        let names: Vec<&str> = loaded.flows.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["order-status", "orders", "products", "stock"]);
+        assert_eq!(
+            loaded.flow("products").expect("enabled").create_only,
+            vec!["description".to_owned()]
+        );
+    }
+
+    #[test]
+    fn flow_problems_name_the_key_and_the_fix() {
+        let error = load("[connections.shop]\nconnector = \"shopware\"\n[flows.products]\n")
+            .expect_err("no till");
+        assert_eq!(error.key, "flows.products.source.connection");
+        assert!(error.message.contains("add [connections.till]"), "{error}");
+
+        let error = load("[flows.mine]\ninterval = \"1m\"\n").expect_err("new flow without ends");
+        assert!(error.message.contains("needs source and target"), "{error}");
+
+        let error = load(&format!("{BASE}\n[flows.orders]\ninterval = \"often\"\n"))
+            .expect_err("bad interval");
+        assert_eq!(error.key, "flows.orders");
+        assert!(
+            error
+                .to_string()
+                .starts_with("/etc/koppel/koppel.toml: flows.orders:"),
+            "{error}"
+        );
+
+        let error = load(&format!("{BASE}\n[flows.orders]\nintervall = \"1m\"\n"))
+            .expect_err("unknown key");
+        assert_eq!(error.key, "flows.orders");
+        assert!(
+            error.message.contains("unknown field `intervall`"),
+            "{error}"
+        );
+    }
+}
