@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use koppel_sdk::{ConfigField, ConfigKind, ConnectorError, Result, Settings, Value};
+use koppel_sdk::{
+    ConfigField, ConfigKind, ConnectorError, Result, Settings, TypedKey, Value, ValueType,
+};
 
 /// Whether a web order becomes an open order or is invoiced at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +69,7 @@ impl VatCodes {
             ConnectorError::config(
                 field,
                 format!(
-                    "`{field}` {why}; write it like {{\"21\": 1, \"9\": 2}} or {{\"DE\": {{\"19\": 4}}}}"
+                    "`{field}` {why}; write it like {field} = {{ \"21\" = 1, \"9\" = 2 }} or {field} = {{ DE = {{ \"19\" = 4 }} }}"
                 ),
             )
         };
@@ -350,6 +352,29 @@ fn choice(
     }
 }
 
+/// The keys written as TOML tables in `koppel.toml` (contract 0.1.1); the host passes them
+/// as JSON, which `from_settings` reads as before.
+pub fn types() -> Vec<TypedKey> {
+    vec![
+        TypedKey::new(
+            "vat_codes",
+            ValueType::Table,
+            r#"{ "21" = 1, "9" = 2, DE = { "19" = 4 } }"#,
+        ),
+        TypedKey::new(
+            "turnover_groups",
+            ValueType::Table,
+            "{ NL = 10, DE = 11, BE = 12 }",
+        ),
+        TypedKey::new(
+            "payment_methods",
+            ValueType::Table,
+            r#"{ payment_invoice = "OPREKENING", iDEAL = "IDEAL" }"#,
+        ),
+        TypedKey::new("delivery_methods", ValueType::Table, r#"{ DHL = "POST" }"#),
+    ]
+}
+
 /// The manifest's config schema.
 pub fn schema() -> Vec<ConfigField> {
     use ConfigKind::*;
@@ -446,7 +471,7 @@ pub fn schema() -> Vec<ConfigField> {
             Json,
             false,
             None,
-            "VAT code per tax rate, for every country or per country: {\"21\": 1, \"9\": 2} or {\"DE\": {\"19\": 4}}. Default: the branch's VAT table (getVatGroupList).",
+            "VAT code per tax rate, for every country or per country: a table like { \"21\" = 1, \"9\" = 2, DE = { \"19\" = 4 } }. Default: the branch's VAT table (getVatGroupList).",
         ),
         field(
             "turnover_group",
@@ -462,7 +487,7 @@ pub fn schema() -> Vec<ConfigField> {
             Json,
             false,
             None,
-            "Turnover group per country of the order, overriding `turnover_group`: {\"DE\": 11, \"BE\": 12}.",
+            "Turnover group per country of the order, overriding `turnover_group`: a table like { DE = 11, BE = 12 }.",
         ),
         field(
             "shipping_article",
@@ -486,7 +511,7 @@ pub fn schema() -> Vec<ConfigField> {
             Json,
             false,
             None,
-            "Shop payment method → MplusKASSA payment method code: {\"iDEAL\": \"IDEAL\", \"PayPal\": \"PAYPAL\"}.",
+            "Shop payment method → MplusKASSA payment method code: a table like { iDEAL = \"IDEAL\", PayPal = \"PAYPAL\" }.",
         ),
         field(
             "default_payment_method",
@@ -502,7 +527,7 @@ pub fn schema() -> Vec<ConfigField> {
             Json,
             false,
             None,
-            "Shop shipping method → MplusKASSA delivery method code: {\"DHL\": \"POST\"}.",
+            "Shop shipping method → MplusKASSA delivery method code: a table like { DHL = \"POST\" }.",
         ),
         choice(
             "relation_mode",

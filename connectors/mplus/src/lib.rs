@@ -245,7 +245,7 @@ impl Guest for MplusConnector {
     }
 }
 
-koppel_sdk::export!(MplusConnector);
+koppel_sdk::export!(MplusConnector, config_types = config::types);
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -1,7 +1,17 @@
 //! Reading a connection's config: typed getters whose errors name the key.
+//!
+//! Values arrive as strings (contract rule 2.4): tables and lists as JSON, numbers as
+//! decimal text. [`Settings::get`] gives the string; [`Settings::table`], [`Settings::list`],
+//! [`Settings::number`] and [`Settings::json`] give it typed, and accept the forms a user
+//! wrote before typed config values (JSON text, comma-separated lists) the same way.
 
 use crate::error::Result;
-use crate::{Config, ConnectorError};
+use crate::{Config, ConnectorError, Decimal, TypedKey};
+
+/// For [`crate::export!`] without `config_types`: no key has a type beyond its kind.
+pub fn no_types() -> Vec<TypedKey> {
+    Vec::new()
+}
 
 /// A connection's config as the host passed it (defaults filled, kinds checked).
 #[derive(Clone, Debug, Default)]
@@ -91,6 +101,58 @@ impl Settings {
         }
     }
 
+    /// `name` as a table (a TOML table in `koppel.toml`, passed as a JSON object; JSON text
+    /// written in a string arrives the same), or an empty one when not set.
+    pub fn table(&self, name: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+        match self.get(name) {
+            None => Ok(serde_json::Map::new()),
+            Some(raw) => match serde_json::from_str(raw) {
+                Ok(serde_json::Value::Object(map)) => Ok(map),
+                _ => Err(ConnectorError::config(
+                    name,
+                    format!("`{name}` must be a table, like {name} = {{ key = \"value\" }}"),
+                )),
+            },
+        }
+    }
+
+    /// `name` as a list (a TOML array, passed as a JSON array), or, as lists were written
+    /// before, comma-separated text (`"1,2"`, each item a string). Empty when not set.
+    pub fn list(&self, name: &str) -> Result<Vec<serde_json::Value>> {
+        let Some(raw) = self.get(name) else {
+            return Ok(Vec::new());
+        };
+        if raw.trim_start().starts_with('[') {
+            return serde_json::from_str(raw).map_err(|error| {
+                ConnectorError::config(
+                    name,
+                    format!(
+                        "`{name}` is not a list ({error}); write it like {name} = [\"a\", \"b\"]"
+                    ),
+                )
+            });
+        }
+        Ok(raw
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| serde_json::Value::String(item.to_owned()))
+            .collect())
+    }
+
+    /// `name` as a decimal number (`12.5`, `"12.50"`), or none when not set.
+    pub fn number(&self, name: &str) -> Result<Option<Decimal>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => Decimal::parse(raw.trim()).map(Some).ok_or_else(|| {
+                ConnectorError::config(
+                    name,
+                    format!("`{name}` = {raw:?} is not a number; write it like {name} = 12.5"),
+                )
+            }),
+        }
+    }
+
     /// A URL setting without its trailing slash.
     pub fn base_url(&self, name: &str) -> Result<String> {
         let raw = self.require(name)?.trim();
@@ -128,6 +190,30 @@ mod tests {
         assert_eq!(error.field.as_deref(), Some("port"));
         assert!(error.message.contains("\"x\""), "{}", error.message);
         assert_eq!(s.parse_or::<u16>("missing", 7).ok(), Some(7));
+    }
+
+    #[test]
+    fn typed_values_read_in_the_new_and_the_old_form() {
+        let s = settings(&[
+            ("vat", r#"{"21":1,"DE":{"21":3}}"#),
+            ("branches", "[1,2]"),
+            ("old_branches", "1, 2"),
+            ("rate", "5.50"),
+            ("text", "plain"),
+        ]);
+        let vat = s.table("vat").expect("a table");
+        assert_eq!(vat["21"], 1);
+        assert_eq!(vat["DE"]["21"], 3);
+        assert!(s.table("missing").expect("unset").is_empty());
+        let error = s.table("text").expect_err("not a table");
+        assert_eq!(error.field.as_deref(), Some("text"));
+        assert_eq!(s.list("branches").expect("list"), vec![1, 2]);
+        assert_eq!(s.list("old_branches").expect("list"), vec!["1", "2"]);
+        assert_eq!(
+            s.number("rate").expect("number").map(|d| d.to_string()),
+            Some("5.50".to_owned())
+        );
+        assert!(s.number("text").is_err());
     }
 
     #[test]

@@ -42,18 +42,36 @@ pub mod bindings {
     });
 }
 
-/// Exports a [`Guest`] implementation as the component's connector: `koppel_sdk::export!(MyConnector);`.
+/// Exports a [`Guest`] implementation as the component's connector:
+/// `koppel_sdk::export!(MyConnector);`.
+///
+/// With `config_types = path::to::fn` (a `fn() -> Vec<TypedKey>`), the connector also says
+/// which config keys are tables, lists, numbers or booleans (contract 0.1.1), so users write
+/// them as plain TOML: `koppel_sdk::export!(MyConnector, config_types = config::types);`.
+/// Without it every key takes what its [`ConfigKind`] implies.
 ///
 /// The export exists only when building for `wasm32`: a native build of the same crate (its
 /// unit tests, or `cargo test --workspace`) links as a plain library, because the component's
-/// export names (`koppel:connector/connector@0.1.0#read`) are not valid native symbol names.
+/// export names (`koppel:connector/connector@0.1.1#read`) are not valid native symbol names.
 #[macro_export]
 macro_rules! export {
     ($connector:ident) => {
+        $crate::export!($connector, config_types = $crate::config::no_types);
+    };
+    ($connector:ident, config_types = $types:path) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            impl $crate::bindings::exports::koppel::connector::config_types::Guest for $connector {
+                fn config_types() -> ::std::vec::Vec<$crate::TypedKey> {
+                    $types()
+                }
+            }
+        };
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::export_component!($connector);
     };
 }
+pub use bindings::exports::koppel::connector::config_types::{TypedKey, ValueType};
 pub use bindings::exports::koppel::connector::connector::{
     Config, Found, Guest, OutcomeStatus, Page, WriteOptions, WriteOutcome,
 };
@@ -67,6 +85,18 @@ pub use bindings::koppel::connector::types::{
 };
 pub use config::Settings;
 pub use error::Result;
+
+impl TypedKey {
+    /// `name` takes values of `type_`; `example` is one as written in `koppel.toml` after
+    /// `name =` (`{ "21" = 1, DE = { "21" = 3 } }`).
+    pub fn new(name: &str, type_: ValueType, example: &str) -> Self {
+        TypedKey {
+            name: name.to_owned(),
+            type_,
+            example: example.to_owned(),
+        }
+    }
+}
 
 impl WriteOutcome {
     fn with(key: &str, status: OutcomeStatus, target_id: Option<String>) -> Self {

@@ -394,6 +394,7 @@ impl Suite {
 
     fn manifest_checks(&mut self) {
         let manifest = self.connector.manifest().clone();
+        let types = self.connector.config_types().to_vec();
         match validate_manifest(&manifest) {
             Ok(()) => self.add(
                 "1.1",
@@ -426,7 +427,7 @@ impl Suite {
             {
                 let mut one = BTreeMap::new();
                 one.insert(field.name.clone(), default.clone());
-                let check = crate::runtime::config::validate(&manifest, &one);
+                let check = crate::runtime::config::validate(&manifest, &types, &one);
                 if let Err(e) = check
                     && let Some(p) = e.problems.iter().find(|p| p.key == field.name)
                 {
@@ -443,6 +444,27 @@ impl Suite {
                     "`{}` sounds secret but is of kind {}: make it `secret` so it is never shown",
                     field.name,
                     field.kind.name()
+                ));
+            }
+        }
+        // Each typed key's example must be a value of its type (it is shown to users who
+        // wrote the wrong type).
+        for typed in &types {
+            let example =
+                toml::from_str::<toml::Table>(&format!("{} = {}", typed.name, typed.example));
+            let converted = example
+                .as_ref()
+                .map_err(ToString::to_string)
+                .and_then(|table| {
+                    crate::runtime::config::from_toml(&manifest, &types, table)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(error) = converted {
+                problems.push(format!(
+                    "the example of `{}` ({}) is not a {}: {error}",
+                    typed.name,
+                    typed.example,
+                    typed.type_.name()
                 ));
             }
         }

@@ -106,8 +106,19 @@ pub(super) async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let connector = load(&runtime, &args.connector).await?;
     let manifest = connector.manifest();
+    let types = connector.config_types();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(manifest)?);
+        // The manifest as the connector gives it, and each key's type beside it.
+        let mut shown = serde_json::to_value(manifest)?;
+        if let Some(fields) = shown.get_mut("config").and_then(|c| c.as_array_mut()) {
+            for (field, shown) in manifest.config.iter().zip(fields) {
+                shown["type"] = crate::runtime::config::type_name(field, types).into();
+                if let Some(typed) = types.iter().find(|t| t.name == field.name) {
+                    shown["example"] = format!("{} = {}", field.name, typed.example).into();
+                }
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(());
     }
     println!("{} {} ({})", manifest.name, manifest.version, manifest.id);
@@ -130,7 +141,16 @@ pub(super) async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     println!("\nconfig:");
     for field in &manifest.config {
         let mut notes = Vec::new();
-        notes.push(field.kind.name().to_owned());
+        notes.push(crate::runtime::config::type_name(field, types).to_owned());
+        // A declared type stands for the kind; a kind that means more (secret) is kept.
+        if types.iter().any(|t| t.name == field.name)
+            && !matches!(
+                field.kind,
+                ConfigKind::Text | ConfigKind::Json | ConfigKind::Integer | ConfigKind::Boolean
+            )
+        {
+            notes.push(field.kind.name().to_owned());
+        }
         if field.required {
             notes.push("required".into());
         }
@@ -153,25 +173,50 @@ pub(super) async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         if !field.description.is_empty() {
             println!("  {:<24} {}", "", field.description);
         }
+        if let Some(typed) = types.iter().find(|t| t.name == field.name) {
+            println!("  {:<24} e.g. {} = {}", "", field.name, typed.example);
+        }
     }
     println!("\nmay connect to: {}", manifest.outbound_hosts.join(", "));
     Ok(())
 }
 
 /// Reads a flat TOML config file; `{ env = "NAME" }` takes the value from the environment.
-pub fn read_config_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+pub fn read_config_file(path: &Path) -> anyhow::Result<toml::Table> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let table: toml::Table =
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
-    crate::config::config_values(&table)
+    crate::config::resolve_table(&table)
         .map_err(|(key, m)| anyhow::anyhow!("{}: `{key}` {m}", path.display()))
+}
+
+/// A config file's values as `connector` receives them; a value in its old form is read
+/// with a warning on stderr naming the TOML form.
+fn guest_config(
+    connector: &Connector,
+    path: &Path,
+    table: &toml::Table,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let guest = connector
+        .config_from_toml(table)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for warning in &guest.warnings {
+        eprintln!(
+            "warning: {}: `{}`: {}",
+            path.display(),
+            warning.key,
+            warning.message
+        );
+    }
+    Ok(guest.values)
 }
 
 pub(super) async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let connector = load(&runtime, &args.connector).await?;
-    let config = read_config_file(&args.config)?;
+    let table = read_config_file(&args.config)?;
+    let config = guest_config(&connector, &args.config, &table)?;
     let connection = connector.connect(ConnectionSpec::new("cli", "check", config))?;
     let hosts: Vec<String> = connection
         .allow_list()
@@ -214,7 +259,7 @@ pub(super) async fn test(args: TestArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let connector = load(&runtime, &args.connector).await?;
     let mut config = match &args.config {
-        Some(path) => read_config_file(path)?,
+        Some(path) => guest_config(&connector, path, &read_config_file(path)?)?,
         None => BTreeMap::new(),
     };
     // Kept alive until the suite is done.

@@ -79,10 +79,22 @@ base_url = "{till_url}"
 ident = "{ident}"
 secret = "{secret}"
 branch_number = 1
-vat_codes = '{{"21": 1, "9": 2, "0": 3}}'
-turnover_groups = '{{"NL": 10, "BE": 10, "DE": 10}}'
-payment_methods = '{{"payment_invoice": "OPREKENING", "Invoice": "OPREKENING", "payment_prepayment": "IDEAL", "Paid in advance": "IDEAL", "payment_debitpayment": "PIN", "Direct Debit": "PIN", "payment_cashpayment": "CONTANT", "Cash on delivery": "CONTANT"}}'
 default_payment_method = "IDEAL"
+# VAT code per tax rate (for every country here; per country: DE = {{ "19" = 4 }}).
+vat_codes = {{ "21" = 1, "9" = 2, "0" = 3 }}
+# Revenue (turnover) group per country of the order.
+turnover_groups = {{ NL = 10, BE = 10, DE = 10 }}
+
+# Shop payment method (technical name on 6.6, name before) → MplusKASSA payment method.
+[connections.till.config.payment_methods]
+payment_invoice = "OPREKENING"
+Invoice = "OPREKENING"
+payment_prepayment = "IDEAL"
+"Paid in advance" = "IDEAL"
+payment_debitpayment = "PIN"
+"Direct Debit" = "PIN"
+payment_cashpayment = "CONTANT"
+"Cash on delivery" = "CONTANT"
 
 [connections.shop]
 connector = "shopware"

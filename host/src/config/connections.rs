@@ -1,8 +1,8 @@
 //! `[connections.<name>]`: which connector a connection uses, its config, and the limits of
-//! its sandbox. The config is only read here (values from the environment resolved); the
-//! runtime checks it against the connector's manifest.
+//! its sandbox. The config is only read here (values from the environment resolved, tables
+//! and lists kept as written); the runtime checks it against the connector's manifest and
+//! the types of its keys.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -37,8 +37,8 @@ pub struct ConnectionLimits {
 #[derive(Clone)]
 pub struct Connection {
     pub connector: String,
-    /// The config as the connector receives it, values from the environment resolved.
-    pub config: BTreeMap<String, String>,
+    /// The config as written, values from the environment resolved.
+    pub config: toml::Table,
     pub limits: ConnectionLimits,
 }
 
@@ -63,7 +63,7 @@ pub(super) struct KeyProblem {
 impl ConnectionFile {
     /// Reads the config values and checks the limits.
     pub(super) fn check(&self) -> Result<Connection, KeyProblem> {
-        let config = config_values(&self.config).map_err(|(key, message)| KeyProblem {
+        let config = resolve_table(&self.config).map_err(|(key, message)| KeyProblem {
             key: format!("config.{key}"),
             message,
         })?;
@@ -91,26 +91,14 @@ impl ConnectionFile {
     }
 }
 
-/// One config value as the connector receives it; `{ env = "NAME" }` reads the environment.
-pub fn value_text(value: &toml::Value) -> Result<String, String> {
-    match resolve_env(value)? {
-        toml::Value::String(s) => Ok(s),
-        toml::Value::Integer(i) => Ok(i.to_string()),
-        toml::Value::Boolean(b) => Ok(b.to_string()),
-        toml::Value::Float(_) => Err("write numbers with decimals as text (\"12.50\")".into()),
-        toml::Value::Table(_) => Err("a table here must be { env = \"VARIABLE\" }".into()),
-        toml::Value::Array(items) => Ok(serde_json::to_string(&items).unwrap_or_default()),
-        toml::Value::Datetime(d) => Ok(d.to_string()),
-    }
-}
-
-/// A connection's config table as the connector receives it; a problem names its key.
-pub fn config_values(table: &toml::Table) -> Result<BTreeMap<String, String>, (String, String)> {
+/// A config table with every `{ env = "NAME" }` value read from the environment; a problem
+/// names its key.
+pub fn resolve_table(table: &toml::Table) -> Result<toml::Table, (String, String)> {
     table
         .iter()
         .map(|(key, value)| {
-            value_text(value)
-                .map(|text| (key.clone(), text))
+            resolve_env(value)
+                .map(|value| (key.clone(), value))
                 .map_err(|message| (key.clone(), message))
         })
         .collect()

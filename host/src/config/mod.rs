@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use connections::{Connection, ConnectionFile, ConnectionLimits, config_values, value_text};
+pub use connections::{Connection, ConnectionFile, ConnectionLimits, resolve_table};
 pub use duration::parse_duration;
 pub use notify::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 pub use secret::{Secret, env_name, resolve_env, scalar_text};
@@ -186,8 +186,8 @@ mod tests {
         )
         .expect("valid");
         let till = &config.connections["till"];
-        assert_eq!(till.config["secret"], "s3");
-        assert_eq!(till.config["branch_number"], "2");
+        assert_eq!(till.config["secret"].as_str(), Some("s3"));
+        assert_eq!(till.config["branch_number"].as_integer(), Some(2));
         assert_eq!(till.limits.memory_bytes, Some(32 << 20));
         assert_eq!(
             till.limits.call_timeout,

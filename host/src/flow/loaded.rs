@@ -62,15 +62,30 @@ impl Loaded {
                 .await
                 .map_err(|e| config.error(format!("{key}.connector"), format!("{e:#}")))?;
             // Check the config now, so a typo stops the start, not the first run.
-            let checked = crate::runtime::config::validate(loaded.manifest(), &connection.config)
-                .map_err(|problems| {
+            let at_first = |problems: crate::runtime::ConfigError| {
                 let first = problems
                     .problems
                     .first()
                     .map(|p| p.key.clone())
                     .unwrap_or_default();
                 config.error(format!("{key}.config.{first}"), problems.to_string())
-            })?;
+            };
+            let guest = loaded
+                .config_from_toml(&connection.config)
+                .map_err(at_first)?;
+            for warning in &guest.warnings {
+                tracing::warn!(
+                    file = %self.path.display(),
+                    key = %format!("{key}.config.{}", warning.key),
+                    "{}", warning.message
+                );
+            }
+            let checked = crate::runtime::config::validate(
+                loaded.manifest(),
+                loaded.config_types(),
+                &guest.values,
+            )
+            .map_err(at_first)?;
             let shown = serde_json::to_string(&checked.redacted()).unwrap_or_default();
             store
                 .save_connection(&config.tenant, name, loaded.id(), &shown)
@@ -80,7 +95,7 @@ impl Loaded {
                 name.clone(),
                 ConnectionSetup {
                     connector: Arc::clone(&loaded),
-                    config: connection.config.clone(),
+                    config: guest.values,
                     limits: Limits::from_section(&connection.limits),
                 },
             );

@@ -1,8 +1,10 @@
 //! Host-side bindings generated from `wit/`: the canonical records, the manifest, and the
-//! typed exports of a connector.
+//! typed exports of a connector. The world bound is `connector-core`, what every connector
+//! has (0.1.0 and later); `config-types` (0.1.1), which older components lack, is bound on
+//! its own in [`typed`] and looked up per component.
 
 wasmtime::component::bindgen!({
-    world: "connector-world",
+    world: "connector-core",
     path: "../wit",
     imports: { default: async },
     exports: { default: async },
@@ -21,6 +23,38 @@ pub use self::koppel::connector::types::{
 pub use exports::koppel::connector::connector::{
     Found, OutcomeStatus, Page, WriteOptions, WriteOutcome,
 };
+pub use typed::exports::koppel::connector::config_types::{TypedKey, ValueType};
+
+/// The `config-types` export (contract 0.1.1), bound apart from [`ConnectorCore`] so that a
+/// component without it still loads. The shared interfaces are the ones above.
+pub mod typed {
+    wasmtime::component::bindgen!({
+        world: "connector-world",
+        path: "../wit",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "koppel:connector/types": super::koppel::connector::types,
+            "koppel:connector/manifest-types": super::koppel::connector::manifest_types,
+            "koppel:connector/host": super::koppel::connector::host,
+        },
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
+
+impl ValueType {
+    /// The type's name in the contract (`table`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Text => "text",
+            ValueType::Integer => "integer",
+            ValueType::Number => "number",
+            ValueType::Boolean => "boolean",
+            ValueType::List => "list",
+            ValueType::Table => "table",
+        }
+    }
+}
 
 // Flags get no serde derive from bindgen: (de)serialise them as a list of names.
 impl serde::Serialize for StreamAccess {

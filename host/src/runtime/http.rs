@@ -411,7 +411,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        super::super::config::validate(&manifest, &raw).expect("valid")
+        super::super::config::validate(&manifest, &[], &raw).expect("valid")
     }
 
     fn url(s: &str) -> url::Url {

@@ -38,7 +38,12 @@ const ALLOWED: &[(&str, &str)] = &[
 ];
 
 /// The version of the koppel contract this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.1";
+
+/// The contract versions a component may be built against: 0.1.1 added `config-types` and
+/// changed nothing else, so a 0.1.0 component's imports are satisfied by 0.1.1's (wasmtime
+/// matches `@0.1.0` to `@0.1.1` by semver).
+pub const CONTRACT_VERSIONS: &[&str] = &["0.1.0", "0.1.1"];
 
 /// Why one import is outside the contract, for the error message.
 fn refusal(name: &str) -> Option<String> {
@@ -65,10 +70,11 @@ fn refusal(name: &str) -> Option<String> {
         return Some(format!("`{name}`: {why}"));
     }
     match (package, version) {
-        ("koppel:connector", Some(v)) if v == CONTRACT_VERSION => None,
+        ("koppel:connector", Some(v)) if CONTRACT_VERSIONS.contains(&v) => None,
         ("koppel:connector", v) => Some(format!(
-            "`{name}`: built for contract version {}, this host implements {CONTRACT_VERSION}",
-            v.unwrap_or("(none)")
+            "`{name}`: built for contract version {}, this host implements {CONTRACT_VERSION} (and loads {})",
+            v.unwrap_or("(none)"),
+            CONTRACT_VERSIONS.join(", ")
         )),
         (_, Some(v)) if v.starts_with("0.2.") => None,
         _ => Some(format!(
@@ -104,6 +110,8 @@ mod tests {
             check([
                 "koppel:connector/host@0.1.0",
                 "koppel:connector/types@0.1.0",
+                "koppel:connector/host@0.1.1",
+                "koppel:connector/types@0.1.1",
                 "wasi:cli/environment@0.2.0",
                 "wasi:io/streams@0.2.6",
                 "wasi:filesystem/preopens@0.2.6",
@@ -138,6 +146,11 @@ mod tests {
             check(["koppel:connector/host@0.2.0"])
                 .expect_err("version")
                 .contains("contract version 0.2.0")
+        );
+        assert!(
+            check(["koppel:connector/host@0.1.2"])
+                .expect_err("a later 0.1 release may need what this host lacks")
+                .contains("this host implements 0.1.1 (and loads 0.1.0, 0.1.1)")
         );
         assert!(check(["wasi:cli/stdout@0.3.0"]).is_err());
         assert!(check(["bare-function"]).is_err());

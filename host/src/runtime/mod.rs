@@ -42,7 +42,8 @@ pub use engine::EngineOptions;
 pub use kv::{KvStore, MemoryKv};
 pub use limits::Limits;
 
-use bindings::{ConnectorWorld, ConnectorWorldPre, Found};
+use bindings::typed::exports::koppel::connector::config_types::GuestIndices as ConfigTypesIndices;
+use bindings::{ConnectorCore, ConnectorCoreIndices, Found, TypedKey};
 use guest_io::GuestOutput;
 use http::AllowList;
 use redact::Redactor;
@@ -169,7 +170,7 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        ConnectorWorld::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+        ConnectorCore::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         // rustls needs one process-wide crypto provider; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -226,24 +227,31 @@ impl Runtime {
                 "it needs something the host does not provide: {e:#}"
             ))
         })?;
-        let pre = ConnectorWorldPre::new(pre).map_err(|e| {
+        let indices = ConnectorCoreIndices::new(&pre).map_err(|e| {
             invalid(format!(
                 "it does not export the koppel connector interface: {e:#}"
             ))
         })?;
+        // Contract 0.1.1; a component built against 0.1.0 has no `config-types`.
+        let types_indices = ConfigTypesIndices::new(&pre).ok();
         let mut connector = Connector {
             runtime: self.inner.clone(),
             pre,
+            indices,
+            types_indices,
             manifest: empty_manifest(),
+            config_types: Vec::new(),
             hash,
             size: wasm.len(),
         };
-        let manifest = connector
+        let (manifest, types) = connector
             .read_manifest()
             .await
             .map_err(|e| invalid(format!("its manifest cannot be read: {e}")))?;
         validate_manifest(&manifest).map_err(invalid)?;
+        config::validate_types(&manifest, &types).map_err(invalid)?;
         connector.manifest = manifest;
+        connector.config_types = types;
         Ok(Arc::new(connector))
     }
 
@@ -317,8 +325,12 @@ pub fn validate_manifest(manifest: &Manifest) -> Result<(), String> {
 /// A loaded connector: compiled, linked, pre-instantiated, with its manifest.
 pub struct Connector {
     runtime: Arc<RuntimeInner>,
-    pre: ConnectorWorldPre<HostState>,
+    pre: wasmtime::component::InstancePre<HostState>,
+    indices: ConnectorCoreIndices,
+    /// None: the component exports no `config-types` (built against contract 0.1.0).
+    types_indices: Option<ConfigTypesIndices>,
     manifest: Manifest,
+    config_types: Vec<TypedKey>,
     hash: String,
     size: usize,
 }
@@ -366,6 +378,26 @@ impl Connector {
         &self.manifest.id
     }
 
+    /// The types of its config keys beyond their kinds (`config-types`, contract 0.1.1);
+    /// empty for a component built against 0.1.0.
+    pub fn config_types(&self) -> &[TypedKey] {
+        &self.config_types
+    }
+
+    /// Whether the component exports `config-types` (built against contract 0.1.1 or later).
+    pub fn has_config_types(&self) -> bool {
+        self.types_indices.is_some()
+    }
+
+    /// A config as written in `koppel.toml` (values from the environment read), converted to
+    /// what the connector receives, each value checked against its key's type.
+    pub fn config_from_toml(
+        &self,
+        table: &toml::Table,
+    ) -> Result<config::GuestConfig, ConfigError> {
+        config::from_toml(&self.manifest, &self.config_types, table)
+    }
+
     /// SHA-256 of the component.
     pub fn hash(&self) -> &str {
         &self.hash
@@ -378,7 +410,7 @@ impl Connector {
 
     /// A connection of this connector: the config checked, the allow-list built.
     pub fn connect(self: &Arc<Self>, spec: ConnectionSpec) -> Result<Connection, ConfigError> {
-        let config = config::validate(&self.manifest, &spec.config)?;
+        let config = config::validate(&self.manifest, &self.config_types, &spec.config)?;
         let allow = AllowList::from_templates(&self.manifest.outbound_hosts, &config);
         let redactor = Redactor::new(config.secret_values());
         let ctx = Arc::new(CallContext {
@@ -399,7 +431,7 @@ impl Connector {
         })
     }
 
-    async fn read_manifest(&self) -> Result<Manifest, CallError> {
+    async fn read_manifest(&self) -> Result<(Manifest, Vec<TypedKey>), CallError> {
         let ctx = Arc::new(CallContext {
             tenant: String::new(),
             connection: String::from("(manifest)"),
@@ -415,7 +447,12 @@ impl Connector {
             client: self.runtime.client.clone(),
         });
         let mut session = Session::start(self, ctx).await?;
-        session.manifest().await
+        let manifest = session.manifest().await?;
+        let types = match &self.types_indices {
+            Some(indices) => session.config_types(indices).await?,
+            None => Vec::new(),
+        };
+        Ok((manifest, types))
     }
 }
 
@@ -664,7 +701,8 @@ impl bindings::koppel::connector::host::Host for HostState {
 pub struct Session {
     /// None once the instance failed: a trapped store is never entered again.
     store: Option<Store<HostState>>,
-    bindings: ConnectorWorld,
+    instance: wasmtime::component::Instance,
+    bindings: ConnectorCore,
     ctx: Arc<CallContext>,
     stderr: GuestOutput,
     dead: Option<String>,
@@ -707,10 +745,16 @@ impl Session {
         });
         store.set_epoch_deadline(YIELD_TICKS);
         let limit = ctx.limits.call_timeout;
-        let instantiated =
-            tokio::time::timeout(limit, connector.pre.instantiate_async(&mut store)).await;
-        let bindings = match instantiated {
-            Ok(Ok(bindings)) => bindings,
+        let instantiate = async {
+            let instance = connector.pre.instantiate_async(&mut store).await?;
+            connector
+                .indices
+                .load(&mut store, &instance)
+                .map(|bindings| (instance, bindings))
+        };
+        let instantiated = tokio::time::timeout(limit, instantiate).await;
+        let (instance, bindings) = match instantiated {
+            Ok(Ok(instantiated)) => instantiated,
             Ok(Err(_)) if store.data().limiter.exceeded => {
                 return Err(CallError::Memory {
                     connector: ctx.connector.clone(),
@@ -741,6 +785,7 @@ impl Session {
         };
         Ok(Session {
             store: Some(store),
+            instance,
             bindings,
             ctx,
             stderr,
@@ -751,7 +796,7 @@ impl Session {
 
     /// Before a call: refuse when dead, arm the deadlines. Gives the store, the exports and
     /// the call's time limit.
-    fn arm(&mut self) -> Result<(&mut Store<HostState>, &ConnectorWorld, Duration), CallError> {
+    fn arm(&mut self) -> Result<(&mut Store<HostState>, &ConnectorCore, Duration), CallError> {
         let Session {
             store,
             bindings,
@@ -862,6 +907,20 @@ impl Session {
         let call = bindings.koppel_connector_connector().call_manifest(store);
         let outcome = tokio::time::timeout(limit, call).await;
         self.settle("manifest", limit, outcome)
+    }
+
+    async fn config_types(
+        &mut self,
+        indices: &ConfigTypesIndices,
+    ) -> Result<Vec<TypedKey>, CallError> {
+        let instance = self.instance;
+        let (store, _, limit) = self.arm()?;
+        let call = async {
+            let guest = indices.load(&mut *store, &instance)?;
+            guest.call_config_types(&mut *store).await
+        };
+        let outcome = tokio::time::timeout(limit, call).await;
+        self.settle("config-types", limit, outcome)
     }
 
     /// Runs the connector's `check` with this config (no `configure` needed).

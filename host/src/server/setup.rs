@@ -3,14 +3,13 @@
 //! asks which flows to enable and where alerts go, and writes `koppel.toml`. Input and output
 //! are passed in, so it runs the same in a terminal and in tests.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::parse_duration;
 use crate::flow::definition::{DEFAULT_FLOWS, default_flow};
-use crate::runtime::bindings::ConfigKind;
+use crate::runtime::bindings::{ConfigKind, ValueType};
 use crate::runtime::{ConnectionSpec, Connector, Runtime};
 
 /// Why the wizard stopped.
@@ -75,9 +74,8 @@ impl<R: BufRead, W: Write> Prompt<R, W> {
     }
 }
 
-/// A connection as the wizard collected it: values for the check, TOML for the file.
+/// A connection as the wizard collected it: TOML for the file.
 struct Collected {
-    values: BTreeMap<String, String>,
     table: toml::Table,
 }
 
@@ -87,10 +85,13 @@ async fn collect<R: BufRead, W: Write>(
     name: &str,
     connector: &Arc<Connector>,
 ) -> Result<Collected, SetupError> {
+    let types = connector.config_types();
     loop {
-        let mut values = BTreeMap::new();
+        // `check` is `table` with the values of environment variables, for the test.
+        let mut check = toml::Table::new();
         let mut table = toml::Table::new();
         for field in &connector.manifest().config {
+            let ty = crate::runtime::config::value_type(field, types);
             let default = field
                 .default
                 .as_ref()
@@ -105,6 +106,15 @@ async fn collect<R: BufRead, W: Write>(
             if field.kind == ConfigKind::Secret {
                 question.push_str(" (secret; or env:VARIABLE to read it from the environment)");
             }
+            if matches!(ty, Some(ValueType::List | ValueType::Table) | None) {
+                let example = types
+                    .iter()
+                    .find(|t| t.name == field.name)
+                    .map_or("{ key = \"value\" }", |t| t.example.as_str());
+                question.push_str(&format!(
+                    " (as TOML on one line, like {example}; empty: none)"
+                ));
+            }
             let answer = p.ask(&question, default.as_deref())?;
             if answer.is_empty() || Some(&answer) == default.as_ref() {
                 continue;
@@ -116,7 +126,7 @@ async fn collect<R: BufRead, W: Write>(
                 table.insert(field.name.clone(), toml::Value::Table(env));
                 match std::env::var(var) {
                     Ok(value) => {
-                        values.insert(field.name.clone(), value);
+                        check.insert(field.name.clone(), toml::Value::String(value));
                     }
                     Err(_) => p.say(&format!(
                         "  (the environment variable {var} is not set now; set it before `koppel run`)"
@@ -134,32 +144,44 @@ async fn collect<R: BufRead, W: Write>(
                     "false" | "no" | "n" => toml::Value::Boolean(false),
                     _ => toml::Value::String(answer.clone()),
                 },
-                _ => toml::Value::String(answer.clone()),
+                _ => match ty {
+                    // A table, a list or a number as TOML; what does not parse stays text,
+                    // and the check below names the type it should have.
+                    Some(ValueType::List | ValueType::Table | ValueType::Number) | None => {
+                        toml::from_str::<toml::Table>(&format!("value = {answer}"))
+                            .ok()
+                            .and_then(|mut t| t.remove("value"))
+                            .unwrap_or_else(|| toml::Value::String(answer.clone()))
+                    }
+                    _ => toml::Value::String(answer.clone()),
+                },
             };
-            values.insert(field.name.clone(), answer);
+            check.insert(field.name.clone(), value.clone());
             table.insert(field.name.clone(), value);
         }
-        let spec = ConnectionSpec::new(tenant, name, values.clone());
-        let outcome = match connector.connect(spec) {
-            Ok(connection) => {
-                p.say("  Testing the connection…")?;
-                connection
-                    .check()
-                    .await
-                    .map_err(|e| connection.redact(&e.to_string()))
-            }
+        let outcome = match connector.config_from_toml(&check) {
             Err(error) => Err(error.to_string()),
+            Ok(guest) => match connector.connect(ConnectionSpec::new(tenant, name, guest.values)) {
+                Ok(connection) => {
+                    p.say("  Testing the connection…")?;
+                    connection
+                        .check()
+                        .await
+                        .map_err(|e| connection.redact(&e.to_string()))
+                }
+                Err(error) => Err(error.to_string()),
+            },
         };
         match outcome {
             Ok(()) => {
                 p.say("  The connection works.")?;
-                return Ok(Collected { values, table });
+                return Ok(Collected { table });
             }
             Err(error) => {
                 p.say(&format!("  The connection test failed: {error}"))?;
                 if !p.yes("  Enter the values again?", true)? {
                     p.say("  Kept as entered; fix it in koppel.toml later.")?;
-                    return Ok(Collected { values, table });
+                    return Ok(Collected { table });
                 }
             }
         }
@@ -200,7 +222,6 @@ where
                     message: format!("{e:#}"),
                 })?;
         let collected = collect(&mut p, &tenant, name, &connector).await?;
-        let _ = collected.values;
         let mut connection = toml::Table::new();
         connection.insert("connector".into(), toml::Value::String((*id).to_owned()));
         connection.insert("config".into(), toml::Value::Table(collected.table));
