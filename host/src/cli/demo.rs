@@ -4,9 +4,12 @@
 //! and the flows run again. It prints what moved where, and what was skipped and why.
 //!
 //! [`run`] does the demo into a folder and hands back both simulators still running with
-//! the state it left (the dashboard's browser test starts from there).
+//! the state it left (the dashboard's browser test starts from there). With `--serve` the
+//! command then places one order that fails and keeps the dashboard open, the flows running
+//! on their intervals as under `koppel run`, until Ctrl-C.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -15,11 +18,14 @@ use koppel_sim_shopware::{
     OrderCustomer, OrderLine, ShopwareOptions, ShopwareSimulator, StorefrontOrder, Version,
 };
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::DemoArgs;
 use super::progress::{reporter, summary_text};
+use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, Loaded, RunOptions, RunSummary, run_flow};
 use crate::runtime::{Runtime, RuntimeOptions};
+use crate::server::FlowControl;
 use crate::store::{ActivityWriter, RunStatus, Store};
 
 /// Everything the demo did, for `--json`.
@@ -187,13 +193,16 @@ pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("koppel-demo-{}", std::process::id())),
     };
-    let finished = run(Options {
+    let mut finished = run(Options {
         dir,
         products: args.products,
         quiet: args.json,
         cache_dir: RuntimeOptions::default().cache_dir,
     })
     .await?;
+    if args.serve {
+        order_that_fails(&mut finished, args.json).await?;
+    }
     let report = &finished.report;
     if args.json {
         println!("{}", serde_json::to_string_pretty(report)?);
@@ -213,8 +222,118 @@ pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             finished.loaded.path.display()
         );
     }
+    if args.serve {
+        return serve(finished, args.listen.as_deref().unwrap_or("127.0.0.1:8080")).await;
+    }
     finished.env.activity.flush().await;
     finished.env.store.close().await;
+    Ok(())
+}
+
+/// An article the demo's till does not have.
+const UNKNOWN_ARTICLE: &str = "990001";
+
+/// A paid order for an article the shop has and the till does not: the orders flow fails it
+/// alone, with the reason, and it waits in the failed queue.
+async fn order_that_fails(finished: &mut Finished, quiet: bool) -> anyhow::Result<()> {
+    let shop = &finished.shop;
+    let customer = OrderCustomer::private("noor@example.nl", "Noor", "Visser", "NL");
+    // The article is entered in the shop by hand (the first order creates it), at 21% VAT.
+    shop.place_order(&StorefrontOrder {
+        create_missing_products: true,
+        ..StorefrontOrder::new(customer.clone(), vec![OrderLine::new(UNKNOWN_ARTICLE, 1)])
+    })?;
+    let tax_21 = shop
+        .products()
+        .iter()
+        .filter_map(|p| p.get("taxId").and_then(|t| t.as_str()).map(str::to_owned))
+        .find(|id| {
+            shop.entity("tax", id, serde_json::json!({}))
+                .and_then(|t| t.get("taxRate").and_then(serde_json::Value::as_f64))
+                == Some(21.0)
+        })
+        .context("the demo shop has a product at 21% VAT")?;
+    shop.edit_product_field(UNKNOWN_ARTICLE, "taxId", serde_json::json!(tax_21))
+        .map_err(|e| anyhow::anyhow!("setting the article's tax: {e}"))?;
+    let placed = shop.place_order(&StorefrontOrder {
+        paid: true,
+        payment_method: "payment_prepayment".into(),
+        ..StorefrontOrder::new(customer, vec![OrderLine::new(UNKNOWN_ARTICLE, 1)])
+    })?;
+    let flow = finished
+        .loaded
+        .flow("orders")
+        .context("the demo enables flow `orders`")?;
+    if !quiet {
+        println!(
+            "
+8. Orders once more: order {} is for article {UNKNOWN_ARTICLE}, which the shop sells and the till does not know. It fails alone, with the reason, and waits in the failed queue.",
+            placed.order_number
+        );
+    }
+    let options = RunOptions {
+        trigger: "demo".into(),
+        progress: reporter(quiet),
+        ..RunOptions::default()
+    };
+    let summary = run_flow(&finished.env, flow, &options).await?;
+    if !quiet {
+        println!("{}", indent(&summary_text(&summary)));
+    }
+    if summary.counts.failed != 1 {
+        bail!(
+            "the demo's order {} should have failed alone: {}",
+            placed.order_number,
+            summary_text(&summary)
+        );
+    }
+    finished.report.orders_in_shop = finished.shop.orders().len();
+    finished.report.runs.push(summary);
+    Ok(())
+}
+
+/// Keeps the dashboard open on the demo's state, the flows running on their intervals (as
+/// `koppel run`), until Ctrl-C or SIGTERM.
+async fn serve(mut finished: Finished, listen: &str) -> anyhow::Result<()> {
+    finished.loaded.config.server.listen = Some(listen.to_owned());
+    let cancel = CancellationToken::new();
+    let scheduler = Arc::new(Scheduler::start(
+        finished.env.clone(),
+        finished.loaded.flows.clone(),
+        cancel.clone(),
+        None,
+    ));
+    let control: Arc<dyn FlowControl> = scheduler.clone();
+    let server = crate::server::start(
+        &finished.loaded,
+        finished.env.clone(),
+        Some(control),
+        scheduler.subscribe(),
+        cancel.clone(),
+    )
+    .await?;
+    // The demo's state database is new, so the server made a token for it.
+    let token = server
+        .generated_token
+        .clone()
+        .context("the demo's new state database should get a new dashboard token")?;
+    println!(
+        "
+Dashboard: http://{}/ (token {token})
+Log in with the token to see every run, every record with what was read and written side by side, the HTTP exchanges, and the failed order in Failed. The flows keep running on their intervals against the simulators. Ctrl-C stops it.",
+        server.addr
+    );
+    super::flows::shutdown_signal().await;
+    println!("Stopping…");
+    cancel.cancel();
+    server.wait().await;
+    match Arc::into_inner(scheduler) {
+        Some(scheduler) => scheduler.stop().await,
+        None => tracing::warn!("The schedule is still shared; its runs stop on their own."),
+    }
+    finished.env.activity.flush().await;
+    finished.env.store.close().await;
+    println!("Stopped.");
     Ok(())
 }
 

@@ -144,7 +144,8 @@ fn humantime_days(keep: std::time::Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub(super) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =

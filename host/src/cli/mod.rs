@@ -24,7 +24,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Shows the whole job on this machine: simulated till and shop, all four flows, then
-    /// changes and a second round. Needs nothing but this binary.
+    /// changes and a second round. Needs nothing but this binary. With --serve the
+    /// dashboard stays open to look at every record that moved.
     Demo(DemoArgs),
     /// Sets koppel up: asks for each system's details, tests each connection, chooses the
     /// flows and where alerts go, and writes koppel.toml.
@@ -229,6 +230,13 @@ pub struct DemoArgs {
     /// Print what happened as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Keep the dashboard open afterwards (with one order that fails, for the failed queue),
+    /// the flows running on their intervals; prints its address and a token. Ctrl-C stops it.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where the dashboard listens with --serve (default 127.0.0.1:8080; port 0: any free one).
+    #[arg(long, value_name = "ADDR", requires = "serve")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
