@@ -270,3 +270,74 @@ async fn the_example_configuration_is_valid_for_its_connectors() {
         r#"{"shipping_express":"EXPRESS","shipping_standard":"POST"}"#
     );
 }
+
+#[tokio::test]
+async fn the_setup_wizard_asks_for_tables_as_toml_and_writes_them_as_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("koppel.toml");
+    let answers = [
+        "typed",                   // tenant
+        "till one",                // till: label
+        "3",                       // till: count
+        r#"{ a = 1, b = ["x"] }"#, // till: mapping, as TOML
+        "",                        // shop: label
+        "",                        // shop: count
+        r#"{"c": 2}"#,             // shop: mapping, as JSON text (the old form)
+        "n",                       // products
+        "n",                       // stock
+        "n",                       // orders
+        "n",                       // order-status
+        "",                        // listen
+        "",                        // no webhook
+        "",                        // no e-mail
+    ]
+    .join("\n")
+        + "\n";
+    let mut output = Vec::new();
+    koppel::server::setup::init_wizard(
+        &path,
+        &runtime(),
+        |runtime: Runtime, _id: String| async move {
+            Ok(runtime
+                .load_file(koppel::connectors::test_guest("contract-0-1-0").expect("built"))
+                .await?)
+        },
+        answers.as_bytes(),
+        &mut output,
+    )
+    .await
+    .expect("wizard");
+    let shown = String::from_utf8_lossy(&output);
+    assert!(
+        shown.contains("(as TOML on one line, like { key = \"value\" }; empty: none)"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("The connection works.").count(), 2, "{shown}");
+    let text = std::fs::read_to_string(&path).expect("written");
+    let written: toml::Table = toml::from_str(&text).expect("TOML");
+    let till = &written["connections"]["till"]["config"];
+    assert_eq!(till["mapping"]["a"].as_integer(), Some(1), "{text}");
+    assert_eq!(till["count"].as_integer(), Some(3), "{text}");
+    // The wizard names the shipped connectors; the test answered for the 0.1.0 one.
+    let old = format!(
+        "{:?}",
+        koppel::connectors::test_guest("contract-0-1-0")
+            .expect("built")
+            .display()
+            .to_string()
+    );
+    let text = text
+        .replace("\"mplus\"", &old)
+        .replace("\"shopware\"", &old);
+    std::fs::write(&path, text).expect("rewrite");
+    let loaded = Loaded::read(&path).expect("loads");
+    let env = match environment(&loaded).await {
+        Ok(env) => env,
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(
+        env.connections["till"].config["mapping"],
+        r#"{"a":1,"b":["x"]}"#
+    );
+    assert_eq!(env.connections["shop"].config["mapping"], r#"{"c": 2}"#);
+}
