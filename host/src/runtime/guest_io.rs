@@ -10,7 +10,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::CallContext;
+use super::host::CallContext;
 
 /// Most bytes of output one instance may produce before the rest is dropped.
 const MAX_OUTPUT_BYTES: usize = 1024 * 1024;

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderName, HeaderValue};
 
-use super::CallContext;
 use super::activity::Exchange;
 use super::bindings::{HttpError, HttpRequest, HttpResponse, Method};
 use super::config::ConnectionConfig;
+use super::host::CallContext;
 
 /// Scheme, host and port a connection may talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]

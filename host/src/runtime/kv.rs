@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
+use super::host::CallContext;
+
 /// Most bytes one value may hold.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most keys one connection may keep.
@@ -84,4 +86,27 @@ impl KvStore for MemoryKv {
             }
         })
     }
+}
+
+/// Longest key a guest may use.
+const MAX_KEY_BYTES: usize = 256;
+
+/// `kv-get`: a value of this connection's.
+pub(crate) async fn get(ctx: &CallContext, key: &str) -> Option<Vec<u8>> {
+    ctx.kv.get(&ctx.kv_scope(), key).await
+}
+
+/// `kv-set`: an entry too large is not stored (and said so in the log).
+pub(crate) async fn set(ctx: &CallContext, key: &str, value: Vec<u8>, ttl_seconds: Option<u32>) {
+    if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
+        tracing::warn!(connection = %ctx.connection, key_bytes = key.len(), value_bytes = value.len(), "Key-value entry too large; not stored.");
+        return;
+    }
+    let ttl = ttl_seconds.map(|s| Duration::from_secs(u64::from(s)));
+    ctx.kv.set(&ctx.kv_scope(), key, value, ttl).await;
+}
+
+/// `kv-delete`.
+pub(crate) async fn delete(ctx: &CallContext, key: &str) {
+    ctx.kv.delete(&ctx.kv_scope(), key).await;
 }
