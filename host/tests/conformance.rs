@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use koppel::cli::conformance::{self, Options, Report, Status};
+use koppel::cli::conformance::{self, Options, Report, Settings, Status};
 use koppel::cli::example_api::ExampleApi;
 use koppel::runtime::bindings::{
     Address, Amount, Customer, Decimal, DeliveryState, Order, OrderLine, OrderState, OrderStatus,
@@ -38,41 +38,21 @@ fn config(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A check the suite may skip for a connector: its rule and a part of the check's name.
-/// Every entry says at its use why that check cannot run for that connector.
-type AllowedSkip = (&'static str, &'static str);
-
-/// No check failed, and none was skipped but those `allowed` names: every rule the suite
-/// promises was really exercised. An allowed skip that no longer happens is an error too, so
-/// the list cannot outlive its reason.
-fn assert_passed(report: &Report, allowed: &[AllowedSkip]) {
-    assert!(report.passed(), "{}", report.text());
-    let skips: Vec<_> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Skip)
-        .collect();
-    let is_allowed =
-        |rule: &str, name: &str| allowed.iter().any(|(r, n)| *r == rule && name.contains(n));
-    for skip in &skips {
-        assert!(
-            is_allowed(skip.rule, &skip.name),
-            "SKIP {} {} ({}) is not an allowed skip: exercise the rule or add it to the list with a reason\n{}",
-            skip.rule,
-            skip.name,
-            skip.detail,
-            report.text()
-        );
-    }
-    for (rule, name) in allowed {
-        assert!(
-            skips
-                .iter()
-                .any(|c| c.rule == *rule && c.name.contains(name)),
-            "the allowed skip {rule} {name:?} no longer happens: drop it from the list\n{}",
-            report.text()
-        );
-    }
+/// No check failed, and none was skipped but those the connector's `conformance.toml`
+/// lists, each with its reason (`connectors/<name>/conformance.toml`; none for the template).
+fn assert_passed(report: &Report, settings: Option<&str>) {
+    let settings = match settings {
+        Some(name) => Settings::from_file(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../connectors")
+                .join(name)
+                .join("conformance.toml"),
+        )
+        .expect("conformance.toml"),
+        None => Settings::default(),
+    };
+    let problems = report.problems(&settings);
+    assert!(problems.is_empty(), "{problems:#?}\n{}", report.text());
 }
 
 fn checked(report: &Report, rule: &str, status: Status) -> usize {
@@ -123,20 +103,7 @@ async fn mplus_keeps_the_contract() {
     };
     let report = conformance::run(connector, config, options).await;
     println!("{}", report.text());
-    assert_passed(
-        &report,
-        &[
-            // The till holds no web orders yet when the suite reads (it writes its orders
-            // afterwards), so there is no second page to resume from.
-            ("3.3", "read order-status"),
-            // Reference tables are full-refresh streams by design (rule 3.4): their last page
-            // carries no state, so there is no "last state" to read on from.
-            ("3.4", "read vat-groups"),
-            ("3.4", "read turnover-groups"),
-            ("3.4", "read payment-methods"),
-            ("3.4", "read branches"),
-        ],
-    );
+    assert_passed(&report, Some("mplus"));
     assert_eq!(sim.orders().len(), 3, "each order once: {}", report.text());
     assert!(
         checked(&report, "3.3", Status::Pass) >= 3,
@@ -305,7 +272,7 @@ async fn shopware_keeps_the_contract() {
         },
     )
     .await;
-    assert_passed(&first, &[]);
+    assert_passed(&first, None);
     assert_eq!(checked(&first, "3.3", Status::Pass), 1, "{}", first.text());
     // Order status: the shop's own orders' states, written back (the shop's order numbers).
     let shop_connection = connector
@@ -344,14 +311,7 @@ async fn shopware_keeps_the_contract() {
     )
     .await;
     println!("{}", report.text());
-    assert_passed(
-        &report,
-        &[
-            // `customers` is a lookup-only stream: the suite neither reads nor writes it, so
-            // it knows no key the shop holds (5.2, the missing key, is still checked).
-            ("5.1", "lookup customers"),
-        ],
-    );
+    assert_passed(&report, Some("shopware"));
     assert!(
         checked(&report, "4.2", Status::Pass) == 3,
         "{}",
@@ -431,7 +391,7 @@ async fn the_template_builds_and_keeps_the_contract() {
         report.text(),
         std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0)
     );
-    assert_passed(&report, &[]);
+    assert_passed(&report, None);
     assert_eq!(
         checked(&report, "3.3", Status::Pass),
         2,
@@ -621,4 +581,33 @@ async fn skipped_twice_is_not_unchanged_and_a_redacted_message_is_reported() {
         "{text}"
     );
     assert!(!text.contains(token), "the secret is in the report: {text}");
+}
+
+#[test]
+fn connector_test_refuses_a_suite_table_with_an_unexplained_skip_by_name() {
+    let fixture = koppel::connectors::test_guest("fixture").expect("built by build.rs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("conformance.toml");
+    std::fs::write(
+        &config,
+        "base_url = \"http://127.0.0.1:9\"\ntoken = \"t\"\n\n[[suite.allowed_skip]]\nrule = \"3.4\"\ncheck = \"read products\"\nreason = \" \"\n",
+    )
+    .expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_koppel"))
+        .args(["connector", "test"])
+        .arg(fixture)
+        .arg("--config")
+        .arg(&config)
+        .env(
+            "KOPPEL_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .output()
+        .expect("run koppel");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("conformance.toml: [suite] allowed_skip[0] (3.4 read products): `reason`"),
+        "{stderr}"
+    );
 }

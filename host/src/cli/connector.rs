@@ -258,8 +258,19 @@ fn read_records(
 pub(super) async fn test(args: TestArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let connector = load(&runtime, &args.connector).await?;
+    // The file's `[suite]` table is the suite's settings; the rest is the connection's config.
+    let mut settings = None;
     let mut config = match &args.config {
-        Some(path) => guest_config(&connector, path, &read_config_file(path)?)?,
+        Some(path) => {
+            let mut table = read_config_file(path)?;
+            if let Some(suite) = table.remove("suite") {
+                settings = Some(
+                    conformance::Settings::from_value(suite)
+                        .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?,
+                );
+            }
+            guest_config(&connector, path, &table)?
+        }
         None => BTreeMap::new(),
     };
     // Kept alive until the suite is done.
@@ -312,6 +323,16 @@ pub(super) async fn test(args: TestArgs) -> anyhow::Result<()> {
             report.connector,
             rules.join(", ")
         );
+    }
+    if let Some(settings) = &settings {
+        let problems = report.problems(settings);
+        if !problems.is_empty() {
+            bail!(
+                "`{}` did not exercise what its settings promise:\n  {}",
+                report.connector,
+                problems.join("\n  ")
+            );
+        }
     }
     Ok(())
 }

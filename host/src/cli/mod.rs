@@ -102,7 +102,11 @@ pub struct NewArgs {
 pub struct TestArgs {
     /// A `.wasm` file, or the id of a connector (built in or in the connectors folder).
     pub connector: String,
-    /// The connection's config (as for `koppel connector check`).
+    /// The connection's config (as for `koppel connector check`; the template calls it
+    /// `conformance.toml`). A `[suite]` table in it lists the checks the connector cannot
+    /// exercise, each with why (`[[suite.allowed_skip]] rule = "3.4" check = "read
+    /// vat-groups" reason = "..."`); with it the suite is strict: any other skip fails, and so
+    /// does a listed skip that no longer happens.
     #[arg(long, value_name = "FILE", required_unless_present = "example_api")]
     pub config: Option<PathBuf>,
     /// Start koppel's example API on 127.0.0.1 and point `base_url` and `api_key` at it

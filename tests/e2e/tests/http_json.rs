@@ -345,43 +345,13 @@ async fn http_json_keeps_the_contract() {
     )
     .await;
     println!("{}", report.text());
-    assert!(report.passed(), "{}", report.text());
-    // No SKIP but these, each for a reason; an allowed skip that stops happening fails too.
-    let allowed: [(&str, &str); 4] = [
-        // The ERP is read by offset, with no change cursor: products and stock are
-        // full-refresh streams (rule 3.4), whose last page carries no state.
-        ("3.4", "read products"),
-        ("3.4", "read stock"),
-        // `orders` is write-only and this run gives no records: its writes and lookups are
-        // checked by `paid_orders_flow_from_shopware_into_the_json_erp_once`, with orders.
-        ("4.1", "write orders"),
-        ("5.1", "lookup orders"),
-    ];
-    let skips: Vec<_> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Skip)
-        .collect();
-    for skip in &skips {
-        assert!(
-            allowed
-                .iter()
-                .any(|(rule, name)| skip.rule == *rule && skip.name.contains(name)),
-            "SKIP {} {} is not an allowed skip\n{}",
-            skip.rule,
-            skip.name,
-            report.text()
-        );
-    }
-    for (rule, name) in allowed {
-        assert!(
-            skips
-                .iter()
-                .any(|c| c.rule == rule && c.name.contains(name)),
-            "the allowed skip {rule} {name:?} no longer happens: drop it\n{}",
-            report.text()
-        );
-    }
+    // No SKIP but those the connector's conformance.toml lists, each with its reason.
+    let settings = conformance::Settings::from_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors/http-json/conformance.toml"),
+    )
+    .expect("conformance.toml");
+    let problems = report.problems(&settings);
+    assert!(problems.is_empty(), "{problems:#?}\n{}", report.text());
     let passed = |rule: &str| {
         report
             .checks
