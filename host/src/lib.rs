@@ -12,6 +12,7 @@ pub mod config;
 pub mod connectors;
 pub mod flow;
 pub mod mapping;
+pub mod model;
 pub mod notify;
 pub mod runtime;
 pub mod server;

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::definition::{Combine, Delivery, FlowDef};
-use crate::mapping::{Mapped, Mapper, key_of};
-use crate::runtime::bindings::{Decimal, OutcomeStatus, Record, StockLevel, WriteOptions};
+use crate::mapping::{Mapped, Mapper};
+use crate::model::{Record, StockLevel, codec, decimal, key_of};
+use crate::runtime::bindings::{OutcomeStatus, WriteOptions};
 use crate::runtime::{CallError, Connection, ConnectionSpec, Connector, Limits, Session};
 use crate::store::{ActivityWriter, Batch, Counts, RecordResult, RunSink, RunStatus, Store};
 
@@ -132,7 +132,7 @@ pub async fn run_flow(
         options,
         run_id,
         write_options: flow.write_options(),
-        settings_hash: hash_of(&flow.write_options()),
+        settings_hash: codec::hash_of(&flow.write_options()),
         source: Endpoint::new(env, &flow.source.connection, run_id).map_err(definition)?,
         target: Endpoint::new(env, &flow.target.connection, run_id).map_err(definition)?,
         counts: Counts::default(),
@@ -276,54 +276,49 @@ fn reason_shape(reason: &str) -> String {
     IDS.replace_all(reason, "…").into_owned()
 }
 
-fn hash_of<T: Serialize + ?Sized>(value: &T) -> String {
-    hex::encode(Sha256::digest(
-        serde_json::to_vec(value).unwrap_or_default(),
-    ))
-}
-
-/// Adds up the stock levels of one key (several branches) into one, in first-seen order.
-fn sum_by_key(records: Vec<Record>) -> Vec<Record> {
-    fn add(a: Decimal, b: Decimal) -> Decimal {
-        let scale = a.scale.max(b.scale);
-        let up = |d: Decimal| {
-            d.units
-                .saturating_mul(10i64.saturating_pow(u32::from(scale - d.scale)))
-        };
-        Decimal {
-            units: up(a).saturating_add(up(b)),
-            scale,
-        }
-    }
+/// Adds up the stock levels of one key (several branches) into one, in first-seen order
+/// (`combine = "sum-by-key"`, which a flow may set only on a stock stream). A key whose sum
+/// does not fit comes back as an error naming it, for that record alone to fail.
+fn sum_by_key(records: Vec<Record>) -> Vec<Result<Record, (String, String)>> {
     let mut order: Vec<String> = Vec::new();
-    let mut sums: HashMap<String, StockLevel> = HashMap::new();
+    let mut sums: HashMap<String, Option<StockLevel>> = HashMap::new();
     let mut others = Vec::new();
     for record in records {
         match record {
             Record::Stock(stock) => match sums.get_mut(&stock.key) {
-                Some(sum) => {
-                    sum.on_hand = add(sum.on_hand, stock.on_hand);
-                    sum.reserved = add(sum.reserved, stock.reserved);
-                    sum.available = add(sum.available, stock.available);
+                Some(slot) => {
+                    *slot = slot.take().and_then(|sum| {
+                        Some(StockLevel {
+                            on_hand: decimal::checked_add(sum.on_hand, stock.on_hand)?,
+                            reserved: decimal::checked_add(sum.reserved, stock.reserved)?,
+                            available: decimal::checked_add(sum.available, stock.available)?,
+                            ..sum
+                        })
+                    });
                 }
                 None => {
                     order.push(stock.key.clone());
                     sums.insert(
                         stock.key.clone(),
-                        StockLevel {
+                        Some(StockLevel {
                             location: None,
                             ..stock
-                        },
+                        }),
                     );
                 }
             },
-            other => others.push(other),
+            other => others.push(Ok(other)),
         }
     }
-    let mut combined: Vec<Record> = order
+    let mut combined: Vec<Result<Record, (String, String)>> = order
         .into_iter()
-        .filter_map(|k| sums.remove(&k))
-        .map(Record::Stock)
+        .map(|key| match sums.remove(&key).flatten() {
+            Some(sum) => Ok(Record::Stock(sum)),
+            None => Err((
+                key,
+                "combining its locations (sum-by-key): the total is too large".to_owned(),
+            )),
+        })
         .collect();
     combined.extend(others);
     combined
@@ -363,7 +358,7 @@ impl Runner<'_> {
             let read = page.records.len() as u64;
             let records = match self.flow.combine {
                 Some(Combine::SumByKey) => sum_by_key(page.records),
-                None => page.records,
+                None => page.records.into_iter().map(Ok).collect(),
             };
             self.process(records, read, Some(page.state.clone()))
                 .await?;
@@ -381,11 +376,11 @@ impl Runner<'_> {
             .store
             .failed_to_retry(&self.env.tenant, &self.flow.name, 10_000)
             .await?;
-        let records: Vec<Record> = failed
+        let records: Vec<Result<Record, (String, String)>> = failed
             .iter()
             .filter(|f| f.attempts < i64::from(self.flow.max_attempts))
-            .filter_map(|f| match serde_json::from_str::<Record>(&f.record) {
-                Ok(record) => Some(record),
+            .filter_map(|f| match codec::decode(&f.record) {
+                Ok(record) => Some(Ok(record)),
                 Err(error) => {
                     tracing::warn!(flow = %self.flow.name, key = %f.key, %error, "A failed record cannot be read back; skipping its retry.");
                     None
@@ -396,8 +391,11 @@ impl Runner<'_> {
             return Ok(());
         }
         tracing::info!(flow = %self.flow.name, count = records.len(), "Retrying failed records.");
-        for chunk in records.chunks(self.flow.page_size.max(1) as usize) {
-            self.process(chunk.to_vec(), 0, None).await?;
+        let mut records = records;
+        while !records.is_empty() {
+            let rest = records.split_off(records.len().min(self.flow.page_size.max(1) as usize));
+            let chunk = std::mem::replace(&mut records, rest);
+            self.process(chunk, 0, None).await?;
         }
         Ok(())
     }
@@ -418,10 +416,11 @@ impl Runner<'_> {
         }
     }
 
-    /// Maps, diffs, writes and commits one page (or a set of retried records).
+    /// Maps, diffs, writes and commits one page (or a set of retried records). A record that
+    /// could not be combined comes as its key and why; it fails alone.
     async fn process(
         &mut self,
-        records: Vec<Record>,
+        records: Vec<Result<Record, (String, String)>>,
         read: u64,
         new_state: Option<Option<String>>,
     ) -> Result<(), Abort> {
@@ -429,7 +428,13 @@ impl Runner<'_> {
         let flow = self.flow.name.clone();
         let store = self.env.store.clone();
         let once = self.flow.delivery == Delivery::Once;
-        let keys: Vec<&str> = records.iter().map(key_of).collect();
+        let keys: Vec<&str> = records
+            .iter()
+            .map(|r| match r {
+                Ok(record) => key_of(record),
+                Err((key, _)) => key.as_str(),
+            })
+            .collect();
         let mapped_before = if once {
             HashMap::new()
         } else {
@@ -444,17 +449,37 @@ impl Runner<'_> {
         let mut settled: Vec<RecordResult> = Vec::new();
         let mut to_write: Vec<(Record, RecordResult)> = Vec::new();
         for record in &records {
+            let record = match record {
+                Ok(record) => record,
+                Err((key, message)) => {
+                    settled.push(RecordResult {
+                        key: key.clone(),
+                        outcome: "failed",
+                        message: Some(message.clone()),
+                        stage: Some("mapping"),
+                        keep_row: true,
+                        ..RecordResult::default()
+                    });
+                    continue;
+                }
+            };
             let key = key_of(record).to_owned();
-            let source = serde_json::to_string(record).ok();
+            // Each record is encoded once: its source form, and (when the mapper changed
+            // nothing) the same bytes as what the target receives, hashed as they are.
+            let source = codec::encode(record);
             let base = RecordResult {
                 key: key.clone(),
-                source: source.clone(),
+                source: Some(source.clone()),
                 keep_row: true,
                 ledger: once,
                 ..RecordResult::default()
             };
-            let mapped = match self.mapper.apply(record) {
-                Ok(Mapped::Keep(mapped)) => *mapped,
+            let (mapped, target_json) = match self.mapper.apply(record) {
+                Ok(Mapped::Same) => (record.clone(), source),
+                Ok(Mapped::Keep(mapped)) => {
+                    let encoded = codec::encode(&mapped);
+                    (*mapped, encoded)
+                }
                 Ok(Mapped::Skip(reason)) => {
                     settled.push(RecordResult {
                         outcome: "skipped",
@@ -476,8 +501,8 @@ impl Runner<'_> {
                     continue;
                 }
             };
-            let target_json = serde_json::to_string(&mapped).ok();
-            let hash = hash_of(&(&mapped, &self.settings_hash));
+            let hash = codec::content_hash(&target_json, &self.settings_hash);
+            let target_json = Some(target_json);
             if once {
                 match ledger.get(&key) {
                     Some(entry) if !entry.pending => {
@@ -697,7 +722,40 @@ pub fn ago(duration: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::reason_shape;
+    use super::{reason_shape, sum_by_key};
+    use crate::model::{Decimal, Record, StockLevel};
+
+    fn level(key: &str, location: &str, available: i64) -> Record {
+        let d = |units| Decimal { units, scale: 0 };
+        Record::Stock(StockLevel {
+            key: key.into(),
+            on_hand: d(available),
+            reserved: d(0),
+            available: d(available),
+            location: Some(location.into()),
+            extra: vec![],
+        })
+    }
+
+    #[test]
+    fn stock_of_one_key_adds_up_and_a_sum_too_large_fails_that_key_alone() {
+        let combined = sum_by_key(vec![
+            level("A", "1", 3),
+            level("B", "1", i64::MAX),
+            level("A", "2", 4),
+            level("B", "2", 1),
+        ]);
+        assert_eq!(combined.len(), 2);
+        let Ok(Record::Stock(a)) = &combined[0] else {
+            panic!("A adds up: {combined:?}")
+        };
+        assert_eq!((a.available.units, a.location.as_deref()), (7, None));
+        let Err((key, message)) = &combined[1] else {
+            panic!("B overflows: {combined:?}")
+        };
+        assert_eq!(key, "B");
+        assert!(message.contains("too large"), "{message}");
+    }
 
     #[test]
     fn reasons_group_without_their_numbers_and_ids() {

@@ -101,6 +101,10 @@ impl Loaded {
             );
         }
         for flow in &self.flows {
+            if let Some(setup) = connections.get(&flow.source.connection) {
+                check_combine(flow, setup.connector.manifest())
+                    .map_err(|m| config.error(format!("flows.{}.combine", flow.name), m))?;
+            }
             // A target connector may know fields of its own (Shopware's `visibilities`), so
             // a name that is no canonical field is a warning, not an error.
             if let Some(setup) = connections.get(&flow.target.connection)
@@ -164,6 +168,31 @@ fn enabled_flows(config: &Config) -> Result<Vec<FlowDef>, LoadError> {
     Ok(flows)
 }
 
+/// `combine = "sum-by-key"` adds up stock levels: the source stream must give stock.
+fn check_combine(flow: &FlowDef, manifest: &crate::runtime::Manifest) -> Result<(), String> {
+    let Some(combine) = flow.combine else {
+        return Ok(());
+    };
+    let Some(stream) = manifest
+        .streams
+        .iter()
+        .find(|s| s.name == flow.source.stream)
+    else {
+        return Ok(()); // The run names a missing stream with the connector's own words.
+    };
+    match combine {
+        super::definition::Combine::SumByKey if stream.kind != crate::model::RecordKind::Stock => {
+            Err(format!(
+                "`sum-by-key` adds up stock levels of one key, but stream `{}` of `{}` gives {} records; remove `combine`",
+                stream.name,
+                manifest.id,
+                stream.kind.name()
+            ))
+        }
+        super::definition::Combine::SumByKey => Ok(()),
+    }
+}
+
 /// Every `create_only` name should be a field of the target stream's records (or
 /// `extra.<name>`).
 fn check_create_only(flow: &FlowDef, manifest: &crate::runtime::Manifest) -> Result<(), String> {
@@ -174,7 +203,7 @@ fn check_create_only(flow: &FlowDef, manifest: &crate::runtime::Manifest) -> Res
     else {
         return Ok(()); // The run names a missing stream with the connector's own words.
     };
-    let fields = crate::mapping::field_names(stream.kind);
+    let fields = crate::model::field_names(stream.kind);
     for name in &flow.create_only {
         let head = name.split('.').next().unwrap_or_default();
         let known = if head == "extra" {
@@ -277,6 +306,37 @@ mod tests {
         assert_eq!(error.key, "flows.orders");
         assert!(
             error.message.contains("unknown field `intervall`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn sum_by_key_is_refused_on_a_stream_that_gives_no_stock() {
+        use crate::model::RecordKind;
+        use crate::runtime::bindings::{Stream, StreamAccess};
+        let manifest = |kind: RecordKind| crate::runtime::Manifest {
+            id: "till".into(),
+            name: "Till".into(),
+            version: "1.0.0".into(),
+            description: String::new(),
+            streams: vec![Stream {
+                name: "levels".into(),
+                kind,
+                access: StreamAccess::READ,
+                description: String::new(),
+            }],
+            config: vec![],
+            outbound_hosts: vec![],
+        };
+        let loaded = load(&format!(
+            "{BASE}\n[flows.mine]\nsource = {{ connection = \"till\", stream = \"levels\" }}\ntarget = {{ connection = \"shop\", stream = \"stock\" }}\ncombine = \"sum-by-key\"\n"
+        ))
+        .expect("valid");
+        let flow = loaded.flow("mine").expect("flow");
+        assert_eq!(check_combine(flow, &manifest(RecordKind::Stock)), Ok(()));
+        let error = check_combine(flow, &manifest(RecordKind::Product)).expect_err("refused");
+        assert!(
+            error.contains("stream `levels` of `till` gives product records; remove `combine`"),
             "{error}"
         );
     }

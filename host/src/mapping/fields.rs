@@ -6,46 +6,13 @@
 
 use serde_json::{Value as Json, json};
 
-use crate::runtime::bindings::{Decimal, Record, RecordKind, Value};
+use crate::model::{Decimal, Record, RecordKind, Value, decimal, kind_of, tag};
 
 /// A record as a JSON object, with its kind.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Doc {
     pub kind: RecordKind,
     pub body: Json,
-}
-
-fn tag(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Product => "Product",
-        RecordKind::Stock => "Stock",
-        RecordKind::Customer => "Customer",
-        RecordKind::Order => "Order",
-        RecordKind::OrderStatus => "OrderStatus",
-        RecordKind::Reference => "Reference",
-    }
-}
-
-pub fn kind_of(record: &Record) -> RecordKind {
-    match record {
-        Record::Product(_) => RecordKind::Product,
-        Record::Stock(_) => RecordKind::Stock,
-        Record::Customer(_) => RecordKind::Customer,
-        Record::Order(_) => RecordKind::Order,
-        Record::OrderStatus(_) => RecordKind::OrderStatus,
-        Record::Reference(_) => RecordKind::Reference,
-    }
-}
-
-pub fn key_of(record: &Record) -> &str {
-    match record {
-        Record::Product(p) => &p.key,
-        Record::Stock(s) => &s.key,
-        Record::Customer(c) => &c.key,
-        Record::Order(o) => &o.key,
-        Record::OrderStatus(s) => &s.key,
-        Record::Reference(r) => &r.key,
-    }
 }
 
 impl Doc {
@@ -204,23 +171,42 @@ fn is_decimal(value: &Json) -> bool {
 fn plain(value: &Json) -> Json {
     if is_decimal(value) {
         let decimal: Option<Decimal> = serde_json::from_value(value.clone()).ok();
-        return decimal.map_or(Json::Null, |d| {
-            Json::String(crate::runtime::decimal_text(&d))
-        });
+        return decimal.map_or(Json::Null, |d| Json::String(decimal::text(&d)));
     }
     value.clone()
 }
 
 fn plain_value(value: &Json) -> Json {
-    let typed: Option<Value> = serde_json::from_value(value.clone()).ok();
-    match typed {
-        Some(Value::Null) | None => Json::Null,
-        Some(Value::Text(s)) => Json::String(s),
-        Some(Value::Integer(i)) => json!(i),
-        Some(Value::Number(d)) => Json::String(crate::runtime::decimal_text(&d)),
-        Some(Value::Boolean(b)) => Json::Bool(b),
-        Some(Value::Json(s)) => serde_json::from_str(&s).unwrap_or(Json::String(s)),
+    serde_json::from_value::<Value>(value.clone()).map_or(Json::Null, |typed| plain_typed(&typed))
+}
+
+/// A typed extra value as plain JSON (text, number, boolean, null; decimals as text).
+fn plain_typed(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Text(s) => Json::String(s.clone()),
+        Value::Integer(i) => json!(i),
+        Value::Number(d) => Json::String(decimal::text(d)),
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| Json::String(s.clone())),
     }
+}
+
+/// The plain value of `extra.<name>` read from the typed record, without converting the
+/// record to JSON; `None` when absent (or the kind has no `extra`).
+pub fn extra_of(record: &Record, name: &str) -> Option<Json> {
+    let extra = match record {
+        Record::Product(p) => &p.extra,
+        Record::Stock(s) => &s.extra,
+        Record::Customer(c) => &c.extra,
+        Record::Order(o) => &o.extra,
+        Record::OrderStatus(s) => &s.extra,
+        Record::Reference(_) => return None,
+    };
+    extra
+        .iter()
+        .find(|e| e.name == name)
+        .map(|e| plain_typed(&e.value))
 }
 
 /// Plain JSON → a typed extra value.
@@ -230,7 +216,7 @@ fn typed_value(value: &Json) -> Json {
         Json::Bool(b) => Value::Boolean(*b),
         Json::Number(n) => match n.as_i64() {
             Some(i) => Value::Integer(i),
-            None => match parse_decimal(&n.to_string()) {
+            None => match decimal::parse(&n.to_string()) {
                 Some(d) => Value::Number(d),
                 None => Value::Text(n.to_string()),
             },
@@ -239,31 +225,6 @@ fn typed_value(value: &Json) -> Json {
         other => Value::Json(other.to_string()),
     };
     serde_json::to_value(typed).unwrap_or(Json::Null)
-}
-
-/// Parses `"12.50"` into a decimal without floats.
-pub fn parse_decimal(text: &str) -> Option<Decimal> {
-    let text = text.trim();
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if (whole.is_empty() && fraction.is_empty())
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-        || fraction.len() > 18
-    {
-        return None;
-    }
-    let mut units: i64 = 0;
-    for b in whole.bytes().chain(fraction.bytes()) {
-        units = units.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
-    }
-    Some(Decimal {
-        units: if negative { -units } else { units },
-        scale: fraction.len() as u8,
-    })
 }
 
 /// Converts a plain value to the shape of the canonical field it replaces.
@@ -275,7 +236,7 @@ fn convert_like(slot: &Json, value: Json) -> Result<Json, String> {
             other => return Err(format!("{other} is not a number")),
         };
         let decimal =
-            parse_decimal(&text).ok_or_else(|| format!("{text:?} is not a decimal number"))?;
+            decimal::parse(&text).ok_or_else(|| format!("{text:?} is not a decimal number"))?;
         return serde_json::to_value(decimal).map_err(|e| e.to_string());
     }
     match (slot, value) {
@@ -298,7 +259,7 @@ fn convert_like(slot: &Json, value: Json) -> Result<Json, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::{NamedValue, StockLevel};
+    use crate::model::{NamedValue, StockLevel};
 
     fn stock() -> Record {
         Record::Stock(StockLevel {
@@ -357,98 +318,5 @@ mod tests {
         );
         assert_eq!(back.extra.len(), 2);
         assert_eq!(back.extra[0].value, Value::Integer(7));
-    }
-}
-
-/// The top-level field names of a record of `kind` (`name`, `prices`, `extra`, ...), as the
-/// records' serde derive declares them: what `create_only` and dotted paths start with.
-pub fn field_names(kind: RecordKind) -> &'static [&'static str] {
-    use crate::runtime::bindings::{
-        Customer, Order, OrderStatus, Product, ReferenceEntry, StockLevel,
-    };
-    fn of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
-        let mut fields: &'static [&'static str] = &[];
-        let _ = T::deserialize(names::Names(&mut fields));
-        fields
-    }
-    match kind {
-        RecordKind::Product => of::<Product>(),
-        RecordKind::Stock => of::<StockLevel>(),
-        RecordKind::Customer => of::<Customer>(),
-        RecordKind::Order => of::<Order>(),
-        RecordKind::OrderStatus => of::<OrderStatus>(),
-        RecordKind::Reference => of::<ReferenceEntry>(),
-    }
-}
-
-/// A deserializer that only notes the field names a struct asks for, then gives up.
-mod names {
-    use serde::de::{self, Visitor};
-
-    pub struct Names<'a>(pub &'a mut &'static [&'static str]);
-
-    #[derive(Debug)]
-    pub struct Stop;
-
-    impl std::fmt::Display for Stop {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("field names noted")
-        }
-    }
-
-    impl std::error::Error for Stop {}
-
-    impl de::Error for Stop {
-        fn custom<T: std::fmt::Display>(_msg: T) -> Self {
-            Stop
-        }
-    }
-
-    impl<'de> de::Deserializer<'de> for Names<'_> {
-        type Error = Stop;
-
-        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Stop> {
-            Err(Stop)
-        }
-
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _visitor: V,
-        ) -> Result<V::Value, Stop> {
-            *self.0 = fields;
-            Err(Stop)
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf option unit unit_struct newtype_struct seq tuple
-            tuple_struct map enum identifier ignored_any
-        }
-    }
-}
-
-#[cfg(test)]
-mod field_name_tests {
-    use super::*;
-
-    #[test]
-    fn field_names_come_from_the_records() {
-        let product = field_names(RecordKind::Product);
-        for name in [
-            "key",
-            "name",
-            "description",
-            "ean",
-            "prices",
-            "categories",
-            "extra",
-        ] {
-            assert!(product.contains(&name), "{name} in {product:?}");
-        }
-        assert!(!product.contains(&"descripton"));
-        assert!(field_names(RecordKind::Order).contains(&"billing_address"));
-        assert!(field_names(RecordKind::Stock).contains(&"available"));
     }
 }

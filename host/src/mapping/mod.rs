@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-pub use fields::{Doc, field_names, key_of, kind_of, parse_decimal};
+pub use fields::{Doc, extra_of};
 
-use crate::runtime::bindings::{Decimal, Record};
+use crate::model::{Decimal, Record, decimal};
 
 /// Keeps a record when its `field` passes the one test given.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -92,6 +92,8 @@ pub struct MappingError {
 /// What the mapper did with a record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mapped {
+    /// Goes to the target as it came (no map rules).
+    Same,
     /// Goes to the target as this.
     Keep(Box<Record>),
     /// Filtered out, with the reason.
@@ -132,9 +134,9 @@ impl Filter {
         }
     }
 
-    /// None when the record passes; otherwise why not.
-    fn reject(&self, doc: &Doc) -> Option<String> {
-        let value = doc.get(&self.field).filter(|v| !v.is_null());
+    /// None when the record passes; otherwise why not. `get` reads a field's plain value.
+    fn reject(&self, get: &mut dyn FnMut(&str) -> Option<Json>) -> Option<String> {
+        let value = get(&self.field).filter(|v| !v.is_null());
         let shown = value
             .as_ref()
             .map_or_else(|| "not set".to_owned(), |v| v.to_string());
@@ -213,22 +215,10 @@ fn text_of(value: &Json) -> Option<String> {
 
 fn decimal_of(value: &Json) -> Option<Decimal> {
     match value {
-        Json::Number(n) => parse_decimal(&n.to_string()),
-        Json::String(s) => parse_decimal(s),
+        Json::Number(n) => decimal::parse(&n.to_string()),
+        Json::String(s) => decimal::parse(s),
         _ => None,
     }
-}
-
-fn add(a: Decimal, b: Decimal, sign: i64) -> Option<Decimal> {
-    let scale = a.scale.max(b.scale);
-    let up = |d: Decimal| {
-        d.units
-            .checked_mul(10i64.checked_pow(u32::from(scale - d.scale))?)
-    };
-    Some(Decimal {
-        units: up(a)?.checked_add(up(b)?.checked_mul(sign)?)?,
-        scale,
-    })
 }
 
 impl MapRule {
@@ -298,10 +288,15 @@ impl MapRule {
                     .as_ref()
                     .and_then(decimal_of)
                     .ok_or_else(|| fail(format!("`{}`: `{field}` is not a number", self.to)))?;
-                total = add(total, part, sign)
-                    .ok_or_else(|| fail(format!("`{}`: the result is too large", self.to)))?;
+                let next = if sign > 0 {
+                    decimal::checked_add(total, part)
+                } else {
+                    decimal::checked_sub(total, part)
+                };
+                total =
+                    next.ok_or_else(|| fail(format!("`{}`: the result is too large", self.to)))?;
             }
-            Some(Json::String(crate::runtime::decimal_text(&total)))
+            Some(Json::String(decimal::text(&total)))
         } else {
             doc.get(&self.to)
         };
@@ -349,8 +344,8 @@ impl MapRule {
                     scale: decimal.scale.saturating_add(scale.unsigned_abs()),
                 }
             };
-            let text = crate::runtime::decimal_text(&shifted);
-            value = match parse_decimal(&text) {
+            let text = decimal::text(&shifted);
+            value = match decimal::parse(&text) {
                 Some(d) if d.scale == 0 => json!(d.units),
                 _ => Json::String(text),
             };
@@ -389,17 +384,25 @@ impl Mapper {
         Ok(Mapper { filters, rules })
     }
 
-    /// Filters, then maps one record.
+    /// Filters, then maps one record. The record becomes JSON only when a map rule or a
+    /// filter on a canonical field needs it; filters on `extra.<name>` read the typed record.
     pub fn apply(&self, record: &Record) -> Result<Mapped, MappingError> {
-        let source = Doc::from_record(record);
+        let mut doc: Option<Doc> = None;
         for filter in &self.filters {
-            if let Some(reason) = filter.reject(&source) {
+            let mut get = |path: &str| match path.strip_prefix("extra.") {
+                Some(name) => extra_of(record, name),
+                None => doc
+                    .get_or_insert_with(|| Doc::from_record(record))
+                    .get(path),
+            };
+            if let Some(reason) = filter.reject(&mut get) {
                 return Ok(Mapped::Skip(format!("filtered out: {reason}")));
             }
         }
         if self.rules.is_empty() {
-            return Ok(Mapped::Keep(Box::new(record.clone())));
+            return Ok(Mapped::Same);
         }
+        let source = doc.unwrap_or_else(|| Doc::from_record(record));
         let mut target = source.clone();
         for rule in &self.rules {
             match rule.value(&source)? {
@@ -480,6 +483,7 @@ mod tests {
     fn kept(mapped: Mapped) -> Doc {
         match mapped {
             Mapped::Keep(record) => Doc::from_record(&record),
+            Mapped::Same => panic!("the rules should have changed the record"),
             Mapped::Skip(reason) => panic!("skipped: {reason}"),
         }
     }
@@ -489,7 +493,7 @@ mod tests {
         let mapper = rules(
             "[[filter]]\nfield = \"extra.webshop\"\nequals = true\n[[filter]]\nfield = \"extra.group\"\nin = [12, 13]\n",
         );
-        assert!(matches!(mapper.apply(&product()), Ok(Mapped::Keep(_))));
+        assert!(matches!(mapper.apply(&product()), Ok(Mapped::Same)));
         let mapper = rules("[[filter]]\nfield = \"extra.group\"\nin = [\"1\", \"2\"]\n");
         let Ok(Mapped::Skip(reason)) = mapper.apply(&product()) else {
             panic!("should skip")
@@ -499,7 +503,7 @@ mod tests {
             r#"filtered out: `extra.group` is 12, not one of ["1","2"]"#
         );
         let mapper = rules("[[filter]]\nfield = \"categories\"\ncontains = \"Shirts\"\n");
-        assert!(matches!(mapper.apply(&product()), Ok(Mapped::Keep(_))));
+        assert!(matches!(mapper.apply(&product()), Ok(Mapped::Same)));
         let mapper = rules("[[filter]]\nfield = \"description\"\nexists = true\n");
         assert!(matches!(mapper.apply(&product()), Ok(Mapped::Skip(_))));
     }

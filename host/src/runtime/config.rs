@@ -105,7 +105,7 @@ pub fn value_text(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::Text(s) | Value::Json(s) => Some(s.clone()),
         Value::Integer(i) => Some(i.to_string()),
-        Value::Number(d) => Some(super::decimal_text(d)),
+        Value::Number(d) => Some(d.to_string()),
         Value::Boolean(b) => Some(b.to_string()),
     }
 }

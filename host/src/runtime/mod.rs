@@ -134,22 +134,6 @@ fn describe(error: &ConnectorError) -> String {
     }
 }
 
-/// Renders a decimal as text (`-0.530`).
-pub fn decimal_text(d: &Decimal) -> String {
-    if d.scale == 0 {
-        return d.units.to_string();
-    }
-    let factor = 10u64.pow(u32::from(d.scale.min(18)));
-    let abs = d.units.unsigned_abs();
-    let sign = if d.units < 0 { "-" } else { "" };
-    format!(
-        "{sign}{}.{:0width$}",
-        abs / factor,
-        abs % factor,
-        width = usize::from(d.scale)
-    )
-}
-
 pub(crate) struct RuntimeInner {
     engine: Engine,
     linker: Linker<HostState>,

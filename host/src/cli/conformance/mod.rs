@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::mapping::key_of;
+use crate::model::{key_of, kind_of};
 use crate::runtime::bindings::{
     ConfigKind, ErrorKind, OutcomeStatus, Record, RecordKind, ReferenceEntry, StreamAccess,
     WriteOptions,
@@ -227,17 +227,6 @@ fn identity(record: &Record) -> String {
             None => level.key.clone(),
         },
         other => key_of(other).to_owned(),
-    }
-}
-
-fn kind_of(record: &Record) -> RecordKind {
-    match record {
-        Record::Product(_) => RecordKind::Product,
-        Record::Stock(_) => RecordKind::Stock,
-        Record::Customer(_) => RecordKind::Customer,
-        Record::Order(_) => RecordKind::Order,
-        Record::OrderStatus(_) => RecordKind::OrderStatus,
-        Record::Reference(_) => RecordKind::Reference,
     }
 }
 
