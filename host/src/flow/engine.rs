@@ -402,11 +402,11 @@ impl Runner<'_> {
 
     fn note(&mut self, result: &RecordResult) {
         match result.outcome {
-            "skipped" => {
+            OutcomeStatus::Skipped => {
                 let reason = reason_shape(result.message.as_deref().unwrap_or("skipped"));
                 *self.skipped.entry(reason).or_default() += 1;
             }
-            "failed" if self.failures.len() < MAX_FAILURES_SHOWN => {
+            OutcomeStatus::Failed if self.failures.len() < MAX_FAILURES_SHOWN => {
                 self.failures.push((
                     result.key.clone(),
                     result.message.clone().unwrap_or_default(),
@@ -453,12 +453,10 @@ impl Runner<'_> {
                 Ok(record) => record,
                 Err((key, message)) => {
                     settled.push(RecordResult {
-                        key: key.clone(),
-                        outcome: "failed",
                         message: Some(message.clone()),
                         stage: Some("mapping"),
                         keep_row: true,
-                        ..RecordResult::default()
+                        ..RecordResult::new(key.clone(), OutcomeStatus::Failed)
                     });
                     continue;
                 }
@@ -467,12 +465,12 @@ impl Runner<'_> {
             // Each record is encoded once: its source form, and (when the mapper changed
             // nothing) the same bytes as what the target receives, hashed as they are.
             let source = codec::encode(record);
+            // Every path below sets the outcome; one that did not would count as failed.
             let base = RecordResult {
-                key: key.clone(),
                 source: Some(source.clone()),
                 keep_row: true,
                 ledger: once,
-                ..RecordResult::default()
+                ..RecordResult::new(key.clone(), OutcomeStatus::Failed)
             };
             let (mapped, target_json) = match self.mapper.apply(record) {
                 Ok(Mapped::Same) => (record.clone(), source),
@@ -482,7 +480,7 @@ impl Runner<'_> {
                 }
                 Ok(Mapped::Skip(reason)) => {
                     settled.push(RecordResult {
-                        outcome: "skipped",
+                        outcome: OutcomeStatus::Skipped,
                         message: Some(reason),
                         ledger: false,
                         ..base
@@ -491,7 +489,7 @@ impl Runner<'_> {
                 }
                 Err(error) => {
                     settled.push(RecordResult {
-                        outcome: "failed",
+                        outcome: OutcomeStatus::Failed,
                         message: Some(format!("mapping: {error}")),
                         field: Some(error.field.clone()).filter(|f| !f.is_empty()),
                         stage: Some("mapping"),
@@ -507,7 +505,7 @@ impl Runner<'_> {
                 match ledger.get(&key) {
                     Some(entry) if !entry.pending => {
                         settled.push(RecordResult {
-                            outcome: "skipped",
+                            outcome: OutcomeStatus::Skipped,
                             message: Some("already in the target".into()),
                             target_id: entry.target_id.clone(),
                             ledger: false,
@@ -528,7 +526,7 @@ impl Runner<'_> {
                         match session.lookup(&stream, key_of(&mapped)).await {
                             Ok(Some(found)) => {
                                 settled.push(RecordResult {
-                                    outcome: "unchanged",
+                                    outcome: OutcomeStatus::Unchanged,
                                     message: Some(
                                         "found in the target after an interrupted write".into(),
                                     ),
@@ -545,7 +543,7 @@ impl Runner<'_> {
                             }
                             Err(error) => {
                                 settled.push(RecordResult {
-                                    outcome: "failed",
+                                    outcome: OutcomeStatus::Failed,
                                     message: Some(format!("looking it up in the target: {error}")),
                                     stage: Some("writing"),
                                     retryable: true,
@@ -559,7 +557,7 @@ impl Runner<'_> {
                 }
             } else if mapped_before.get(&key).is_some_and(|m| m.hash == hash) {
                 settled.push(RecordResult {
-                    outcome: "unchanged",
+                    outcome: OutcomeStatus::Unchanged,
                     keep_row: false,
                     ledger: false,
                     ..base
@@ -645,7 +643,7 @@ impl Runner<'_> {
                 return Ok(bases
                     .into_iter()
                     .map(|base| RecordResult {
-                        outcome: "failed",
+                        outcome: OutcomeStatus::Failed,
                         message: Some(message.clone()),
                         stage: Some("writing"),
                         retryable: true,
@@ -659,16 +657,9 @@ impl Runner<'_> {
             .into_iter()
             .zip(outcomes)
             .map(|(base, outcome)| {
-                let outcome_name = match outcome.status {
-                    OutcomeStatus::Created => "created",
-                    OutcomeStatus::Updated => "updated",
-                    OutcomeStatus::Unchanged => "unchanged",
-                    OutcomeStatus::Skipped => "skipped",
-                    OutcomeStatus::Failed => "failed",
-                };
                 let failed = outcome.status == OutcomeStatus::Failed;
                 RecordResult {
-                    outcome: outcome_name,
+                    outcome: outcome.status,
                     message: outcome.message,
                     field: outcome.field,
                     target_id: outcome.target_id,

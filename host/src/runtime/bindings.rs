@@ -107,6 +107,19 @@ impl RecordKind {
     }
 }
 
+impl OutcomeStatus {
+    /// The outcome's name in the contract and the state database (`unchanged`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutcomeStatus::Created => "created",
+            OutcomeStatus::Updated => "updated",
+            OutcomeStatus::Unchanged => "unchanged",
+            OutcomeStatus::Skipped => "skipped",
+            OutcomeStatus::Failed => "failed",
+        }
+    }
+}
+
 impl ConfigKind {
     /// The kind's name in the contract (`secret`).
     pub fn name(self) -> &'static str {

@@ -9,13 +9,13 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Result, Store, now_ms};
+use crate::runtime::bindings::OutcomeStatus;
 
 /// What happened to one record.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RecordResult {
     pub key: String,
-    /// created | updated | unchanged | skipped | failed
-    pub outcome: &'static str,
+    pub outcome: OutcomeStatus,
     pub message: Option<String>,
     pub field: Option<String>,
     pub target_id: Option<String>,
@@ -32,6 +32,26 @@ pub struct RecordResult {
     pub keep_row: bool,
     /// Settle this record's ledger entry.
     pub ledger: bool,
+}
+
+impl RecordResult {
+    /// A result for `key` with this outcome and nothing else known yet.
+    pub fn new(key: impl Into<String>, outcome: OutcomeStatus) -> Self {
+        RecordResult {
+            key: key.into(),
+            outcome,
+            message: None,
+            field: None,
+            target_id: None,
+            source: None,
+            target: None,
+            hash: None,
+            stage: None,
+            retryable: false,
+            keep_row: false,
+            ledger: false,
+        }
+    }
 }
 
 /// A batch to commit.
@@ -73,11 +93,11 @@ impl Counts {
         };
         for result in &batch.results {
             match result.outcome {
-                "created" => counts.created += 1,
-                "updated" => counts.updated += 1,
-                "unchanged" => counts.unchanged += 1,
-                "skipped" => counts.skipped += 1,
-                _ => counts.failed += 1,
+                OutcomeStatus::Created => counts.created += 1,
+                OutcomeStatus::Updated => counts.updated += 1,
+                OutcomeStatus::Unchanged => counts.unchanged += 1,
+                OutcomeStatus::Skipped => counts.skipped += 1,
+                OutcomeStatus::Failed => counts.failed += 1,
             }
         }
         counts
@@ -114,7 +134,7 @@ impl Store {
                 .bind(tenant)
                 .bind(flow)
                 .bind(&r.key)
-                .bind(r.outcome)
+                .bind(r.outcome.name())
                 .bind(&r.message)
                 .bind(&r.field)
                 .bind(&r.target_id)
@@ -125,7 +145,7 @@ impl Store {
                 .await?;
             }
             match r.outcome {
-                "failed" => {
+                OutcomeStatus::Failed => {
                     sqlx::query(
                         "INSERT INTO failed_records (tenant, flow, key, record, error, field, stage, retryable, attempts,
                          first_failed_at, last_failed_at, last_run)
@@ -182,7 +202,7 @@ impl Store {
                     .bind(&r.key)
                     .execute(&mut *tx)
                     .await?;
-                    if r.ledger && outcome != "skipped" {
+                    if r.ledger && outcome != OutcomeStatus::Skipped {
                         sqlx::query(
                             "INSERT INTO ledger (tenant, flow, key, status, target_id, updated_at) VALUES (?, ?, ?, 'done', ?, ?)
                              ON CONFLICT (tenant, flow, key) DO UPDATE SET status = 'done',

@@ -209,16 +209,6 @@ fn kind_name(kind: ErrorKind) -> &'static str {
     }
 }
 
-fn status_name(status: OutcomeStatus) -> &'static str {
-    match status {
-        OutcomeStatus::Created => "created",
-        OutcomeStatus::Updated => "updated",
-        OutcomeStatus::Unchanged => "unchanged",
-        OutcomeStatus::Skipped => "skipped",
-        OutcomeStatus::Failed => "failed",
-    }
-}
-
 /// A record's identity within a read: its key, and for stock its location.
 fn identity(record: &Record) -> String {
     match record {
@@ -395,7 +385,7 @@ impl Suite {
 fn tally(statuses: &[OutcomeStatus]) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for s in statuses {
-        *counts.entry(status_name(*s)).or_default() += 1;
+        *counts.entry(s.name()).or_default() += 1;
     }
     counts
         .iter()

@@ -78,13 +78,7 @@ impl Suite {
                     .iter()
                     .zip(&outcomes)
                     .filter(|(_, o)| o.status != OutcomeStatus::Unchanged)
-                    .map(|(r, o)| {
-                        format!(
-                            "{} was {} the second time",
-                            key_of(r),
-                            status_name(o.status)
-                        )
-                    })
+                    .map(|(r, o)| format!("{} was {} the second time", key_of(r), o.status.name()))
                     .collect();
                 self.pass_or_fail(
                     "4.2",
@@ -123,7 +117,7 @@ impl Suite {
                         problems.push(format!(
                             "the {} record was {}",
                             kind_of(record).name(),
-                            status_name(outcome.status)
+                            outcome.status.name()
                         ));
                     } else if i == at
                         && outcome
