@@ -11,11 +11,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::definition::{Combine, Delivery, FlowDef};
+use super::side::{ConnectorSide, Side};
 use crate::mapping::{Mapped, Mapper};
 use crate::model::{Record, StockLevel, codec, decimal, key_of};
 use crate::runtime::bindings::{OutcomeStatus, WriteOptions};
-use crate::runtime::{CallError, Connection, ConnectionSpec, Connector, Limits, Session};
-use crate::store::{ActivityWriter, Batch, Counts, RecordResult, RunSink, RunStatus, Store};
+use crate::runtime::{CallError, ConnectionSpec, Connector, Limits};
+use crate::store::{ActivityWriter, Batch, Counts, RecordResult, RunStatus, Store};
 
 /// A connection as configured: which connector, with what config, under which limits.
 #[derive(Clone)]
@@ -90,7 +91,10 @@ pub struct RunSummary {
 
 const MAX_FAILURES_SHOWN: usize = 20;
 
-/// Runs one flow once.
+/// The source and target of a run.
+pub(crate) type Sides = (Box<dyn Side>, Box<dyn Side>);
+
+/// Runs one flow once, between the connectors its endpoints name.
 pub async fn run_flow(
     env: &Environment,
     flow: &FlowDef,
@@ -100,15 +104,51 @@ pub async fn run_flow(
         flow: flow.name.clone(),
         message,
     };
-    let mapper = flow.mapper().map_err(definition)?;
+    let mut setups = Vec::new();
     for endpoint in [&flow.source, &flow.target] {
-        if !env.connections.contains_key(&endpoint.connection) {
-            return Err(definition(format!(
-                "connection `{}` is not configured; add [connections.{}] to koppel.toml",
-                endpoint.connection, endpoint.connection
-            )));
+        match env.connections.get(&endpoint.connection) {
+            Some(setup) => setups.push((endpoint.connection.as_str(), setup)),
+            None => {
+                return Err(definition(format!(
+                    "connection `{}` is not configured; add [connections.{}] to koppel.toml",
+                    endpoint.connection, endpoint.connection
+                )));
+            }
         }
     }
+    let sides = |run_id: i64| -> Result<Sides, String> {
+        let mut sides = setups.iter().map(|(name, setup)| {
+            let sink = env.activity.sink(Some(run_id));
+            let spec = ConnectionSpec {
+                tenant: env.tenant.clone(),
+                name: (*name).to_owned(),
+                config: setup.config.clone(),
+                limits: setup.limits.clone(),
+                activity: sink.clone(),
+                kv: Arc::new(env.store.clone()),
+            };
+            let connection = setup.connector.connect(spec).map_err(|e| e.to_string())?;
+            Ok::<Box<dyn Side>, String>(Box::new(ConnectorSide::new(connection, sink)))
+        });
+        let source = sides.next().expect("two setups")?;
+        let target = sides.next().expect("two setups")?;
+        Ok((source, target))
+    };
+    run_between(env, flow, options, sides).await
+}
+
+/// Runs one flow once between the sides `sides` makes for the run's id.
+pub(crate) async fn run_between(
+    env: &Environment,
+    flow: &FlowDef,
+    options: &RunOptions,
+    sides: impl FnOnce(i64) -> Result<Sides, String>,
+) -> Result<RunSummary, FlowError> {
+    let definition = |message: String| FlowError::Definition {
+        flow: flow.name.clone(),
+        message,
+    };
+    let mapper = flow.mapper().map_err(definition)?;
     let store = &env.store;
     let _lease = store.lease_flow(&env.tenant, &flow.name)?;
     let started = Instant::now();
@@ -125,6 +165,7 @@ pub async fn run_flow(
         .await?;
     tracing::debug!(tenant = %env.tenant, flow = %flow.name, run_id, trigger, full = options.full, "Run started.");
 
+    let (source, target) = sides(run_id).map_err(definition)?;
     let mut runner = Runner {
         env,
         flow,
@@ -133,15 +174,15 @@ pub async fn run_flow(
         run_id,
         write_options: flow.write_options(),
         settings_hash: codec::hash_of(&flow.write_options()),
-        source: Endpoint::new(env, &flow.source.connection, run_id).map_err(definition)?,
-        target: Endpoint::new(env, &flow.target.connection, run_id).map_err(definition)?,
+        source,
+        target,
         counts: Counts::default(),
         skipped: BTreeMap::new(),
         failures: Vec::new(),
     };
     let outcome = runner.go().await;
     env.activity.flush().await;
-    let requests = runner.source.sink.exchanges() + runner.target.sink.exchanges();
+    let requests = runner.source.exchanges() + runner.target.exchanges();
     let (status, error) = match outcome {
         Ok(Finish::Done) if runner.counts.failed > 0 => (RunStatus::Partial, None),
         Ok(Finish::Done) => (RunStatus::Succeeded, None),
@@ -206,42 +247,6 @@ impl From<crate::store::StoreError> for Abort {
     }
 }
 
-/// One side of the flow: its connection for this run and a live session, renewed after a
-/// failure kills the old one.
-struct Endpoint {
-    connection: Connection,
-    sink: Arc<RunSink>,
-    session: Option<Session>,
-}
-
-impl Endpoint {
-    fn new(env: &Environment, name: &str, run_id: i64) -> Result<Endpoint, String> {
-        let setup = &env.connections[name];
-        let sink = env.activity.sink(Some(run_id));
-        let spec = ConnectionSpec {
-            tenant: env.tenant.clone(),
-            name: name.to_owned(),
-            config: setup.config.clone(),
-            limits: setup.limits.clone(),
-            activity: sink.clone(),
-            kv: Arc::new(env.store.clone()),
-        };
-        let connection = setup.connector.connect(spec).map_err(|e| e.to_string())?;
-        Ok(Endpoint {
-            connection,
-            sink,
-            session: None,
-        })
-    }
-
-    async fn session(&mut self) -> Result<&mut Session, CallError> {
-        if self.session.as_ref().is_none_or(|s| !s.is_alive()) {
-            self.session = Some(self.connection.session().await?);
-        }
-        Ok(self.session.as_mut().expect("just set"))
-    }
-}
-
 /// Whether a failed call is worth trying again later as a whole (the system is away or
 /// throttling), rather than failing the records it carried.
 fn transient(error: &CallError) -> bool {
@@ -260,8 +265,8 @@ struct Runner<'a> {
     run_id: i64,
     write_options: WriteOptions,
     settings_hash: String,
-    source: Endpoint,
-    target: Endpoint,
+    source: Box<dyn Side>,
+    target: Box<dyn Side>,
     counts: Counts,
     skipped: BTreeMap<String, u64>,
     failures: Vec<(String, String)>,
@@ -346,12 +351,8 @@ impl Runner<'_> {
             last_state = state.clone();
             let stream = self.flow.source.stream.clone();
             let page_size = self.flow.page_size;
-            let session = self
+            let page = self
                 .source
-                .session()
-                .await
-                .map_err(|e| Abort::Call(format!("reading `{stream}`: {e}")))?;
-            let page = session
                 .read(&stream, state.as_deref(), page_size)
                 .await
                 .map_err(|e| Abort::Call(format!("reading `{stream}`: {e}")))?;
@@ -517,13 +518,12 @@ impl Runner<'_> {
                     Some(_) => {
                         // Asked before, answer unknown (a crash or a lost response): look first.
                         let stream = self.flow.target.stream.clone();
-                        let session = self
-                            .target
-                            .session()
+                        self.target
+                            .ready()
                             .await
                             .map_err(|e| Abort::Call(format!("looking up `{key}`: {e}")))?;
                         // Ask by the key the target knows the record under (the mapped one).
-                        match session.lookup(&stream, key_of(&mapped)).await {
+                        match self.target.lookup(&stream, key_of(&mapped)).await {
                             Ok(Some(found)) => {
                                 settled.push(RecordResult {
                                     outcome: OutcomeStatus::Unchanged,
@@ -628,10 +628,7 @@ impl Runner<'_> {
         let (records, bases): (Vec<Record>, Vec<RecordResult>) = batch.into_iter().unzip();
         let stream = self.flow.target.stream.clone();
         let options = self.write_options.clone();
-        let written = match self.target.session().await {
-            Ok(session) => session.write(&stream, &records, &options).await,
-            Err(error) => Err(error),
-        };
+        let written = self.target.write(&stream, &records, &options).await;
         let outcomes = match written {
             Ok(outcomes) => outcomes,
             Err(error) if transient(&error) => {

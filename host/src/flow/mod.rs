@@ -3,8 +3,13 @@
 
 pub mod definition;
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
+mod fake;
 pub mod loaded;
 pub mod schedule;
+pub mod side;
 
 pub use definition::{Delivery, Endpoint, FlowDef, FlowOverride};
 pub use engine::{
