@@ -9,25 +9,12 @@
 pub mod map;
 pub mod spec;
 
-use std::cell::RefCell;
-
 use koppel_sdk::bindings::koppel::connector::host::Method;
 use koppel_sdk::http::{Request, Response, encode};
 use koppel_sdk::*;
 use serde_json::Value;
 
 use spec::{Endpoint, Paging, Spec, StreamSpec};
-
-thread_local! {
-    static SPEC: RefCell<Option<Spec>> = const { RefCell::new(None) };
-}
-
-fn with_spec<T>(f: impl FnOnce(&Spec) -> Result<T>) -> Result<T> {
-    SPEC.with(|s| match s.borrow().as_ref() {
-        Some(spec) => f(spec),
-        None => Err(ConnectorError::internal("configure was not called first")),
-    })
-}
 
 fn method_of(name: &str) -> Method {
     match name {
@@ -57,9 +44,9 @@ fn refused(response: &Response) -> ConnectorError {
             "the API refused the key (HTTP {status}): check `api_key`, `auth_header` and `auth_scheme`"
         ))
         .with_field("api_key"),
-        429 | 502..=504 => ConnectorError::throttled(format!("the API is busy (HTTP {status}): {message}")),
         404 => ConnectorError::config("base_url", format!("HTTP 404 from the API: check `base_url` and the stream's paths ({message})")),
-        _ => ConnectorError::protocol(format!("HTTP {status}: {message}")),
+        // Everything else as the SDK's one default table says.
+        _ => koppel_sdk::http::status_error(status, &message),
     };
     match field {
         Some(field) if status != 401 && status != 403 => error.with_field(field),
@@ -306,7 +293,15 @@ fn kind_name(kind: RecordKind) -> &'static str {
 
 /// Writes one record; an error ends the call (the host retries the batch), a refusal is
 /// this record's `failed` outcome.
-fn write_one(spec: &Spec, stream: &str, s: &StreamSpec, record: &Record) -> Result<WriteOutcome> {
+/// Writes one record: created when the system does not hold it, else updated without the
+/// create-only fields (contract rule 4.7), or unchanged when it holds it as given.
+fn write_one(
+    spec: &Spec,
+    stream: &str,
+    s: &StreamSpec,
+    record: &Record,
+    create_only: &CreateOnly,
+) -> Result<WriteOutcome> {
     let Some(write) = &s.write else {
         return Err(ConnectorError::unsupported(format!(
             "`{stream}` has no `write` endpoints in the connection's config"
@@ -333,6 +328,7 @@ fn write_one(spec: &Spec, stream: &str, s: &StreamSpec, record: &Record) -> Resu
         Err(error) => return Ok(WriteOutcome::from_error(&key, &error)),
     };
     let existing = find(spec, s, &key)?;
+    let update_body = map::without_create_only(s, &body, create_only);
     let (endpoint, created) = match (&existing, &write.update) {
         (Some((id, _)), None) => {
             return Ok(WriteOutcome {
@@ -340,7 +336,7 @@ fn write_one(spec: &Spec, stream: &str, s: &StreamSpec, record: &Record) -> Resu
                 ..WriteOutcome::unchanged(&key, Some(id.clone()))
             });
         }
-        (Some((id, current)), Some(_)) if map::holds(current, &body) => {
+        (Some((id, current)), Some(_)) if map::holds(current, &update_body) => {
             return Ok(WriteOutcome::unchanged(&key, Some(id.clone())));
         }
         (Some(_), Some(update)) => (update, false),
@@ -356,7 +352,8 @@ fn write_one(spec: &Spec, stream: &str, s: &StreamSpec, record: &Record) -> Resu
     } else {
         None
     };
-    let response = send_item(spec, endpoint, &key, &body, idempotency)?;
+    let sent = if created { &body } else { &update_body };
+    let response = send_item(spec, endpoint, &key, sent, idempotency)?;
     match response.status() {
         401 | 403 => Err(refused(&response)),
         429 | 500..=599 => {
@@ -430,7 +427,9 @@ fn stream_field(name: &str, example: &str) -> ConfigField {
     )
 }
 
-impl Guest for HttpJson {
+impl Connector for HttpJson {
+    type Instance = Spec;
+
     fn manifest() -> Manifest {
         let mut auth_scheme = field(
             "auth_scheme",
@@ -491,8 +490,8 @@ impl Guest for HttpJson {
         }
     }
 
-    fn check(config: Config) -> Result<()> {
-        let spec = Spec::from_settings(&Settings::from(config))?;
+    fn check(config: Settings) -> Result<()> {
+        let spec = Spec::from_settings(&config)?;
         let path = spec
             .check_path
             .clone()
@@ -518,49 +517,48 @@ impl Guest for HttpJson {
         }
     }
 
-    fn configure(config: Config) -> Result<()> {
-        let spec = Spec::from_settings(&Settings::from(config))?;
-        SPEC.with(|s| *s.borrow_mut() = Some(spec));
-        Ok(())
+    fn configure(config: Settings) -> Result<Spec> {
+        Spec::from_settings(&config)
     }
 
-    fn read(stream: String, state: Option<String>, limit: u32) -> Result<Page> {
-        with_spec(|spec| read_page(spec, &stream, state.as_deref(), limit))
+    fn read(spec: &mut Spec, stream: &str, state: Option<&str>, limit: u32) -> Result<Page> {
+        read_page(spec, stream, state, limit)
     }
 
     fn write(
-        stream: String,
+        spec: &mut Spec,
+        stream: &str,
         records: Vec<Record>,
-        _options: WriteOptions,
+        options: &WriteOptions,
     ) -> Result<Vec<WriteOutcome>> {
-        with_spec(|spec| {
-            let s = spec.stream(&stream)?;
-            records
-                .iter()
-                .map(|r| write_one(spec, &stream, s, r))
-                .collect()
-        })
+        options.expect_settings(stream, &[])?;
+        let create_only = CreateOnly::of(options);
+        let s = spec.stream(stream)?;
+        records
+            .iter()
+            .map(|r| write_one(spec, stream, s, r, &create_only))
+            .collect()
     }
 
-    fn lookup(stream: String, key: String) -> Result<Option<Found>> {
-        with_spec(|spec| {
-            let s = spec.stream(&stream)?;
+    fn lookup(spec: &mut Spec, stream: &str, key: &str) -> Result<Option<Found>> {
+        {
+            let s = spec.stream(stream)?;
             if s.lookup.is_none() {
                 return Err(ConnectorError::unsupported(format!(
                     "`{stream}` has no `lookup` endpoint in the connection's config"
                 )));
             }
-            let Some((id, item)) = find(spec, s, &key)? else {
+            let Some((id, item)) = find(spec, s, key)? else {
                 return Ok(None);
             };
-            let record = match stream.as_str() {
+            let record = match stream {
                 "products" => map::product(s, &item).ok().map(Record::Product),
                 "stock" => map::stock(s, &item).ok().map(Record::Stock),
                 _ => None,
             };
             Ok(Some(Found { id, record }))
-        })
+        }
     }
 }
 
-koppel_sdk::export!(HttpJson);
+koppel_sdk::export_connector!(HttpJson);

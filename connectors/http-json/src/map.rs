@@ -7,6 +7,42 @@ use serde_json::{Map, Value};
 
 use crate::spec::{Decimals, StreamSpec};
 
+/// The canonical field an item field of the config writes (`price`, `net_price`, `tax_rate`
+/// and `currency` all come from `prices`), for create-only rules (contract rule 4.7).
+pub fn canonical_field(field: &str) -> &str {
+    match field {
+        "price" | "net_price" | "tax_rate" | "currency" => "prices",
+        other => other,
+    }
+}
+
+/// `body` without the fields `create_only` names (for an update: the target keeps its own).
+pub fn without_create_only(spec: &StreamSpec, body: &Value, create_only: &CreateOnly) -> Value {
+    let mut body = body.clone();
+    for (field, pointer) in &spec.fields {
+        if field != "key" && create_only.has(canonical_field(field)) {
+            remove(&mut body, pointer);
+        }
+    }
+    body
+}
+
+/// Removes the value at `pointer`, if there is one.
+fn remove(target: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    let holder = if parent.is_empty() {
+        Some(target)
+    } else {
+        target.pointer_mut(parent)
+    };
+    if let Some(Value::Object(map)) = holder {
+        map.remove(&last);
+    }
+}
+
 /// The value at `pointer`, treating JSON null as absent.
 fn at<'a>(item: &'a Value, pointer: &str) -> Option<&'a Value> {
     item.pointer(pointer).filter(|v| !v.is_null())
@@ -416,6 +452,25 @@ mod tests {
             ("tax_rate", "/vat"),
             ("active", "/active"),
         ])
+    }
+
+    #[test]
+    fn an_update_leaves_out_the_create_only_fields() {
+        let spec: StreamSpec = serde_json::from_value(serde_json::json!({
+            "fields": {"key": "/sku", "name": "/title", "price": "/pricing/gross", "ean": "/ean"}
+        }))
+        .expect("spec");
+        let body = serde_json::json!({"sku": "A1", "title": "Shirt", "pricing": {"gross": 19.95}, "ean": "871"});
+        let create_only = CreateOnly::new(&["name", "prices", "key"]);
+        assert_eq!(
+            without_create_only(&spec, &body, &create_only),
+            serde_json::json!({"sku": "A1", "pricing": {}, "ean": "871"}),
+            "the key stays: it names the item"
+        );
+        assert_eq!(
+            without_create_only(&spec, &body, &CreateOnly::default()),
+            body
+        );
     }
 
     #[test]

@@ -151,6 +151,47 @@ impl Response {
     }
 }
 
+/// The error an answer that is not a success means, by its status, with `detail` (what the
+/// system said, or what was asked) in the message. The SDK's one default, which a connector
+/// overrides by matching the statuses it knows better first:
+///
+/// | status | kind | retryable |
+/// | --- | --- | --- |
+/// | 401, 403 | `auth` | no |
+/// | 408 | `unreachable` | yes |
+/// | 429, 503 | `throttled` (slow down, or unavailable for now) | yes |
+/// | 502, 504 | `unreachable` (a gateway could not reach the system) | yes |
+/// | 500 and other 5xx | `rejected` (the system failed on this request) | yes |
+/// | other 4xx | `rejected` | no |
+/// | anything else | `protocol` | no |
+pub fn status_error(status: u16, detail: &str) -> ConnectorError {
+    let message = if detail.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {detail}")
+    };
+    match status {
+        401 | 403 => ConnectorError::auth(format!("the credentials were refused ({message})")),
+        408 => ConnectorError::unreachable(format!("no answer in time ({message})")),
+        429 | 503 => ConnectorError::throttled(format!("the system is busy ({message})")),
+        502 | 504 => {
+            ConnectorError::unreachable(format!("the system cannot be reached ({message})"))
+        }
+        500..=599 => {
+            ConnectorError::rejected(format!("the system failed ({message})")).retryable(true)
+        }
+        400..=499 => ConnectorError::rejected(message),
+        _ => ConnectorError::protocol(format!("unexpected answer ({message})")),
+    }
+}
+
+impl Response {
+    /// [`status_error`] for this answer, with the start of its body as the detail.
+    pub fn status_error(&self) -> ConnectorError {
+        status_error(self.inner.status, &snippet(&self.inner.body))
+    }
+}
+
 /// The first 300 characters of a body, for error messages.
 pub fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -226,6 +267,31 @@ mod tests {
     #[test]
     fn encodes_reserved_characters() {
         assert_eq!(encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn statuses_map_to_one_documented_default() {
+        use crate::ErrorKind;
+        let of = |status| {
+            let e = status_error(status, "x");
+            (e.kind, e.retryable)
+        };
+        assert_eq!(of(401), (ErrorKind::Auth, false));
+        assert_eq!(of(403), (ErrorKind::Auth, false));
+        assert_eq!(of(408), (ErrorKind::Unreachable, true));
+        assert_eq!(of(429), (ErrorKind::Throttled, true));
+        assert_eq!(of(503), (ErrorKind::Throttled, true));
+        assert_eq!(of(502), (ErrorKind::Unreachable, true));
+        assert_eq!(of(504), (ErrorKind::Unreachable, true));
+        assert_eq!(of(500), (ErrorKind::Rejected, true));
+        assert_eq!(of(422), (ErrorKind::Rejected, false));
+        assert_eq!(of(404), (ErrorKind::Rejected, false));
+        assert_eq!(of(302), (ErrorKind::Protocol, false));
+        assert!(
+            status_error(422, "bad ean")
+                .message
+                .contains("HTTP 422: bad ean")
+        );
     }
 
     #[test]

@@ -2,32 +2,44 @@
 //! connector author needs.
 //!
 //! A connector is a `cdylib` (plus `rlib`, so its protocol code can be unit-tested natively)
-//! that implements [`Guest`] and exports it:
+//! that implements [`Connector`] and exports it:
 //!
 //! ```ignore
 //! use koppel_sdk::*;
 //!
 //! struct MyConnector;
 //!
-//! impl Guest for MyConnector {
+//! impl Connector for MyConnector {
+//!     type Instance = MyClient; // what `configure` builds from the config
 //!     fn manifest() -> Manifest { /* ... */ }
-//!     fn check(config: Config) -> Result<(), ConnectorError> { /* ... */ }
-//!     /* configure, read, write, lookup */
+//!     fn check(config: Settings) -> Result<()> { /* ... */ }
+//!     fn configure(config: Settings) -> Result<MyClient> { /* ... */ }
+//!     /* read, write, lookup: each gets `&mut MyClient` */
 //! }
 //!
-//! koppel_sdk::export!(MyConnector);
+//! koppel_sdk::export_connector!(MyConnector);
 //! ```
+//!
+//! Besides the bindings: [`http`] (requests through the host, one default table from HTTP
+//! status to error), [`money`] (net, gross and tax in minor units), [`time`] (timestamps
+//! without a clock), [`write::CreateOnly`] (contract rule 4.7), [`config::Settings`],
+//! [`decimal`], [`kv`] and [`log`]. A connector that needs the contract's exports as they
+//! are implements [`Guest`] and uses [`export!`].
 //!
 //! Built with `cargo build --target wasm32-wasip2`, the crate is a component the host loads.
 //! Natively the host imports are stubs that panic, so native tests exercise the pure parts
 //! (parsers, builders, mappers) only.
 
 pub mod config;
+pub mod connector;
 pub mod decimal;
 pub mod error;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod money;
+pub mod time;
+pub mod write;
 
 /// The bindings generated from `wit/`.
 #[allow(missing_docs, clippy::all)]
@@ -84,7 +96,9 @@ pub use bindings::koppel::connector::types::{
     Record, RecordKind, ReferenceEntry, Shipping, StockLevel, Value, Variant,
 };
 pub use config::Settings;
+pub use connector::Connector;
 pub use error::Result;
+pub use write::CreateOnly;
 
 impl TypedKey {
     /// `name` takes values of `type_`; `example` is one as written in `koppel.toml` after
