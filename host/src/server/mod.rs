@@ -159,7 +159,8 @@ pub struct TenantState {
     pub mplus: Option<WebhookSetup>,
     pub retention: RetentionConfig,
     pub masker: Masker,
-    /// Signatures (or Shopware event ids) seen lately, until they expire: replays are ignored.
+    /// Deliveries (signatures, Shopware event ids) accepted lately, until they expire: their
+    /// replays are ignored.
     seen: Mutex<HashMap<String, i64>>,
 }
 
@@ -226,18 +227,23 @@ impl TenantState {
         self.flows.iter().find(|f| f.name == name)
     }
 
-    /// True the first time `id` is seen within `ttl_secs`.
-    fn first_sighting(&self, id: String, now: i64, ttl_secs: i64) -> bool {
-        let mut seen = match self.seen.lock() {
+    /// Whether a delivery with `id` was accepted within its time to live.
+    fn seen_lately(&self, id: &str, now: i64) -> bool {
+        let mut seen = self.seen();
+        seen.retain(|_, expires| *expires > now);
+        seen.contains_key(id)
+    }
+
+    /// Remembers an accepted delivery for `ttl_secs`.
+    fn remember(&self, id: String, now: i64, ttl_secs: i64) {
+        self.seen().insert(id, now + ttl_secs);
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        match self.seen.lock() {
             Ok(seen) => seen,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        seen.retain(|_, expires| *expires > now);
-        if seen.contains_key(&id) {
-            return false;
         }
-        seen.insert(id, now + ttl_secs);
-        true
     }
 }
 
