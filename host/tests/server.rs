@@ -62,6 +62,7 @@ fn environment_named(
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         limits: Limits::default(),
+        supplied: Default::default(),
     };
     Environment {
         tenant: tenant.into(),
