@@ -352,6 +352,18 @@ async fn a_shop_installs_the_koppel_app_and_its_signed_events_bring_orders_into_
 
     // koppel works with the integration the shop handed over.
     fill_the_shop(&app, &systems).await;
+    // Its secret is nowhere in koppel's state in clear: sealed in the registration,
+    // redacted from the token requests in the activity log.
+    app.koppel.env.activity.flush().await;
+    for file in ["koppel.db", "koppel.db-wal"] {
+        let bytes = std::fs::read(app.koppel.dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(installed.secret_key.len())
+                .any(|w| w == installed.secret_key.as_bytes()),
+            "the integration's secret in {file}"
+        );
+    }
     let skus = sellable(&systems.shop);
     assert!(!skus.is_empty(), "sellable products in the shop");
 

@@ -321,6 +321,7 @@ struct Installed {
     /// The secret the app backend chose at registration (signs webhooks).
     app_secret: String,
     access_key: String,
+    secret_key: String,
     privileges: BTreeSet<String>,
     webhooks: Vec<Webhook>,
 }
@@ -331,6 +332,8 @@ pub struct AppInfo {
     pub name: String,
     /// The access key of the app's integration (`SWIA…`).
     pub access_key: String,
+    /// Its secret, as handed to the app's backend (tests check it is kept secret).
+    pub secret_key: String,
     pub privileges: BTreeSet<String>,
     pub webhooks: Vec<Webhook>,
 }
@@ -447,6 +450,7 @@ impl Apps {
             .map(|app| AppInfo {
                 name: app.name.clone(),
                 access_key: app.access_key.clone(),
+                secret_key: app.secret_key.clone(),
                 privileges: app.privileges.clone(),
                 webhooks: app.webhooks.clone(),
             })
@@ -582,6 +586,7 @@ impl Apps {
             version: manifest.version.clone(),
             app_secret: app_secret.to_owned(),
             access_key: access_key.clone(),
+            secret_key: secret_key.clone(),
             privileges: manifest.privileges.clone(),
             webhooks: manifest.webhooks.clone(),
         };
@@ -590,6 +595,7 @@ impl Apps {
         Ok(AppInfo {
             name,
             access_key,
+            secret_key,
             privileges: manifest.privileges,
             webhooks: manifest.webhooks,
         })
