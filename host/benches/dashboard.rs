@@ -44,6 +44,7 @@ async fn fixture_env(store: &Store, total: &str) -> Environment {
         connector: connector.clone(),
         config: BTreeMap::from([("total".to_owned(), total.to_owned())]),
         limits: Limits::default(),
+        supplied: Default::default(),
     };
     Environment {
         tenant: "a".into(),

@@ -44,6 +44,8 @@ fn every_command_has_help() {
         vec!["init", "--help"],
         vec!["sync", "--help"],
         vec!["run", "--help"],
+        vec!["shopware", "--help"],
+        vec!["shopware", "app-manifest", "--help"],
     ] {
         let output = koppel(&args);
         assert!(output.status.success(), "{args:?}: {}", text(&output));

@@ -31,6 +31,7 @@ async fn environment(dir: &tempfile::TempDir, total: u32) -> Environment {
         connector: connector.clone(),
         config: BTreeMap::from([("total".to_owned(), total.to_string())]),
         limits: Limits::default(),
+        supplied: Default::default(),
     };
     Environment {
         tenant: "t1".into(),

@@ -167,6 +167,7 @@ async fn environment(dir: &tempfile::TempDir) -> Environment {
         connector: connector.clone(),
         config: BTreeMap::from([("total".to_owned(), total.to_owned())]),
         limits: Limits::default(),
+        supplied: Default::default(),
     };
     Environment {
         tenant: "t1".into(),

@@ -62,6 +62,7 @@ fn environment_named(
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         limits: Limits::default(),
+        supplied: Default::default(),
     };
     Environment {
         tenant: tenant.into(),
@@ -941,6 +942,93 @@ async fn webhooks_start_the_flow_only_when_signed_and_fresh() {
     .expect("send");
     assert_eq!(response.status().as_u16(), 202);
     assert!(h.runs_a.try_recv().is_err());
+}
+
+/// Asks for runs only while open, as a schedule that is starting or stopping refuses them.
+struct Gate {
+    open: std::sync::atomic::AtomicBool,
+    asked: mpsc::UnboundedSender<String>,
+}
+
+impl FlowControl for Gate {
+    fn run_now(&self, flow: &str) -> bool {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+            && self.asked.send(flow.to_owned()).is_ok()
+    }
+}
+
+/// Shopware sends a webhook again with the same `source.eventId` (and a new timestamp) when
+/// the first delivery failed: after a 503 that retry must start the flow, not be taken for a
+/// replay.
+#[tokio::test]
+async fn a_retry_after_a_503_starts_the_flow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("koppel.db"))
+        .await
+        .expect("store");
+    let activity = ActivityWriter::start(store.clone());
+    let env = environment("a", &store, &activity, &fixture().await);
+    let (asked, mut runs) = mpsc::unbounded_channel();
+    let gate = Arc::new(Gate {
+        open: std::sync::atomic::AtomicBool::new(false),
+        asked,
+    });
+    let mut tenant = TenantState::new(env, vec![products()]).with_control(gate.clone());
+    tenant
+        .set_webhooks(&WebhooksConfig {
+            shopware: Some(WebhookSource {
+                secret: Secret::plain(SHOPWARE_SECRET),
+                flows: Some(vec!["products".into()]),
+                events: vec![],
+                max_age: None,
+            }),
+            mplus: None,
+        })
+        .expect("webhooks");
+    let mut state = ServerState::new();
+    state
+        .add_tenant(tenant, &["t".into()])
+        .await
+        .expect("tenant");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cancel = CancellationToken::new();
+    tokio::spawn(serve(listener, Arc::new(state), cancel.clone()));
+    let client = client_builder().no_proxy().build().expect("client");
+    let send = || {
+        let body = shopware_body(now_ms() / 1000, "event-1");
+        client
+            .post(format!("http://{addr}/webhooks/a/shopware"))
+            .header("shopware-shop-signature", hex_hmac(SHOPWARE_SECRET, &body))
+            .body(body)
+            .send()
+    };
+
+    // The schedule takes no requests (koppel is starting or stopping): 503, nothing asked.
+    let first = send().await.expect("send");
+    assert_eq!(first.status().as_u16(), 503, "the flow could not be asked");
+    assert!(runs.try_recv().is_err());
+
+    // Shopware's retry: the same event id, a new timestamp. It starts the flow.
+    gate.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    let retry = send().await.expect("send");
+    assert_eq!(
+        retry.status().as_u16(),
+        202,
+        "the retry is no duplicate: {:?}",
+        retry.text().await
+    );
+    assert_eq!(runs.recv().await.as_deref(), Some("products"));
+
+    // Once accepted, the same event again is a replay.
+    let replay = send().await.expect("send");
+    assert_eq!(replay.status().as_u16(), 200);
+    let answer: Value = serde_json::from_str(&replay.text().await.expect("body")).expect("json");
+    assert_eq!(answer["duplicate"], true, "{answer}");
+    assert!(runs.try_recv().is_err(), "a replay asks for nothing");
+    cancel.cancel();
 }
 
 #[tokio::test]

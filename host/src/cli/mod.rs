@@ -6,6 +6,7 @@ pub mod demo;
 pub mod example_api;
 mod flows;
 mod progress;
+mod shopware;
 pub mod template;
 
 use std::path::PathBuf;
@@ -46,6 +47,32 @@ pub enum Command {
     /// create one from the template, run the conformance suite.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Shopware's side of koppel: the app a shop installs so that koppel receives its signed
+    /// events and API credentials.
+    #[command(subcommand)]
+    Shopware(ShopwareCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShopwareCommand {
+    /// Writes the manifest.xml of the koppel app for a connection of [shopware_app.*]: its
+    /// registration URL, the events it sends and the permissions the connector needs.
+    AppManifest(AppManifestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppManifestArgs {
+    /// The connection the app serves (default: the only one under [shopware_app]).
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
+    /// koppel's address as the shop reaches it (default: [server] public_url).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Where to write it (default: <app name>/manifest.xml, the folder Shopware expects).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => flows::run(args).await,
         Command::Purge(args) => flows::purge(args).await,
         Command::Init(args) => flows::init(args).await,
+        Command::Shopware(ShopwareCommand::AppManifest(args)) => shopware::app_manifest(args),
     }
 }
 

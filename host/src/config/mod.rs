@@ -4,8 +4,8 @@
 //! - `flow`: `[flows.*]` (as tables; it checks them against its definitions) and the
 //!   connections' names;
 //! - `runtime`: a connection's config values and limits ([`Connection`]);
-//! - `server`: `[server]`, `[webhooks]` and `[retention]` ([`ServerConfig`],
-//!   [`WebhooksConfig`], [`RetentionConfig`]);
+//! - `server`: `[server]`, `[webhooks]`, `[shopware_app.*]` and `[retention]`
+//!   ([`ServerConfig`], [`WebhooksConfig`], [`ShopwareApp`], [`RetentionConfig`]);
 //! - `notify`: `[notify]` ([`NotifyConfig`]).
 //!
 //! This module imports nothing of them, so the sections form no cycle.
@@ -25,7 +25,7 @@ pub use connections::{Connection, ConnectionFile, ConnectionLimits, resolve_tabl
 pub use duration::parse_duration;
 pub use notify::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 pub use secret::{Secret, env_name, resolve_env, scalar_text};
-pub use server::{RetentionConfig, ServerConfig, WebhookSource, WebhooksConfig};
+pub use server::{RetentionConfig, ServerConfig, ShopwareApp, WebhookSource, WebhooksConfig};
 
 fn default_tenant() -> String {
     "default".into()
@@ -57,6 +57,9 @@ pub struct ConfigFile {
     /// Inbound webhooks that start flows at once.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// koppel as a Shopware app's backend, per connection.
+    #[serde(default)]
+    pub shopware_app: BTreeMap<String, ShopwareApp>,
 }
 
 /// A problem in `koppel.toml`.
@@ -84,6 +87,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub retention: RetentionConfig,
     pub webhooks: WebhooksConfig,
+    /// `[shopware_app.<connection>]`, each naming a defined connection.
+    pub shopware_app: BTreeMap<String, ShopwareApp>,
 }
 
 impl Config {
@@ -121,6 +126,19 @@ impl Config {
                 .map_err(|p| error(format!("connections.{name}.{}", p.key), p.message))?;
             connections.insert(name.clone(), checked);
         }
+        for (name, app) in &file.shopware_app {
+            if !connections.contains_key(name) {
+                let known: Vec<&String> = connections.keys().collect();
+                return Err(error(
+                    format!("shopware_app.{name}"),
+                    format!(
+                        "connection `{name}` is not defined; name the Shopware connection the app serves, as in [shopware_app.shop] (defined: {known:?})"
+                    ),
+                ));
+            }
+            app.check()
+                .map_err(|(key, message)| error(format!("shopware_app.{name}.{key}"), message))?;
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let database = match &file.database {
             Some(db) if db.is_absolute() => db.clone(),
@@ -137,6 +155,7 @@ impl Config {
             notify: file.notify,
             retention: file.retention,
             webhooks: file.webhooks,
+            shopware_app: file.shopware_app,
         })
     }
 
@@ -229,5 +248,48 @@ mod tests {
                 .starts_with("/etc/koppel/koppel.toml: tenant:"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_shopware_app_names_its_connection_and_a_strong_secret() {
+        let shop = "[connections.shop]\nconnector = \"shopware\"\n";
+        let secret = "s".repeat(32);
+        let config = load(&format!(
+            "{shop}[shopware_app.shop]\nsecret = \"{secret}\"\n"
+        ))
+        .expect("valid");
+        let app = &config.shopware_app["shop"];
+        assert_eq!(app.name(), "Koppel");
+        assert_eq!(app.flows(), ["orders"]);
+        assert_eq!(
+            app.events(),
+            [
+                "checkout.order.placed",
+                "state_enter.order_transaction.state.paid"
+            ]
+        );
+        assert!(!format!("{config:?}").contains(&secret), "{config:?}");
+
+        let error = load(&format!("[shopware_app.shop]\nsecret = \"{secret}\"\n"))
+            .expect_err("no such connection");
+        assert_eq!(error.key, "shopware_app.shop");
+        assert!(error.message.contains("not defined"), "{error}");
+
+        let error = load(&format!("{shop}[shopware_app.shop]\nsecret = \"short\"\n"))
+            .expect_err("weak secret");
+        assert_eq!(error.key, "shopware_app.shop.secret");
+        assert!(error.message.contains("openssl rand -hex 32"), "{error}");
+
+        let error = load(&format!(
+            "{shop}[shopware_app.shop]\nsecret = \"{secret}\"\nname = \"my app\"\n"
+        ))
+        .expect_err("bad name");
+        assert_eq!(error.key, "shopware_app.shop.name");
+
+        let error = load(&format!(
+            "{shop}[shopware_app.shop]\nsecret = \"{secret}\"\nevents = [\"order placed\"]\n"
+        ))
+        .expect_err("bad event");
+        assert_eq!(error.key, "shopware_app.shop.events");
     }
 }

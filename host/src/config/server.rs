@@ -1,5 +1,6 @@
-//! The `[server]`, `[webhooks]` and `[retention]` sections of `koppel.toml`: what the
-//! dashboard, the API and the inbound webhooks receive.
+//! The `[server]`, `[webhooks]`, `[shopware_app.*]` and `[retention]` sections of
+//! `koppel.toml`: what the dashboard, the API, the inbound webhooks and the Shopware app
+//! backend receive.
 
 use std::time::Duration;
 
@@ -58,6 +59,113 @@ impl WebhookSource {
             Some(text) => parse_duration(text),
             None => Ok(Duration::from_secs(300)),
         }
+    }
+}
+
+/// `[shopware_app.<connection>]`: koppel as the backend of a Shopware app for that
+/// connection. The shop registers with a request signed with `secret` (the manifest's
+/// `<setup><secret>`), receives a shop secret of its own, hands over the API credentials of
+/// the app's integration, and then signs the events it sends with the shop secret.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopwareApp {
+    /// The app secret: at least 32 characters (`openssl rand -hex 32`).
+    pub secret: Secret,
+    /// The app's technical name, the manifest's `<meta><name>` (default `Koppel`).
+    pub name: Option<String>,
+    /// The flows a handled event runs (default `["orders"]`).
+    pub flows: Option<Vec<String>>,
+    /// The events the app subscribes to; each runs the flows (default: an order placed and
+    /// a payment that became paid).
+    pub events: Option<Vec<String>>,
+    /// How old a signed call may be before it is refused as stale (default `5m`).
+    pub max_age: Option<String>,
+}
+
+impl ShopwareApp {
+    pub const DEFAULT_NAME: &str = "Koppel";
+    pub const DEFAULT_EVENTS: [&str; 2] = [
+        "checkout.order.placed",
+        "state_enter.order_transaction.state.paid",
+    ];
+    /// The connection's config keys the registration supplies (the app integration's
+    /// access key and secret) when the file leaves them out.
+    pub const SUPPLIED_KEYS: [&str; 2] = ["access_key_id", "secret_access_key"];
+    /// The shortest app secret accepted.
+    pub const MIN_SECRET_LEN: usize = 32;
+
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(Self::DEFAULT_NAME)
+    }
+
+    pub fn flows(&self) -> Vec<String> {
+        self.flows.clone().unwrap_or_else(|| vec!["orders".into()])
+    }
+
+    pub fn events(&self) -> Vec<String> {
+        self.events
+            .clone()
+            .unwrap_or_else(|| Self::DEFAULT_EVENTS.map(String::from).to_vec())
+    }
+
+    pub fn max_age(&self) -> Result<Duration, String> {
+        match &self.max_age {
+            Some(text) => parse_duration(text),
+            None => Ok(Duration::from_secs(300)),
+        }
+    }
+
+    /// The app secret, checked.
+    pub fn app_secret(&self) -> Result<String, String> {
+        let secret = self.secret.resolve()?;
+        if secret.chars().count() < Self::MIN_SECRET_LEN {
+            return Err(format!(
+                "is {} characters; use at least {} random ones (for example the output of `openssl rand -hex 32`): anyone who knows it can register a shop",
+                secret.chars().count(),
+                Self::MIN_SECRET_LEN
+            ));
+        }
+        Ok(secret)
+    }
+
+    /// Checks every value; a problem names its key (relative to the section).
+    pub fn check(&self) -> Result<(), (String, String)> {
+        self.app_secret().map_err(|m| ("secret".to_owned(), m))?;
+        let name = self.name();
+        let valid_name = name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err((
+                "name".into(),
+                format!(
+                    "{name:?} is not a technical app name: use letters, digits and `_`, starting with a letter (for example \"KoppelSync\")"
+                ),
+            ));
+        }
+        let events = self.events();
+        if events.is_empty() {
+            return Err((
+                "events".into(),
+                "is empty: without an event the shop never calls koppel; leave the key out for the default".into(),
+            ));
+        }
+        for event in &events {
+            let token = !event.is_empty()
+                && event
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
+            if !token {
+                return Err((
+                    "events".into(),
+                    format!(
+                        "{event:?} is not a Shopware event name (letters, digits, `.`, `_`, `-`), for example \"checkout.order.placed\""
+                    ),
+                ));
+            }
+        }
+        self.max_age().map_err(|m| ("max_age".to_owned(), m))?;
+        Ok(())
     }
 }
 

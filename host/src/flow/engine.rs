@@ -4,7 +4,7 @@
 //! runs; they never block the rest. The engine knows no connector by name.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -24,6 +24,110 @@ pub struct ConnectionSetup {
     pub connector: Arc<Connector>,
     pub config: BTreeMap<String, String>,
     pub limits: Limits,
+    /// Config values handed over at run time (a Shopware app registration's credentials).
+    pub supplied: Supplied,
+}
+
+impl ConnectionSetup {
+    /// The config a run uses now: the file's values, and the supplied ones for the keys the
+    /// file leaves out. An error says which keys still wait for what.
+    pub fn config_now(&self) -> Result<BTreeMap<String, String>, String> {
+        self.supplied.complete(&self.config)
+    }
+}
+
+/// Config values a connection receives while koppel runs instead of from `koppel.toml`:
+/// the keys it `awaits`, filled when a shop registers the koppel app and hands over its
+/// credentials. Clones share the values, so a registration reaches every holder of the
+/// environment (the scheduler's flows, the dashboard's "Test connection") at once.
+#[derive(Clone, Default)]
+pub struct Supplied(Arc<RwLock<SuppliedState>>);
+
+#[derive(Default)]
+struct SuppliedState {
+    /// Keys the file leaves to the supplier.
+    awaited: Vec<String>,
+    /// What supplies them, for the error while they are missing.
+    from: String,
+    values: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Supplied {
+    /// Supplied values are credentials: only the keys show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.read();
+        f.debug_struct("Supplied")
+            .field("awaited", &state.awaited)
+            .field("present", &state.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Supplied {
+    /// Values for `awaited` keys will come from `from` (for example "the shop's Shopware app
+    /// registration").
+    pub fn awaiting(awaited: Vec<String>, from: impl Into<String>) -> Supplied {
+        Supplied(Arc::new(RwLock::new(SuppliedState {
+            awaited,
+            from: from.into(),
+            values: BTreeMap::new(),
+        })))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, SuppliedState> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The keys the file leaves to the supplier.
+    pub fn awaited(&self) -> Vec<String> {
+        self.read().awaited.clone()
+    }
+
+    /// Whether every awaited key has its value.
+    pub fn is_complete(&self) -> bool {
+        let state = self.read();
+        state.awaited.iter().all(|k| state.values.contains_key(k))
+    }
+
+    /// Sets the supplied values (only awaited keys are kept); `None` forgets them.
+    pub fn set(&self, values: Option<BTreeMap<String, String>>) {
+        let mut state = self.0.write().unwrap_or_else(|p| p.into_inner());
+        state.values = values
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| state.awaited.contains(k))
+            .collect();
+    }
+
+    /// `config` with the supplied values added.
+    pub fn complete(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let state = self.read();
+        let missing: Vec<&str> = state
+            .awaited
+            .iter()
+            .filter(|k| !config.contains_key(*k) && !state.values.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "the connection has no {} yet: they come with {}",
+                missing
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                state.from
+            ));
+        }
+        let mut config = config.clone();
+        for (key, value) in &state.values {
+            config.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+        Ok(config)
+    }
 }
 
 /// What the runs of one tenant need.
@@ -118,11 +222,14 @@ pub async fn run_flow(
     }
     let sides = |run_id: i64| -> Result<Sides, String> {
         let mut sides = setups.iter().map(|(name, setup)| {
+            let config = setup
+                .config_now()
+                .map_err(|e| format!("connection `{name}`: {e}"))?;
             let sink = env.activity.sink(Some(run_id));
             let spec = ConnectionSpec {
                 tenant: env.tenant.clone(),
                 name: (*name).to_owned(),
-                config: setup.config.clone(),
+                config,
                 limits: setup.limits.clone(),
                 activity: sink.clone(),
                 kv: Arc::new(env.store.clone()),
@@ -165,7 +272,28 @@ pub(crate) async fn run_between(
         .await?;
     tracing::debug!(tenant = %env.tenant, flow = %flow.name, run_id, trigger, full = options.full, "Run started.");
 
-    let (source, target) = sides(run_id).map_err(definition)?;
+    // A connection that cannot be set up (its credentials have not come yet) fails the
+    // run, which says why, on the dashboard and in the incident it opens.
+    let (source, target) = match sides(run_id) {
+        Ok(sides) => sides,
+        Err(message) => {
+            store
+                .finish_run(&env.tenant, run_id, RunStatus::Failed, 0, Some(&message))
+                .await?;
+            tracing::warn!(tenant = %env.tenant, flow = %flow.name, run_id, error = %message, "Run failed before it began.");
+            return Ok(RunSummary {
+                run_id,
+                flow: flow.name.clone(),
+                status: RunStatus::Failed,
+                counts: Counts::default(),
+                requests: 0,
+                duration_ms: started.elapsed().as_millis() as u64,
+                error: Some(message),
+                skipped: BTreeMap::new(),
+                failures: Vec::new(),
+            });
+        }
+    };
     let mut runner = Runner {
         env,
         flow,

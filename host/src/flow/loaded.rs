@@ -10,10 +10,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::definition::{FlowDef, FlowOverride, default_flow};
-use super::engine::{ConnectionSetup, Environment};
-use crate::config::{Config, LoadError};
+use super::engine::{ConnectionSetup, Environment, Supplied};
+use crate::config::{Config, Connection, LoadError, ShopwareApp};
 use crate::runtime::{Limits, Runtime};
-use crate::store::{ActivityWriter, Store};
+use crate::store::{ActivityWriter, Sealer, Store};
 
 /// A loaded, checked configuration and the flows it enables.
 #[derive(Clone, Debug)]
@@ -80,12 +80,19 @@ impl Loaded {
                     "{}", warning.message
                 );
             }
-            let checked = crate::runtime::config::validate(
-                loaded.manifest(),
-                loaded.config_types(),
-                &guest.values,
-            )
-            .map_err(at_first)?;
+            // Keys a Shopware app registration supplies may be left out of the file; the
+            // rest is checked now all the same.
+            let supplied = self.supplied(name, connection, &store).await;
+            let mut manifest = loaded.manifest().clone();
+            let awaited = supplied.awaited();
+            for field in &mut manifest.config {
+                if awaited.contains(&field.name) {
+                    field.required = false;
+                }
+            }
+            let checked =
+                crate::runtime::config::validate(&manifest, loaded.config_types(), &guest.values)
+                    .map_err(at_first)?;
             let shown = serde_json::to_string(&checked.redacted()).unwrap_or_default();
             store
                 .save_connection(&config.tenant, name, loaded.id(), &shown)
@@ -97,6 +104,7 @@ impl Loaded {
                     connector: Arc::clone(&loaded),
                     config: guest.values,
                     limits: Limits::from_section(&connection.limits),
+                    supplied,
                 },
             );
         }
@@ -133,6 +141,47 @@ impl Loaded {
 
     pub fn flow(&self, name: &str) -> Option<&FlowDef> {
         self.flows.iter().find(|f| f.name == name)
+    }
+
+    /// The values a connection served by a Shopware app (`[shopware_app.<name>]`) receives
+    /// from the shop's registration: the credentials the file leaves out, as far as a shop
+    /// has handed them over already.
+    async fn supplied(&self, name: &str, connection: &Connection, store: &Store) -> Supplied {
+        let Some(app) = self.config.shopware_app.get(name) else {
+            return Supplied::default();
+        };
+        let awaited: Vec<String> = ShopwareApp::SUPPLIED_KEYS
+            .iter()
+            .filter(|k| !connection.config.contains_key(**k))
+            .map(|k| (*k).to_owned())
+            .collect();
+        if awaited.is_empty() {
+            return Supplied::default();
+        }
+        let supplied = Supplied::awaiting(
+            awaited,
+            "the shop's installation of the koppel app (see \"Install the Shopware app\" in docs/dashboard.md)",
+        );
+        let Ok(secret) = app.app_secret() else {
+            return supplied; // Config::read checked it; a test config may not have.
+        };
+        let tenant = &self.config.tenant;
+        match store
+            .app_registration(tenant, name, &Sealer::new(&secret, tenant, name))
+            .await
+        {
+            Ok(Some(registration)) => supplied.set(registration.credentials),
+            Ok(None) => {
+                tracing::info!(
+                    connection = name,
+                    "The shop has not installed the koppel app yet; its flows wait for it."
+                );
+            }
+            Err(error) => {
+                tracing::warn!(connection = name, %error, "The shop's app registration is unusable.");
+            }
+        }
+        supplied
     }
 }
 

@@ -13,6 +13,6 @@ pub mod side;
 
 pub use definition::{Delivery, Endpoint, FlowDef, FlowOverride};
 pub use engine::{
-    ConnectionSetup, Environment, FlowError, Progress, RunOptions, RunSummary, run_flow,
+    ConnectionSetup, Environment, FlowError, Progress, RunOptions, RunSummary, Supplied, run_flow,
 };
 pub use loaded::Loaded;

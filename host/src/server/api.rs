@@ -64,10 +64,17 @@ pub(super) fn connection_views(tenant: &TenantState) -> Vec<ConnectionView> {
         .iter()
         .map(|(name, setup)| {
             let manifest = setup.connector.manifest();
+            let awaited = setup.supplied.awaited();
             let mut config = BTreeMap::new();
             for field in &manifest.config {
                 let value = setup.config.get(&field.name);
-                let shown = if field.kind == ConfigKind::Secret {
+                let shown = if awaited.contains(&field.name) {
+                    Value::String(if setup.supplied.is_complete() {
+                        "<set by the shop's app registration>".into()
+                    } else {
+                        "<not set: comes with the shop's app registration>".into()
+                    })
+                } else if field.kind == ConfigKind::Secret {
                     Value::String(if value.is_some_and(|v| !v.is_empty()) {
                         "<set>".into()
                     } else {
@@ -106,11 +113,19 @@ pub(super) async fn check(tenant: &TenantState, name: &str) -> ApiResult<Value> 
     let Some(setup) = tenant.env.connections.get(name) else {
         return Err(ApiError::not_found(format!("no connection `{name}`")));
     };
+    let config = match setup.config_now() {
+        Ok(config) => config,
+        Err(error) => {
+            return Ok(json!({
+                "connection": name, "ok": false, "error": error, "duration_ms": 0,
+            }));
+        }
+    };
     let sink = tenant.env.activity.sink(None);
     let spec = ConnectionSpec {
         tenant: tenant.tenant.clone(),
         name: name.to_owned(),
-        config: setup.config.clone(),
+        config,
         limits: setup.limits.clone(),
         activity: sink,
         kv: Arc::new(tenant.env.store.clone()),

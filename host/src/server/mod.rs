@@ -1,7 +1,8 @@
 //! The HTTP side of koppel (axum on hyper): the JSON API under `/api/v1`, the dashboard
-//! pages, `/healthz`, Prometheus `/metrics`, and the inbound webhooks that start flows at
-//! once. One process serves many tenants: a token belongs to one tenant and every query a
-//! request makes is scoped to that tenant.
+//! pages, `/healthz`, Prometheus `/metrics`, the inbound webhooks that start flows at once,
+//! and the backend of the Shopware app (registration and signed events, [`shopware_app`]).
+//! One process serves many tenants: a token belongs to one tenant and every query a request
+//! makes is scoped to that tenant.
 //!
 //! Start with [`start`] (what `koppel run` calls), or build a [`ServerState`] and call
 //! [`serve`]. The user's guide is `docs/dashboard.md`.
@@ -12,6 +13,7 @@ mod dashboard;
 mod metrics;
 pub mod retention;
 pub mod setup;
+pub mod shopware_app;
 pub mod signature;
 mod webhooks;
 
@@ -27,7 +29,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{RetentionConfig, WebhookSource, WebhooksConfig};
+use crate::config::{RetentionConfig, ShopwareApp, WebhookSource, WebhooksConfig};
 use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, FlowDef, Loaded, RunSummary};
 use crate::notify::{Monitor, Notifier, NotifyError};
@@ -157,9 +159,14 @@ pub struct TenantState {
     pub control: Option<Arc<dyn FlowControl>>,
     pub shopware: Option<WebhookSetup>,
     pub mplus: Option<WebhookSetup>,
+    /// Connections served as a Shopware app, by connection name.
+    pub apps: BTreeMap<String, shopware_app::AppSetup>,
+    /// Where people and shops reach this server (`[server] public_url`).
+    pub public_url: Option<String>,
     pub retention: RetentionConfig,
     pub masker: Masker,
-    /// Signatures (or Shopware event ids) seen lately, until they expire: replays are ignored.
+    /// Deliveries (signatures, Shopware event ids) accepted lately, until they expire: their
+    /// replays are ignored.
     seen: Mutex<HashMap<String, i64>>,
 }
 
@@ -173,6 +180,8 @@ impl TenantState {
             control: None,
             shopware: None,
             mplus: None,
+            apps: BTreeMap::new(),
+            public_url: None,
             retention: RetentionConfig::default(),
             masker: Masker::default(),
             seen: Mutex::new(HashMap::new()),
@@ -183,8 +192,58 @@ impl TenantState {
     pub fn from_loaded(loaded: &Loaded, env: Environment) -> Result<TenantState, ServerError> {
         let mut state = TenantState::new(env, loaded.flows.clone());
         state.set_webhooks(&loaded.config.webhooks)?;
+        state.public_url = loaded.config.server.public_url.clone();
+        state.set_shopware_apps(&loaded.config.shopware_app)?;
         state.set_retention(loaded.config.retention.clone())?;
         Ok(state)
+    }
+
+    /// Serves the connections of `[shopware_app.*]` as a Shopware app. Each names a
+    /// connection of the environment, and its flows are among the tenant's.
+    pub fn set_shopware_apps(
+        &mut self,
+        apps: &BTreeMap<String, ShopwareApp>,
+    ) -> Result<(), ServerError> {
+        let mut setups = BTreeMap::new();
+        for (connection, app) in apps {
+            let key = |leaf: &str| format!("shopware_app.{connection}.{leaf}");
+            let setup = self.env.connections.get(connection).ok_or_else(|| {
+                config_error(
+                    &format!("shopware_app.{connection}"),
+                    format!("connection `{connection}` is not defined"),
+                )
+            })?;
+            let flows = app.flows();
+            for flow in &flows {
+                if self.flow(flow).is_none() {
+                    let known: Vec<&str> = self.flows.iter().map(|f| f.name.as_str()).collect();
+                    return Err(config_error(
+                        &key("flows"),
+                        format!(
+                            "flow `{flow}` is not enabled; enable it under [flows.{flow}] or name one of {known:?}"
+                        ),
+                    ));
+                }
+            }
+            setups.insert(
+                connection.clone(),
+                shopware_app::AppSetup::new(
+                    &self.tenant,
+                    connection,
+                    app.app_secret()
+                        .map_err(|m| config_error(&key("secret"), m))?,
+                    app.name().to_owned(),
+                    flows,
+                    app.events(),
+                    app.max_age()
+                        .map_err(|m| config_error(&key("max_age"), m))?,
+                    setup.config.get("shop_url").cloned(),
+                    setup.supplied.clone(),
+                ),
+            );
+        }
+        self.apps = setups;
+        Ok(())
     }
 
     pub fn set_webhooks(&mut self, config: &WebhooksConfig) -> Result<(), ServerError> {
@@ -226,18 +285,23 @@ impl TenantState {
         self.flows.iter().find(|f| f.name == name)
     }
 
-    /// True the first time `id` is seen within `ttl_secs`.
-    fn first_sighting(&self, id: String, now: i64, ttl_secs: i64) -> bool {
-        let mut seen = match self.seen.lock() {
+    /// Whether a delivery with `id` was accepted within its time to live.
+    fn seen_lately(&self, id: &str, now: i64) -> bool {
+        let mut seen = self.seen();
+        seen.retain(|_, expires| *expires > now);
+        seen.contains_key(id)
+    }
+
+    /// Remembers an accepted delivery for `ttl_secs`.
+    fn remember(&self, id: String, now: i64, ttl_secs: i64) {
+        self.seen().insert(id, now + ttl_secs);
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        match self.seen.lock() {
             Ok(seen) => seen,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        seen.retain(|_, expires| *expires > now);
-        if seen.contains_key(&id) {
-            return false;
         }
-        seen.insert(id, now + ttl_secs);
-        true
     }
 }
 
@@ -311,13 +375,15 @@ impl ServerState {
     }
 }
 
-/// Every route: `/healthz`, `/metrics`, `/api/v1/…`, `/webhooks/…` and the dashboard.
+/// Every route: `/healthz`, `/metrics`, `/api/v1/…`, `/webhooks/…`, `/shopware/app/…` and
+/// the dashboard.
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api::routes())
         .merge(webhooks::routes())
+        .merge(shopware_app::routes())
         .merge(dashboard::routes())
         .with_state(state)
 }

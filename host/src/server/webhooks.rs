@@ -56,35 +56,66 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Starts the configured flows (those not disabled from the dashboard).
-async fn trigger(
+/// A signed call that passed its checks: what it asks for and how to know it again.
+pub(super) struct Delivery<'a> {
+    /// `shopware`, `mplus`: for the log.
+    pub source: &'a str,
+    pub event: &'a str,
+    /// Identifies a delivery (Shopware's `source.eventId`, else the signature); the same id
+    /// within `ttl_secs` is answered as a replay.
+    pub id: String,
+    pub ttl_secs: i64,
+}
+
+/// Asks the schedule to run `flows` (those not disabled from the dashboard) for a delivery
+/// of an `events` event. The delivery is remembered only once the schedule took the
+/// request: a call answered 503 (no schedule, or one that is stopping) starts nothing and is
+/// not remembered, so the sender's retry starts the flows.
+pub(super) async fn start_flows(
     tenant: &TenantState,
-    setup: &WebhookSetup,
-    source: &str,
-    event: &str,
+    flows: &[String],
+    events: &[String],
+    delivery: Delivery<'_>,
 ) -> Result<Response, ApiError> {
-    if !setup.events.is_empty() && !setup.events.iter().any(|e| e == event) {
+    let Delivery {
+        source,
+        event,
+        id,
+        ttl_secs,
+    } = delivery;
+    let now = now_ms() / 1000;
+    if tenant.seen_lately(&id, now) {
+        tracing::debug!(tenant = %tenant.tenant, source, event, "Webhook replayed; ignored.");
+        return Ok(duplicate());
+    }
+    if !events.is_empty() && !events.iter().any(|e| e == event) {
         tracing::debug!(tenant = %tenant.tenant, source, event, "Webhook event not handled.");
         return Ok(
             Json(json!({ "accepted": false, "reason": "event not handled" })).into_response(),
         );
     }
-    let Some(control) = &tenant.control else {
-        return Err(ApiError::new(
+    let unavailable = || {
+        tracing::warn!(tenant = %tenant.tenant, source, event, "Webhook answered 503: no schedule takes run requests.");
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no schedule is running in this process",
-        ));
+            "no schedule takes run requests in this process now (koppel is starting or stopping); send it again",
+        )
+    };
+    let Some(control) = &tenant.control else {
+        return Err(unavailable());
     };
     let mut started = Vec::new();
-    for flow in &setup.flows {
+    for flow in flows {
         let setting = tenant.store().flow_override(&tenant.tenant, flow).await?;
         if setting.enabled == Some(false) {
             continue;
         }
-        if control.run_triggered(flow, "webhook") {
-            started.push(flow.clone());
+        if !control.run_triggered(flow, "webhook") {
+            return Err(unavailable());
         }
+        started.push(flow.clone());
     }
+    tenant.remember(id, now, ttl_secs);
     tracing::info!(tenant = %tenant.tenant, source, event, flows = ?started, "Webhook accepted.");
     Ok((
         StatusCode::ACCEPTED,
@@ -93,7 +124,7 @@ async fn trigger(
         .into_response())
 }
 
-fn duplicate() -> Response {
+pub(super) fn duplicate() -> Response {
     Json(json!({ "accepted": false, "duplicate": true })).into_response()
 }
 
@@ -139,14 +170,17 @@ async fn shopware(
         .pointer("/source/eventId")
         .and_then(Value::as_str)
         .map_or_else(|| format!("sig:{signature}"), |id| format!("event:{id}"));
-    if !tenant.first_sighting(format!("shopware/{id}"), now, 2 * max) {
-        return Ok(duplicate());
-    }
     let event = payload
         .pointer("/data/event")
         .and_then(Value::as_str)
         .unwrap_or("");
-    trigger(tenant, setup, "shopware", event).await
+    let delivery = Delivery {
+        source: "shopware",
+        event,
+        id: format!("shopware/{id}"),
+        ttl_secs: 2 * max,
+    };
+    start_flows(tenant, &setup.flows, &setup.events, delivery).await
 }
 
 async fn mplus(
@@ -169,16 +203,15 @@ async fn mplus(
         max,
     )
     .map_err(|e| refused(name, "mplus", &e))?;
-    if !tenant.first_sighting(
-        format!("mplus/{}", signature.unwrap_or_default()),
-        now,
-        2 * max,
-    ) {
-        return Ok(duplicate());
-    }
     let event = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("event").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_default();
-    trigger(tenant, setup, "mplus", &event).await
+    let delivery = Delivery {
+        source: "mplus",
+        event: &event,
+        id: format!("mplus/{}", signature.unwrap_or_default()),
+        ttl_secs: 2 * max,
+    };
+    start_flows(tenant, &setup.flows, &setup.events, delivery).await
 }

@@ -1,9 +1,11 @@
 //! koppel's state in SQLite (through sqlx, migrations embedded, WAL): runs, stream states, the
 //! id map with content hashes, the order ledger, failed records, run records with payloads,
-//! the activity log and the connectors' key-value entries. Every row carries its tenant and
+//! the activity log, the connectors' key-value entries and the shops registered with koppel's
+//! Shopware app (their secrets sealed). Every row carries its tenant and
 //! every query filters by it.
 
 mod activity;
+mod apps;
 mod commit;
 mod dashboard;
 mod kv;
@@ -25,6 +27,7 @@ use sqlx::sqlite::{
 };
 
 pub use activity::{ActivityRow, ActivityWriter, Carrier, RunSink};
+pub use apps::{AppRegistration, Sealer};
 pub use commit::{Batch, Counts, LedgerEntry, Mapped, RecordResult};
 pub use dashboard::{ActivityFilter, ActivitySummary, RecordFilter, Totals};
 pub use lease::FlowLease;

@@ -14,6 +14,8 @@ use crate::ids::{base64url, now_millis};
 struct Token {
     expires: Instant,
     generation: u64,
+    /// The access key or user it was issued to.
+    subject: String,
 }
 
 /// Issued tokens.
@@ -26,6 +28,8 @@ pub struct Auth {
     pub ttl: Duration,
     tokens: HashMap<String, Token>,
     refresh: HashMap<String, String>,
+    /// Integrations created later (an app's), by access key: their secret.
+    integrations: HashMap<String, String>,
     generation: u64,
     issued: u64,
 }
@@ -46,9 +50,32 @@ impl Auth {
             ttl,
             tokens: HashMap::new(),
             refresh: HashMap::new(),
+            integrations: HashMap::new(),
             generation: 0,
             issued: 0,
         }
+    }
+
+    /// An integration created later (an app's, at its installation).
+    pub fn add_integration(&mut self, access_key: &str, secret: &str) {
+        self.integrations
+            .insert(access_key.to_owned(), secret.to_owned());
+    }
+
+    /// The integration is deleted (its app was removed); its key no longer gets tokens.
+    pub fn remove_integration(&mut self, access_key: &str) {
+        self.integrations.remove(access_key);
+    }
+
+    /// Whom a valid `Authorization` header's token was issued to.
+    pub fn subject(&self, header: Option<&str>) -> Option<String> {
+        let header = header?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .unwrap_or(header)
+            .trim();
+        self.tokens.get(token).map(|t| t.subject.clone())
     }
 
     /// Every token issued so far stops working.
@@ -87,7 +114,9 @@ impl Auth {
                 let id =
                     field("client_id").ok_or_else(|| ApiError::invalid_request("client_id"))?;
                 let secret = field("client_secret").unwrap_or_default();
-                if id != self.client_id || secret != self.client_secret {
+                let known = (id == self.client_id && secret == self.client_secret)
+                    || self.integrations.get(id).is_some_and(|s| s == secret);
+                if !known {
                     return Err(ApiError::invalid_client());
                 }
                 Ok(self.issue(id, false))
@@ -143,6 +172,7 @@ impl Auth {
             Token {
                 expires: Instant::now() + self.ttl,
                 generation: self.generation,
+                subject: subject.to_owned(),
             },
         );
         let mut answer = json!({

@@ -46,6 +46,8 @@ pub struct Inner {
     pub unvalidated: Mutex<BTreeMap<String, u64>>,
     pub faults: Faults,
     pub base_url: RwLock<String>,
+    /// Installed apps and the webhooks they receive.
+    pub apps: crate::app::Apps,
 }
 
 pub type App = Arc<Inner>;
@@ -102,12 +104,17 @@ pub fn router(app: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app.clone());
     let api = api
+        .layer(middleware::from_fn_with_state(app.clone(), crate::app::acl))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), validate));
     // Counted before faults: a throttled or dropped request was still received.
     app.faults
         .layer(api)
         .layer(middleware::from_fn_with_state(app.clone(), count))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::app::after_request,
+        ))
         .layer(middleware::from_fn(rate_limit_body))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod app;
 mod auth;
 mod criteria;
 mod entities;
@@ -50,6 +51,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use app::{AppInfo, AppManifest, Delivery, Webhook};
 pub use ids::Id;
 pub use schema::{Direction, Violation};
 pub use seed::ShopIds;
@@ -215,6 +217,7 @@ impl ShopwareSimulator {
             unvalidated: Mutex::new(BTreeMap::new()),
             faults: Faults::new(options.seed),
             base_url: RwLock::new(format!("http://{addr}")),
+            apps: app::Apps::new(),
         });
         let router = http::router(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -451,7 +454,9 @@ impl ShopwareSimulator {
         self.app
             .shop_write()
             .force_state(entity, id, state)
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.detail))
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.detail))?;
+        app::Apps::pump(&self.app);
+        Ok(())
     }
 
     /// Sets a product's stock, as a shop owner editing it in the Administration would.
@@ -492,10 +497,61 @@ impl ShopwareSimulator {
         Ok(())
     }
 
-    /// Places an order the way the storefront checkout does (see [`StorefrontOrder`]).
+    /// Places an order the way the storefront checkout does (see [`StorefrontOrder`]);
+    /// installed apps hear of it (`checkout.order.placed`).
     pub fn place_order(&self, order: &StorefrontOrder) -> anyhow::Result<PlacedOrder> {
-        let mut shop = self.app.shop_write();
-        storefront::place(&mut shop, &self.ids, order)
+        let placed = {
+            let mut shop = self.app.shop_write();
+            storefront::place(&mut shop, &self.ids, order)?
+        };
+        app::Apps::order_placed(&self.app, &placed.id);
+        app::Apps::pump(&self.app);
+        Ok(placed)
+    }
+
+    // --- Apps -------------------------------------------------------------------------------
+
+    /// The shop's id, as apps know it (`source.shopId`).
+    pub fn shop_id(&self) -> &str {
+        &self.app.apps.shop_id
+    }
+
+    /// Installs an app from its `manifest.xml` as Shopware does: the registration handshake
+    /// with the app's backend, the app's integration, then its webhooks. An error is
+    /// Shopware's ("App registration for \"X\" failed: …"); the app is then not installed.
+    pub async fn install_app(&self, manifest_xml: &str) -> anyhow::Result<AppInfo> {
+        app::Apps::install(&self.app, manifest_xml).await
+    }
+
+    /// Removes an app: `app.deleted` goes to its backend first; its integration is deleted.
+    pub async fn uninstall_app(&self, name: &str) -> anyhow::Result<()> {
+        app::Apps::uninstall(&self.app, name).await
+    }
+
+    /// The installed apps.
+    pub fn apps(&self) -> Vec<AppInfo> {
+        self.app.apps.installed()
+    }
+
+    /// Every webhook delivery attempt so far.
+    pub fn app_deliveries(&self) -> Vec<Delivery> {
+        self.app.apps.deliveries()
+    }
+
+    /// Webhook delivery attempts as they happen.
+    pub fn subscribe_app_deliveries(&self) -> tokio::sync::broadcast::Receiver<Delivery> {
+        self.app.apps.subscribe()
+    }
+
+    /// The wait before the first retry of a failed webhook (Shopware: 1 s, doubling, three
+    /// retries).
+    pub fn set_app_retry_delay(&self, delay: Duration) {
+        self.app.apps.set_retry_delay(delay);
+    }
+
+    /// A test hook: sign webhooks with `secret` instead of the app's (none: the app's).
+    pub fn sign_app_events_with(&self, secret: Option<&str>) {
+        self.app.apps.sign_with(secret.map(str::to_owned));
     }
 
     /// Stops the server and waits for it.
