@@ -154,7 +154,7 @@ async fn overview_with_a_million_activity_rows() {
 }
 
 async fn webhook_to_finished_run_latency() {
-    use koppel::config::{Secret, WebhookSource, WebhooksConfig};
+    use koppel::config::{Secret, WebhookScheme, WebhookSource, WebhooksConfig};
     use koppel::flow::schedule::Scheduler;
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -178,15 +178,19 @@ async fn webhook_to_finished_run_latency() {
     finished.recv().await.expect("first run");
     let mut tenant = TenantState::new(env, vec![flow]).with_control(scheduler.clone());
     tenant
-        .set_webhooks(&WebhooksConfig {
-            shopware: Some(WebhookSource {
-                secret: Secret::plain("s"),
-                flows: None,
-                events: vec![],
-                max_age: None,
-            }),
-            mplus: None,
-        })
+        .set_webhooks(&WebhooksConfig(
+            [(
+                "src".to_owned(),
+                WebhookSource {
+                    scheme: Some(WebhookScheme::Shopware),
+                    secret: Secret::plain("s"),
+                    flows: None,
+                    events: vec![],
+                    max_age: None,
+                },
+            )]
+            .into(),
+        ))
         .expect("webhooks");
     let mut state = ServerState::new();
     state
@@ -210,7 +214,7 @@ async fn webhook_to_finished_run_latency() {
         let signature = koppel::server::signature::hmac_hex(b"s", &[body.as_bytes()]);
         let t = Instant::now();
         let response = client
-            .post(format!("http://{addr}/webhooks/a/shopware"))
+            .post(format!("http://{addr}/webhooks/a/src"))
             .header("shopware-shop-signature", signature)
             .body(body)
             .send()

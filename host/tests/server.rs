@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use koppel::config::{RetentionConfig, Secret, WebhookSource, WebhooksConfig};
+use koppel::config::{RetentionConfig, Secret, WebhookScheme, WebhookSource, WebhooksConfig};
 use koppel::flow::definition::FlowDef;
 use koppel::flow::schedule::Scheduler;
 use koppel::flow::{ConnectionSetup, Environment, RunOptions, RunSummary, run_flow};
@@ -189,20 +189,33 @@ async fn start() -> Harness {
     let mut tenant_a =
         TenantState::new(env_a.clone(), vec![products()]).with_control(Arc::new(Control(send_a)));
     tenant_a
-        .set_webhooks(&WebhooksConfig {
-            shopware: Some(WebhookSource {
-                secret: Secret::plain(SHOPWARE_SECRET),
-                flows: Some(vec!["products".into()]),
-                events: vec!["checkout.order.placed".into()],
-                max_age: Some("5m".into()),
-            }),
-            mplus: Some(WebhookSource {
-                secret: Secret::plain(MPLUS_SECRET),
-                flows: Some(vec!["products".into()]),
-                events: vec![],
-                max_age: None,
-            }),
-        })
+        .set_webhooks(&WebhooksConfig(
+            [
+                // The shop's calls, signed as Shopware signs them.
+                (
+                    "dst".to_owned(),
+                    WebhookSource {
+                        scheme: Some(WebhookScheme::Shopware),
+                        secret: Secret::plain(SHOPWARE_SECRET),
+                        flows: Some(vec!["products".into()]),
+                        events: vec!["checkout.order.placed".into()],
+                        max_age: Some("5m".into()),
+                    },
+                ),
+                // A relay for the till, with koppel's scheme; its flows: those reading `src`.
+                (
+                    "src".to_owned(),
+                    WebhookSource {
+                        scheme: Some(WebhookScheme::Koppel),
+                        secret: Secret::plain(MPLUS_SECRET),
+                        flows: None,
+                        events: vec![],
+                        max_age: None,
+                    },
+                ),
+            ]
+            .into(),
+        ))
         .expect("webhooks");
     tenant_a
         .set_retention(RetentionConfig {
@@ -818,7 +831,7 @@ fn hex_hmac(secret: &str, body: &str) -> String {
 #[tokio::test]
 async fn webhooks_start_the_flow_only_when_signed_and_fresh() {
     let mut h = start().await;
-    let url = format!("{}/webhooks/a/shopware", h.base);
+    let url = format!("{}/webhooks/a/dst", h.base);
     let now = now_ms() / 1000;
     let send = |body: String, signature: Option<String>| {
         let mut request = h.client.post(&url).body(body);
@@ -865,7 +878,7 @@ async fn webhooks_start_the_flow_only_when_signed_and_fresh() {
     );
     let unknown = h
         .client
-        .post(format!("{}/webhooks/b/shopware", h.base))
+        .post(format!("{}/webhooks/b/shop", h.base))
         .body(body.clone())
         .header("shopware-shop-signature", hex_hmac(SHOPWARE_SECRET, &body))
         .send()
@@ -874,7 +887,7 @@ async fn webhooks_start_the_flow_only_when_signed_and_fresh() {
     assert_eq!(unknown.status().as_u16(), 404, "tenant b has no webhook");
 
     // MplusKASSA: koppel's timestamped scheme.
-    let url = format!("{}/webhooks/a/mplus", h.base);
+    let url = format!("{}/webhooks/a/src", h.base);
     let body = r#"{"event":"stock.changed","articleNumbers":[1001]}"#;
     let post = |ts: i64, signature: Option<String>| {
         let mut request = h.client.post(&url).body(body);
@@ -975,15 +988,19 @@ async fn a_retry_after_a_503_starts_the_flow() {
     });
     let mut tenant = TenantState::new(env, vec![products()]).with_control(gate.clone());
     tenant
-        .set_webhooks(&WebhooksConfig {
-            shopware: Some(WebhookSource {
-                secret: Secret::plain(SHOPWARE_SECRET),
-                flows: Some(vec!["products".into()]),
-                events: vec![],
-                max_age: None,
-            }),
-            mplus: None,
-        })
+        .set_webhooks(&WebhooksConfig(
+            [(
+                "dst".to_owned(),
+                WebhookSource {
+                    scheme: Some(WebhookScheme::Shopware),
+                    secret: Secret::plain(SHOPWARE_SECRET),
+                    flows: Some(vec!["products".into()]),
+                    events: vec![],
+                    max_age: None,
+                },
+            )]
+            .into(),
+        ))
         .expect("webhooks");
     let mut state = ServerState::new();
     state
@@ -1000,7 +1017,7 @@ async fn a_retry_after_a_503_starts_the_flow() {
     let send = || {
         let body = shopware_body(now_ms() / 1000, "event-1");
         client
-            .post(format!("http://{addr}/webhooks/a/shopware"))
+            .post(format!("http://{addr}/webhooks/a/dst"))
             .header("shopware-shop-signature", hex_hmac(SHOPWARE_SECRET, &body))
             .body(body)
             .send()
@@ -1052,15 +1069,19 @@ async fn a_signed_webhook_runs_the_flow_through_the_scheduler() {
 
     let mut tenant = TenantState::new(env, vec![products()]).with_control(scheduler.clone());
     tenant
-        .set_webhooks(&WebhooksConfig {
-            shopware: Some(WebhookSource {
-                secret: Secret::plain(SHOPWARE_SECRET),
-                flows: Some(vec!["products".into()]),
-                events: vec![],
-                max_age: None,
-            }),
-            mplus: None,
-        })
+        .set_webhooks(&WebhooksConfig(
+            [(
+                "dst".to_owned(),
+                WebhookSource {
+                    scheme: Some(WebhookScheme::Shopware),
+                    secret: Secret::plain(SHOPWARE_SECRET),
+                    flows: Some(vec!["products".into()]),
+                    events: vec![],
+                    max_age: None,
+                },
+            )]
+            .into(),
+        ))
         .expect("webhooks");
     let mut state = ServerState::new();
     state
@@ -1077,7 +1098,7 @@ async fn a_signed_webhook_runs_the_flow_through_the_scheduler() {
     let client = client_builder().no_proxy().build().expect("client");
     let started = std::time::Instant::now();
     let response = client
-        .post(format!("http://{addr}/webhooks/a/shopware"))
+        .post(format!("http://{addr}/webhooks/a/dst"))
         .header("shopware-shop-signature", hex_hmac(SHOPWARE_SECRET, &body))
         .body(body)
         .send()
@@ -1566,7 +1587,8 @@ record_attempts = 2
 [retention]
 keep = "7d"
 mask_fields = ["email"]
-[webhooks.mplus]
+[webhooks.src]
+scheme = "koppel"
 secret = "abc"
 flows = ["mine"]
 "#,
@@ -1625,7 +1647,7 @@ flows = ["mine"]
     assert_eq!(retention["mask_fields"][0], "email");
     let now = now_ms() / 1000;
     let response = client
-        .post(format!("{base}/webhooks/cfg/mplus"))
+        .post(format!("{base}/webhooks/cfg/src"))
         .header("x-koppel-timestamp", now.to_string())
         .header("x-koppel-signature", koppel_signature(b"abc", now, b"{}"))
         .body("{}")
@@ -1648,4 +1670,62 @@ flows = ["mine"]
 fn client_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
+}
+
+/// Webhooks are keyed by connection: a key that is no connection (the old `shopware`), a
+/// missing scheme, and a flow that is not enabled are refused naming the key; without
+/// `flows` a webhook runs the flows that read from its connection.
+#[tokio::test]
+async fn webhook_tables_name_a_connection_and_a_scheme() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("koppel.db"))
+        .await
+        .expect("store");
+    let activity = ActivityWriter::start(store.clone());
+    let env = environment("a", &store, &activity, &fixture().await);
+    let source = |scheme: Option<WebhookScheme>, flows: Option<Vec<String>>| WebhookSource {
+        scheme,
+        secret: Secret::plain("s"),
+        flows,
+        events: vec![],
+        max_age: None,
+    };
+    let set = |name: &str, source: WebhookSource| {
+        let mut tenant = TenantState::new(env.clone(), vec![products()]);
+        tenant
+            .set_webhooks(&WebhooksConfig([(name.to_owned(), source)].into()))
+            .map(|()| tenant.webhooks[name].flows.clone())
+            .map_err(|e| e.to_string())
+    };
+    let error = set("shopware", source(Some(WebhookScheme::Shopware), None))
+        .expect_err("no such connection");
+    assert!(error.contains("webhooks.shopware"), "{error}");
+    assert!(
+        error.contains(
+            "write [webhooks.<the connection the calls are about>] with scheme = \"shopware\""
+        ),
+        "{error}"
+    );
+    let error = set("dst", source(None, None)).expect_err("no scheme");
+    assert!(error.contains("webhooks.dst.scheme"), "{error}");
+    let error = set(
+        "src",
+        source(Some(WebhookScheme::Koppel), Some(vec!["stock".into()])),
+    )
+    .expect_err("not enabled");
+    assert!(
+        error.contains("webhooks.src.flows") && error.contains("`stock` is not enabled"),
+        "{error}"
+    );
+    let error =
+        set("dst", source(Some(WebhookScheme::Shopware), None)).expect_err("nothing reads dst");
+    assert!(
+        error.contains("no enabled flow reads from `dst`"),
+        "{error}"
+    );
+    assert_eq!(
+        set("src", source(Some(WebhookScheme::Koppel), None)),
+        Ok(vec!["products".to_owned()]),
+        "the flows reading from `src`"
+    );
 }

@@ -25,7 +25,9 @@ pub use connections::{Connection, ConnectionFile, ConnectionLimits, resolve_tabl
 pub use duration::parse_duration;
 pub use notify::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 pub use secret::{Secret, env_name, resolve_env, scalar_text};
-pub use server::{RetentionConfig, ServerConfig, ShopwareApp, WebhookSource, WebhooksConfig};
+pub use server::{
+    RetentionConfig, ServerConfig, ShopwareApp, WebhookScheme, WebhookSource, WebhooksConfig,
+};
 
 fn default_tenant() -> String {
     "default".into()

@@ -2,6 +2,7 @@
 //! `koppel.toml`: what the dashboard, the API, the inbound webhooks and the Shopware app
 //! backend receive.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -29,22 +30,45 @@ impl ServerConfig {
     }
 }
 
-/// `[webhooks]`: inbound calls that start a flow at once.
+/// `[webhooks.<connection>]`: inbound calls that start flows at once, one table per
+/// connection whose system (or a relay for it) calls koppel, at
+/// `POST /webhooks/{tenant}/{connection}`.
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhooksConfig {
-    pub shopware: Option<WebhookSource>,
-    pub mplus: Option<WebhookSource>,
+#[serde(transparent)]
+pub struct WebhooksConfig(pub BTreeMap<String, WebhookSource>);
+
+/// How the calls of a webhook are signed.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WebhookScheme {
+    /// Shopware's app webhooks: `shopware-shop-signature` is the hex HMAC-SHA256 of the body;
+    /// the body's `timestamp` must be fresh, `source.eventId` names a delivery.
+    Shopware,
+    /// koppel's own: `X-Koppel-Timestamp` and `X-Koppel-Signature: sha256=<hex HMAC of
+    /// "<timestamp>.<body>">` (for a relay or a script; the one koppel signs its own
+    /// notifications with).
+    Koppel,
 }
 
-/// One system that calls koppel.
+impl WebhookScheme {
+    pub fn name(self) -> &'static str {
+        match self {
+            WebhookScheme::Shopware => "shopware",
+            WebhookScheme::Koppel => "koppel",
+        }
+    }
+}
+
+/// One connection whose calls start flows.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSource {
+    /// How its calls are signed: `shopware` or `koppel`.
+    pub scheme: Option<WebhookScheme>,
     /// The key of the HMAC-SHA256 signature (Shopware: the app's shop secret).
     pub secret: Secret,
-    /// The flows to run on an accepted call (Shopware default: `orders`; MplusKASSA
-    /// default: `stock`).
+    /// The flows to run on an accepted call (default: every enabled flow that reads from
+    /// this connection).
     pub flows: Option<Vec<String>>,
     /// Only these events start the flows (default: every event).
     #[serde(default)]

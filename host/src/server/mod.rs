@@ -29,7 +29,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{RetentionConfig, ShopwareApp, WebhookSource, WebhooksConfig};
+use crate::config::{RetentionConfig, ShopwareApp, WebhookScheme, WebhookSource, WebhooksConfig};
 use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, FlowDef, Loaded, RunSummary};
 use crate::notify::{Monitor, Notifier, NotifyError};
@@ -107,9 +107,10 @@ fn config_error(key: &str, message: impl Into<String>) -> ServerError {
     }
 }
 
-/// An inbound webhook source with its secret resolved.
+/// An inbound webhook of a connection, with its secret resolved.
 #[derive(Clone)]
 pub struct WebhookSetup {
+    pub scheme: WebhookScheme,
     pub secret: String,
     pub flows: Vec<String>,
     pub events: Vec<String>,
@@ -119,6 +120,7 @@ pub struct WebhookSetup {
 impl std::fmt::Debug for WebhookSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookSetup")
+            .field("scheme", &self.scheme)
             .field("secret", &"<set>")
             .field("flows", &self.flows)
             .field("events", &self.events)
@@ -127,24 +129,82 @@ impl std::fmt::Debug for WebhookSetup {
     }
 }
 
+/// The webhook of `connection` as `[webhooks.<connection>]` describes it, checked against
+/// the tenant's connections and flows.
 fn webhook_setup(
-    key: &str,
+    connection: &str,
     source: &WebhookSource,
-    default_flow: &str,
+    env: &Environment,
+    flows: &[FlowDef],
 ) -> Result<WebhookSetup, ServerError> {
+    let key = |leaf: &str| format!("webhooks.{connection}.{leaf}");
+    if !env.connections.contains_key(connection) {
+        let renamed = match connection {
+            "shopware" | "mplus" => format!(
+                " `[webhooks.{connection}]` is now keyed by connection: write [webhooks.<the connection the calls are about>] with scheme = \"{}\"",
+                if connection == "shopware" {
+                    "shopware"
+                } else {
+                    "koppel"
+                }
+            ),
+            _ => String::new(),
+        };
+        return Err(config_error(
+            &format!("webhooks.{connection}"),
+            format!(
+                "`{connection}` is not a connection (defined: {:?}).{renamed}",
+                env.connections.keys().collect::<Vec<_>>()
+            ),
+        ));
+    }
+    let scheme = source.scheme.ok_or_else(|| {
+        config_error(
+            &key("scheme"),
+            "is missing: say how the calls are signed, scheme = \"shopware\" (shopware-shop-signature) or \"koppel\" (X-Koppel-Signature)",
+        )
+    })?;
+    let enabled: Vec<&str> = flows.iter().map(|f| f.name.as_str()).collect();
+    let flows = match &source.flows {
+        Some(named) => {
+            if let Some(unknown) = named.iter().find(|f| !enabled.contains(&f.as_str())) {
+                return Err(config_error(
+                    &key("flows"),
+                    format!(
+                        "flow `{unknown}` is not enabled; enable it under [flows.{unknown}] or name one of {enabled:?}"
+                    ),
+                ));
+            }
+            named.clone()
+        }
+        None => {
+            let reading: Vec<String> = flows
+                .iter()
+                .filter(|f| f.source.connection == connection)
+                .map(|f| f.name.clone())
+                .collect();
+            if reading.is_empty() {
+                return Err(config_error(
+                    &key("flows"),
+                    format!(
+                        "no enabled flow reads from `{connection}`: name the flows its calls start (flows = [\"orders\"])"
+                    ),
+                ));
+            }
+            reading
+        }
+    };
     Ok(WebhookSetup {
+        scheme,
         secret: source
             .secret
             .resolve()
-            .map_err(|m| config_error(&format!("webhooks.{key}.secret"), m))?,
-        flows: source
-            .flows
-            .clone()
-            .unwrap_or_else(|| vec![default_flow.to_owned()]),
+            .map_err(|m| config_error(&key("secret"), m))?,
+        flows,
         events: source.events.clone(),
         max_age: source
             .max_age()
-            .map_err(|m| config_error(&format!("webhooks.{key}.max_age"), m))?,
+            .map_err(|m| config_error(&key("max_age"), m))?,
     })
 }
 
@@ -157,8 +217,8 @@ pub struct TenantState {
     pub flows: Vec<FlowDef>,
     /// The running schedule (none: run-now and webhooks answer 503).
     pub control: Option<Arc<dyn FlowControl>>,
-    pub shopware: Option<WebhookSetup>,
-    pub mplus: Option<WebhookSetup>,
+    /// Inbound webhooks, by the connection whose calls they are.
+    pub webhooks: BTreeMap<String, WebhookSetup>,
     /// Connections served as a Shopware app, by connection name.
     pub apps: BTreeMap<String, shopware_app::AppSetup>,
     /// Where people and shops reach this server (`[server] public_url`).
@@ -178,8 +238,7 @@ impl TenantState {
             env,
             flows,
             control: None,
-            shopware: None,
-            mplus: None,
+            webhooks: BTreeMap::new(),
             apps: BTreeMap::new(),
             public_url: None,
             retention: RetentionConfig::default(),
@@ -246,17 +305,15 @@ impl TenantState {
         Ok(())
     }
 
+    /// The inbound webhooks of `[webhooks.<connection>]`, each checked against the tenant's
+    /// connections and flows.
     pub fn set_webhooks(&mut self, config: &WebhooksConfig) -> Result<(), ServerError> {
-        self.shopware = config
-            .shopware
-            .as_ref()
-            .map(|s| webhook_setup("shopware", s, "orders"))
-            .transpose()?;
-        self.mplus = config
-            .mplus
-            .as_ref()
-            .map(|s| webhook_setup("mplus", s, "stock"))
-            .transpose()?;
+        let mut webhooks = BTreeMap::new();
+        for (connection, source) in &config.0 {
+            let setup = webhook_setup(connection, source, &self.env, &self.flows)?;
+            webhooks.insert(connection.clone(), setup);
+        }
+        self.webhooks = webhooks;
         Ok(())
     }
 

@@ -1,13 +1,15 @@
-//! Inbound webhooks: `POST /webhooks/{tenant}/shopware` and `POST /webhooks/{tenant}/mplus`.
-//! A call is accepted only with a valid HMAC-SHA256 signature and a fresh timestamp; then
-//! the configured flows run at once (after a run in progress). Replays inside the window
-//! are answered but start nothing.
+//! Inbound webhooks: `POST /webhooks/{tenant}/{connection}`, configured per connection under
+//! `[webhooks.<connection>]`. A call is accepted only with a valid HMAC-SHA256 signature and
+//! a fresh timestamp; then the configured flows run at once (after a run in progress).
+//! Replays inside the window are answered but start nothing. The connection's `scheme` says
+//! how calls are signed:
 //!
-//! - Shopware (app system): `shopware-shop-signature` is the hex HMAC-SHA256 of the raw
-//!   body keyed with the app's shop secret; the body's `timestamp` (unix seconds) must be
-//!   within `max_age`; `source.eventId` identifies a delivery.
-//! - MplusKASSA: koppel's scheme (see [`super::signature`]): `X-Koppel-Timestamp` and
-//!   `X-Koppel-Signature: sha256=<hex HMAC(secret, "<timestamp>.<body>")>`.
+//! - `shopware` (Shopware's app system): `shopware-shop-signature` is the hex HMAC-SHA256 of
+//!   the raw body keyed with the app's shop secret; the body's `timestamp` (unix seconds) must
+//!   be within `max_age`; `source.eventId` identifies a delivery.
+//! - `koppel` (see [`super::signature`]): `X-Koppel-Timestamp` and
+//!   `X-Koppel-Signature: sha256=<hex HMAC(secret, "<timestamp>.<body>")>`; the body's
+//!   `event`, if any, names the event.
 
 use std::sync::Arc;
 
@@ -25,12 +27,25 @@ use super::signature::{
     SHOPWARE_HEADER, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER, verify_hex, verify_koppel,
 };
 use super::{ServerState, TenantState, WebhookSetup};
+use crate::config::WebhookScheme;
 use crate::store::now_ms;
 
 pub(super) fn routes() -> Router<Arc<ServerState>> {
-    Router::new()
-        .route("/webhooks/{tenant}/shopware", post(shopware))
-        .route("/webhooks/{tenant}/mplus", post(mplus))
+    Router::new().route("/webhooks/{tenant}/{connection}", post(receive))
+}
+
+/// A call for `connection`, checked as its scheme says.
+async fn receive(
+    State(state): State<Arc<ServerState>>,
+    Path((tenant, connection)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (tenant, setup) = setup(&state, &tenant, &connection)?;
+    match setup.scheme {
+        WebhookScheme::Shopware => shopware(tenant, &connection, setup, &headers, &body).await,
+        WebhookScheme::Koppel => koppel(tenant, &connection, setup, &headers, &body).await,
+    }
 }
 
 fn refused(tenant: &str, source: &str, error: &SignatureError) -> ApiError {
@@ -41,15 +56,16 @@ fn refused(tenant: &str, source: &str, error: &SignatureError) -> ApiError {
 fn setup<'a>(
     state: &'a ServerState,
     tenant: &str,
-    source: &str,
+    connection: &str,
 ) -> Result<(&'a Arc<TenantState>, &'a WebhookSetup), ApiError> {
-    let not_found = || ApiError::not_found(format!("no {source} webhook for tenant `{tenant}`"));
-    let tenant = state.tenant(tenant).ok_or_else(not_found)?;
-    let setup = match source {
-        "shopware" => tenant.shopware.as_ref(),
-        _ => tenant.mplus.as_ref(),
+    let not_found = || {
+        ApiError::not_found(format!(
+            "no webhook for `{connection}` of tenant `{tenant}`"
+        ))
     };
-    Ok((tenant, setup.ok_or_else(not_found)?))
+    let tenant = state.tenant(tenant).ok_or_else(not_found)?;
+    let setup = tenant.webhooks.get(connection).ok_or_else(not_found)?;
+    Ok((tenant, setup))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -58,7 +74,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A signed call that passed its checks: what it asks for and how to know it again.
 pub(super) struct Delivery<'a> {
-    /// `shopware`, `mplus`: for the log.
+    /// The connection (or app) the call is about: for the log.
     pub source: &'a str,
     pub event: &'a str,
     /// Identifies a delivery (Shopware's `source.eventId`, else the signature); the same id
@@ -129,24 +145,24 @@ pub(super) fn duplicate() -> Response {
 }
 
 async fn shopware(
-    State(state): State<Arc<ServerState>>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    tenant: &TenantState,
+    connection: &str,
+    setup: &WebhookSetup,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, ApiError> {
-    let (tenant, setup) = setup(&state, &tenant, "shopware")?;
     let name = tenant.tenant.as_str();
-    let signature = header(&headers, SHOPWARE_HEADER)
-        .ok_or_else(|| refused(name, "shopware", &SignatureError::Missing(SHOPWARE_HEADER)))?;
-    if !verify_hex(setup.secret.as_bytes(), &[&body], signature) {
-        return Err(refused(name, "shopware", &SignatureError::Mismatch));
+    let signature = header(headers, SHOPWARE_HEADER)
+        .ok_or_else(|| refused(name, connection, &SignatureError::Missing(SHOPWARE_HEADER)))?;
+    if !verify_hex(setup.secret.as_bytes(), &[body], signature) {
+        return Err(refused(name, connection, &SignatureError::Mismatch));
     }
-    let payload: Value = serde_json::from_slice(&body)
+    let payload: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
     let timestamp = payload
         .get("timestamp")
         .and_then(Value::as_i64)
-        .ok_or_else(|| refused(name, "shopware", &SignatureError::BadTimestamp))?;
+        .ok_or_else(|| refused(name, connection, &SignatureError::BadTimestamp))?;
     // Seconds; a value in milliseconds is read as such.
     let timestamp = if timestamp > 100_000_000_000 {
         timestamp / 1000
@@ -159,7 +175,7 @@ async fn shopware(
     if age > max {
         return Err(refused(
             name,
-            "shopware",
+            connection,
             &SignatureError::Stale {
                 age_secs: age,
                 max_secs: max,
@@ -175,42 +191,42 @@ async fn shopware(
         .and_then(Value::as_str)
         .unwrap_or("");
     let delivery = Delivery {
-        source: "shopware",
+        source: connection,
         event,
-        id: format!("shopware/{id}"),
+        id: format!("{connection}/{id}"),
         ttl_secs: 2 * max,
     };
     start_flows(tenant, &setup.flows, &setup.events, delivery).await
 }
 
-async fn mplus(
-    State(state): State<Arc<ServerState>>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+async fn koppel(
+    tenant: &TenantState,
+    connection: &str,
+    setup: &WebhookSetup,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, ApiError> {
-    let (tenant, setup) = setup(&state, &tenant, "mplus")?;
     let name = tenant.tenant.as_str();
     let now = now_ms() / 1000;
     let max = setup.max_age.as_secs() as i64;
-    let signature = header(&headers, SIGNATURE_HEADER);
+    let signature = header(headers, SIGNATURE_HEADER);
     verify_koppel(
         setup.secret.as_bytes(),
-        header(&headers, TIMESTAMP_HEADER),
+        header(headers, TIMESTAMP_HEADER),
         signature,
-        &body,
+        body,
         now,
         max,
     )
-    .map_err(|e| refused(name, "mplus", &e))?;
-    let event = serde_json::from_slice::<Value>(&body)
+    .map_err(|e| refused(name, connection, &e))?;
+    let event = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("event").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_default();
     let delivery = Delivery {
-        source: "mplus",
+        source: connection,
         event: &event,
-        id: format!("mplus/{}", signature.unwrap_or_default()),
+        id: format!("{connection}/{}", signature.unwrap_or_default()),
         ttl_secs: 2 * max,
     };
     start_flows(tenant, &setup.flows, &setup.events, delivery).await

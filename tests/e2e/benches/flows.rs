@@ -173,7 +173,7 @@ async fn stock_latency(systems: &Systems, interval: &str) {
         "",
         "",
         &format!(
-            "[flows.stock]\ninterval = \"{interval}\"\n\n[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"bench\"]\n\n[webhooks.mplus]\nsecret = \"till-secret\"\n"
+            "[flows.stock]\ninterval = \"{interval}\"\n\n[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"bench\"]\n\n[webhooks.till]\nscheme = \"koppel\"\nsecret = \"till-secret\"\n"
         ),
     ))
     .await;
@@ -238,7 +238,7 @@ async fn stock_latency(systems: &Systems, interval: &str) {
             koppel::server::signature::koppel_signature(b"till-secret", now, body.as_bytes());
         let response = client
             .post(format!(
-                "http://{}/webhooks/{}/mplus",
+                "http://{}/webhooks/{}/till",
                 server.addr, koppel.env.tenant
             ))
             .header(koppel::server::signature::TIMESTAMP_HEADER, &timestamp)

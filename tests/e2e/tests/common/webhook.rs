@@ -37,7 +37,7 @@ impl Hooked {
             ORDER_SETTINGS,
             "",
             &format!(
-                "[flows.orders]\ninterval = \"{interval}\"\n\n[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"e2e-token\"]\n\n[webhooks.shopware]\nsecret = \"{SHOP_SECRET}\"\n"
+                "[flows.orders]\ninterval = \"{interval}\"\n\n[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"e2e-token\"]\n\n[webhooks.shop]\nscheme = \"shopware\"\nsecret = \"{SHOP_SECRET}\"\n"
             ),
         ))
         .await;
@@ -93,7 +93,7 @@ impl Hooked {
         let response = self
             .client
             .post(format!(
-                "http://{}/webhooks/{}/shopware",
+                "http://{}/webhooks/{}/shop",
                 self.server.addr, self.koppel.env.tenant
             ))
             .header("shopware-shop-signature", signature)
