@@ -55,6 +55,28 @@ pub fn test_guest(id: &str) -> Option<&'static Path> {
         .map(|(_, path)| Path::new(*path))
 }
 
+/// Every connector at hand: the built-in ones, then the `.wasm` files of the connectors
+/// folder that load; with why each file that does not load was skipped.
+pub async fn available(runtime: &Runtime) -> (Vec<Arc<Connector>>, Vec<String>) {
+    let mut connectors = Vec::new();
+    let mut problems = Vec::new();
+    for builtin in builtin() {
+        match runtime.load(builtin.id, builtin.wasm).await {
+            Ok(connector) => connectors.push(connector),
+            Err(error) => problems.push(error.to_string()),
+        }
+    }
+    if let Some(dir) = default_dir() {
+        for file in files_in(&dir) {
+            match runtime.load_file(&file).await {
+                Ok(connector) => connectors.push(connector),
+                Err(error) => problems.push(error.to_string()),
+            }
+        }
+    }
+    (connectors, problems)
+}
+
 /// A connector that could not be found or loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -277,9 +277,11 @@ async fn the_setup_wizard_asks_for_tables_as_toml_and_writes_them_as_tables() {
     let path = dir.path().join("koppel.toml");
     let answers = [
         "typed",                   // tenant
+        "",                        // till: the connector (the only one offered)
         "till one",                // till: label
         "3",                       // till: count
         r#"{ a = 1, b = ["x"] }"#, // till: mapping, as TOML
+        "",                        // shop: the connector
         "",                        // shop: label
         "",                        // shop: count
         r#"{"c": 2}"#,             // shop: mapping, as JSON text (the old form)
@@ -294,19 +296,13 @@ async fn the_setup_wizard_asks_for_tables_as_toml_and_writes_them_as_tables() {
     .join("\n")
         + "\n";
     let mut output = Vec::new();
-    koppel::server::setup::init_wizard(
-        &path,
-        &runtime(),
-        |runtime: Runtime, _id: String| async move {
-            Ok(runtime
-                .load_file(koppel::connectors::test_guest("contract-0-1-0").expect("built"))
-                .await?)
-        },
-        answers.as_bytes(),
-        &mut output,
-    )
-    .await
-    .expect("wizard");
+    let old = runtime()
+        .load_file(koppel::connectors::test_guest("contract-0-1-0").expect("built"))
+        .await
+        .expect("connector");
+    koppel::cli::init::init_wizard(&path, &[old], answers.as_bytes(), &mut output)
+        .await
+        .expect("wizard");
     let shown = String::from_utf8_lossy(&output);
     assert!(
         shown.contains("(as TOML on one line, like { key = \"value\" }; empty: none)"),
@@ -318,7 +314,6 @@ async fn the_setup_wizard_asks_for_tables_as_toml_and_writes_them_as_tables() {
     let till = &written["connections"]["till"]["config"];
     assert_eq!(till["mapping"]["a"].as_integer(), Some(1), "{text}");
     assert_eq!(till["count"].as_integer(), Some(3), "{text}");
-    // The wizard names the shipped connectors; the test answered for the 0.1.0 one.
     let old = format!(
         "{:?}",
         koppel::connectors::test_guest("contract-0-1-0")
@@ -326,9 +321,8 @@ async fn the_setup_wizard_asks_for_tables_as_toml_and_writes_them_as_tables() {
             .display()
             .to_string()
     );
-    let text = text
-        .replace("\"mplus\"", &old)
-        .replace("\"shopware\"", &old);
+    // The wizard wrote the connector's id; a test guest is found by its path.
+    let text = text.replace("\"contract-0-1-0\"", &old);
     std::fs::write(&path, text).expect("rewrite");
     let loaded = Loaded::read(&path).expect("loads");
     let env = match environment(&loaded).await {
@@ -340,4 +334,60 @@ async fn the_setup_wizard_asks_for_tables_as_toml_and_writes_them_as_tables() {
         r#"{"a":1,"b":["x"]}"#
     );
     assert_eq!(env.connections["shop"].config["mapping"], r#"{"c": 2}"#);
+}
+
+/// The wizard names no connector: for each connection of the shipped flows it offers the
+/// connectors whose manifests have the streams those flows need, the first as the default.
+/// Answering every question with its default picks MplusKASSA for `till` and Shopware for
+/// `shop` from the built-in connectors, in whatever order they come.
+#[tokio::test]
+async fn the_setup_wizard_offers_the_connectors_whose_streams_the_flows_need() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("koppel.toml");
+    let runtime = runtime();
+    let mut available = Vec::new();
+    for id in ["shopware", "http-json", "mplus"] {
+        let builtin = koppel::connectors::builtin_by_id(id).expect("built in");
+        available.push(runtime.load(id, builtin.wasm).await.expect("load"));
+    }
+    let fields = |id: &str| {
+        available
+            .iter()
+            .find(|c| c.id() == id)
+            .map(|c| c.manifest().config.len())
+            .expect("offered")
+    };
+    let mut answers: Vec<&str> = vec!["tenant-x", ""]; // tenant; till: the default connector
+    answers.extend(std::iter::repeat_n("", fields("mplus")));
+    answers.extend(["n", ""]); // the test fails (nothing answers): keep it; shop: the default
+    answers.extend(std::iter::repeat_n("", fields("shopware")));
+    answers.extend(["n", "n", "n", "n", "n", "", "", ""]); // keep; no flows; listen, alerts
+    let input = answers.join("\n") + "\n";
+    let mut output = Vec::new();
+    koppel::cli::init::init_wizard(&path, &available, input.as_bytes(), &mut output)
+        .await
+        .expect("wizard");
+    let shown = String::from_utf8_lossy(&output);
+    assert!(
+        shown.contains(
+            "Connector for `till` (its flows use products, stock, orders, order-status) [mplus]"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "Connector for `shop` (its flows use products, stock, orders, order-status) [shopware]"
+        ),
+        "{shown}"
+    );
+    let written: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&path).expect("written")).expect("TOML");
+    assert_eq!(
+        written["connections"]["till"]["connector"].as_str(),
+        Some("mplus")
+    );
+    assert_eq!(
+        written["connections"]["shop"]["connector"].as_str(),
+        Some("shopware")
+    );
 }

@@ -1511,6 +1511,7 @@ async fn the_setup_wizard_tests_connections_and_writes_a_config_that_loads() {
     // Both connections use the fixture (fields base_url, token, total).
     let answers = [
         "shop-1",                 // tenant
+        "",                       // till: the connector (the only one offered)
         "not a url",              // till: base_url
         "",                       // till: token
         "",                       // till: total
@@ -1518,6 +1519,8 @@ async fn the_setup_wizard_tests_connections_and_writes_a_config_that_loads() {
         "http://127.0.0.1:9",     // till: base_url
         "till-secret",            // till: token
         "5",                      // till: total
+        "nope",                   // shop: a connector that is not offered
+        "fixture",                // shop: the connector
         "http://127.0.0.1:9",     // shop: base_url
         "env:KOPPEL_WIZARD_TEST", // shop: token
         "",                       // shop: total
@@ -1533,20 +1536,24 @@ async fn the_setup_wizard_tests_connections_and_writes_a_config_that_loads() {
     .join("\n")
         + "\n";
     let mut output = Vec::new();
-    koppel::server::setup::init_wizard(
-        &path,
-        &runtime,
-        |runtime: Runtime, _id: String| async move {
-            Ok(runtime
-                .load_file(koppel::connectors::test_guest("fixture").expect("built"))
-                .await?)
-        },
-        answers.as_bytes(),
-        &mut output,
-    )
-    .await
-    .expect("wizard");
+    let fixture = runtime
+        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
+        .await
+        .expect("fixture");
+    koppel::cli::init::init_wizard(&path, &[fixture], answers.as_bytes(), &mut output)
+        .await
+        .expect("wizard");
     let shown = String::from_utf8_lossy(&output);
+    assert!(
+        shown.contains(
+            "Connector for `till` (its flows use products, stock, orders, order-status) [fixture]"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("`nope` is not one of the connectors above."),
+        "{shown}"
+    );
     assert!(shown.contains("The connection test failed"), "{shown}");
     assert!(shown.contains("The connection works."), "{shown}");
     let text = std::fs::read_to_string(&path).expect("written");

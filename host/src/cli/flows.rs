@@ -238,10 +238,13 @@ pub(super) async fn init(args: super::InitArgs) -> anyhow::Result<()> {
             path.display()
         );
     }
-    crate::server::setup::init_wizard(
+    let (available, problems) = crate::connectors::available(&runtime).await;
+    for problem in &problems {
+        eprintln!("skipped: {problem}");
+    }
+    super::init::init_wizard(
         &path,
-        &runtime,
-        |runtime, id| async move { Ok(crate::connectors::load(&runtime, &id).await?) },
+        &available,
         std::io::stdin().lock(),
         std::io::stdout(),
     )

@@ -5,6 +5,7 @@ mod connector;
 pub mod demo;
 pub mod example_api;
 mod flows;
+pub mod init;
 mod progress;
 mod shopware;
 pub mod template;

@@ -89,8 +89,7 @@ pub(super) fn app_manifest(args: super::AppManifestArgs) -> anyhow::Result<()> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    crate::server::setup::write_private(&out, &xml)
-        .with_context(|| format!("writing {}", out.display()))?;
+    super::init::write_private(&out, &xml).with_context(|| format!("writing {}", out.display()))?;
     let folder = out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

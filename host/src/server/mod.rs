@@ -12,7 +12,6 @@ mod auth;
 mod dashboard;
 mod metrics;
 pub mod retention;
-pub mod setup;
 pub mod shopware_app;
 pub mod signature;
 mod webhooks;

@@ -1,16 +1,19 @@
-//! `koppel init`: a terminal wizard that asks for each connection's credentials (the keys
-//! come from the connector's manifest), tests each connection with the connector's `check`,
-//! asks which flows to enable and where alerts go, and writes `koppel.toml`. Input and output
-//! are passed in, so it runs the same in a terminal and in tests.
+//! `koppel init`: a terminal wizard that asks which connector each connection of the shipped
+//! flows uses (among the connectors at hand, those whose streams the flows need first), asks
+//! for its config (the keys come from the connector's manifest), tests it with the
+//! connector's `check`, asks which flows to enable and where alerts go, and writes
+//! `koppel.toml`. Input and output are passed in, so it runs the same in a terminal and in
+//! tests. It names no connector: what it offers comes from the manifests.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::parse_duration;
-use crate::flow::definition::{DEFAULT_FLOWS, default_flow};
-use crate::runtime::bindings::{ConfigKind, ValueType};
-use crate::runtime::{ConnectionSpec, Connector, Runtime};
+use crate::flow::definition::{DEFAULT_FLOWS, FlowDef, default_flow};
+use crate::runtime::bindings::{ConfigKind, StreamAccess, ValueType};
+use crate::runtime::{ConnectionSpec, Connector};
 
 /// Why the wizard stopped.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +31,90 @@ pub enum SetupError {
     Invalid(String),
 }
 
-/// The connections the shipped flows use: (name in koppel.toml, connector id, what it is).
-pub const CONNECTIONS: &[(&str, &str, &str)] = &[
-    ("till", "mplus", "MplusKASSA (the till)"),
-    ("shop", "shopware", "Shopware (the web shop)"),
-];
+/// What a connection must offer: (stream, how it is used), from the flows that use it.
+type Needs = Vec<(String, StreamAccess)>;
+
+/// The connections the shipped flows use, in order of first use, each with the streams they
+/// need of it.
+fn connections_of(flows: &[FlowDef]) -> Vec<(String, Needs)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut needs: BTreeMap<String, Needs> = BTreeMap::new();
+    for flow in flows {
+        for (endpoint, access) in [
+            (&flow.source, StreamAccess::READ),
+            (&flow.target, StreamAccess::WRITE),
+        ] {
+            if !order.contains(&endpoint.connection) {
+                order.push(endpoint.connection.clone());
+            }
+            needs
+                .entry(endpoint.connection.clone())
+                .or_default()
+                .push((endpoint.stream.clone(), access));
+        }
+    }
+    order
+        .into_iter()
+        .map(|name| {
+            let needed = needs.remove(&name).unwrap_or_default();
+            (name, needed)
+        })
+        .collect()
+}
+
+/// Whether a connector offers every stream a connection needs, with the access needed.
+fn covers(connector: &Connector, needs: &Needs) -> bool {
+    needs.iter().all(|(stream, access)| {
+        connector
+            .manifest()
+            .streams
+            .iter()
+            .any(|s| &s.name == stream && s.access.contains(*access))
+    })
+}
+
+/// Asks which connector a connection uses: the ones that offer what its flows need first
+/// (the first of them is the default), then the rest.
+fn choose<R: BufRead, W: Write>(
+    p: &mut Prompt<R, W>,
+    name: &str,
+    needs: &Needs,
+    available: &[Arc<Connector>],
+) -> Result<Arc<Connector>, SetupError> {
+    let (mut fitting, others): (Vec<&Arc<Connector>>, Vec<&Arc<Connector>>) =
+        available.iter().partition(|c| covers(c, needs));
+    let streams: Vec<&str> = needs.iter().map(|(s, _)| s.as_str()).collect();
+    if fitting.is_empty() {
+        p.say(&format!(
+            "  (no connector at hand offers every stream `{name}` needs: {})",
+            streams.join(", ")
+        ))?;
+    }
+    fitting.extend(others);
+    let Some(first) = fitting.first() else {
+        return Err(SetupError::Connector {
+            connector: name.to_owned(),
+            message: "no connector is available: build koppel with its connectors, or put .wasm files in the connectors folder".into(),
+        });
+    };
+    for connector in &fitting {
+        let manifest = connector.manifest();
+        p.say(&format!("  {:<12} {}", manifest.id, manifest.name))?;
+    }
+    loop {
+        let answer = p.ask(
+            &format!(
+                "Connector for `{name}` (its flows use {})",
+                streams.join(", ")
+            ),
+            Some(first.id()),
+        )?;
+        match fitting.iter().find(|c| c.id() == answer) {
+            Some(connector) => return Ok(Arc::clone(connector)),
+            None => p.say(&format!("  `{answer}` is not one of the connectors above."))?,
+        }
+    }
+}
 
 struct Prompt<R, W> {
     input: R,
@@ -188,20 +270,17 @@ async fn collect<R: BufRead, W: Write>(
     }
 }
 
-/// Runs the wizard and writes `path`. `load` gives the connector for an id (the CLI passes
-/// `koppel::connectors::load`).
-pub async fn init_wizard<R, W, L, F>(
+/// Runs the wizard and writes `path`, offering the connectors in `available` (the CLI passes
+/// the built-in ones and those of the connectors folder).
+pub async fn init_wizard<R, W>(
     path: &Path,
-    runtime: &Runtime,
-    load: L,
+    available: &[Arc<Connector>],
     input: R,
     output: W,
 ) -> Result<(), SetupError>
 where
     R: BufRead,
     W: Write,
-    L: Fn(Runtime, String) -> F,
-    F: std::future::Future<Output = anyhow::Result<Arc<Connector>>>,
 {
     let mut p = Prompt { input, output };
     p.say("koppel setup: connections, flows and alerts. Press Enter to take the [default].")?;
@@ -211,21 +290,22 @@ where
     let tenant = p.ask("Tenant (whose data this is)", Some("default"))?;
     let mut file = toml::Table::new();
     file.insert("tenant".into(), toml::Value::String(tenant.clone()));
+    let shipped: Vec<FlowDef> = DEFAULT_FLOWS
+        .iter()
+        .filter_map(|(name, _)| default_flow(name)?.ok())
+        .collect();
     let mut connections = toml::Table::new();
-    for (name, id, what) in CONNECTIONS {
-        p.say(&format!("\n{what}: connection `{name}`"))?;
-        let connector =
-            load(runtime.clone(), (*id).to_owned())
-                .await
-                .map_err(|e| SetupError::Connector {
-                    connector: (*id).to_owned(),
-                    message: format!("{e:#}"),
-                })?;
-        let collected = collect(&mut p, &tenant, name, &connector).await?;
+    for (name, needs) in connections_of(&shipped) {
+        p.say(&format!("\nConnection `{name}`"))?;
+        let connector = choose(&mut p, &name, &needs, available)?;
+        let collected = collect(&mut p, &tenant, &name, &connector).await?;
         let mut connection = toml::Table::new();
-        connection.insert("connector".into(), toml::Value::String((*id).to_owned()));
+        connection.insert(
+            "connector".into(),
+            toml::Value::String(connector.id().to_owned()),
+        );
         connection.insert("config".into(), toml::Value::Table(collected.table));
-        connections.insert((*name).to_owned(), toml::Value::Table(connection));
+        connections.insert(name, toml::Value::Table(connection));
     }
     file.insert("connections".into(), toml::Value::Table(connections));
 
@@ -266,7 +346,7 @@ where
     let mut notify = toml::Table::new();
     let hook = p.ask("Alert webhook URL (empty: none)", None)?;
     if !hook.is_empty() {
-        let secret = super::generate_token();
+        let secret = crate::server::generate_token();
         let mut table = toml::Table::new();
         table.insert("url".into(), toml::Value::String(hook));
         table.insert("secret".into(), toml::Value::String(secret));
