@@ -211,7 +211,7 @@ async fn webhook_to_finished_run_latency() {
             "timestamp": koppel::store::now_ms() / 1000
         })
         .to_string();
-        let signature = koppel::server::signature::hmac_hex(b"s", &[body.as_bytes()]);
+        let signature = koppel::signature::hmac_hex(b"s", &[body.as_bytes()]);
         let t = Instant::now();
         let response = client
             .post(format!("http://{addr}/webhooks/a/src"))

@@ -16,4 +16,5 @@ pub mod model;
 pub mod notify;
 pub mod runtime;
 pub mod server;
+pub mod signature;
 pub mod store;

@@ -17,7 +17,7 @@ use koppel::flow::{ConnectionSetup, Environment, RunOptions, run_flow};
 use koppel::mapping::MapRule;
 use koppel::notify::{Monitor, Notifier};
 use koppel::runtime::{Limits, Runtime, RuntimeOptions};
-use koppel::server::signature::verify_koppel;
+use koppel::signature::verify_koppel;
 use koppel::store::{ActivityWriter, RunStatus, Store, now_ms};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -14,8 +14,8 @@ use koppel::flow::schedule::Scheduler;
 use koppel::flow::{ConnectionSetup, Environment, RunOptions, RunSummary, run_flow};
 use koppel::mapping::MapRule;
 use koppel::runtime::{ActivitySink, Connector, Exchange, Limits, Runtime, RuntimeOptions};
-use koppel::server::signature::koppel_signature;
 use koppel::server::{FlowControl, ServerState, TenantState, serve};
+use koppel::signature::koppel_signature;
 use koppel::store::{ActivityWriter, Masker, RunStatus, Store, now_ms};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -825,7 +825,7 @@ fn shopware_body(timestamp: i64, event_id: &str) -> String {
 }
 
 fn hex_hmac(secret: &str, body: &str) -> String {
-    koppel::server::signature::hmac_hex(secret.as_bytes(), &[body.as_bytes()])
+    koppel::signature::hmac_hex(secret.as_bytes(), &[body.as_bytes()])
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Where notifications go: a webhook (JSON POST signed with koppel's HMAC-SHA256 scheme, see
-//! [`crate::server::signature`]) and e-mail over SMTP (lettre, TLS through rustls).
+//! [`crate::signature`]) and e-mail over SMTP (lettre, TLS through rustls).
 //!
 //! A delivery that fails for a reason that may pass (no connection, a timeout, HTTP 5xx or
 //! 429, an SMTP 4xx) is tried again, up to [`ATTEMPTS`] times with a doubling wait in
@@ -14,7 +14,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Serialize;
 
 use crate::config::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
-use crate::server::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, koppel_signature};
+use crate::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, koppel_signature};
 use crate::store::Incident;
 
 /// A channel could not be set up from the config.

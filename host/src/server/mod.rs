@@ -13,7 +13,6 @@ mod dashboard;
 mod metrics;
 pub mod retention;
 pub mod shopware_app;
-pub mod signature;
 mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};

@@ -7,7 +7,7 @@
 //! - `shopware` (Shopware's app system): `shopware-shop-signature` is the hex HMAC-SHA256 of
 //!   the raw body keyed with the app's shop secret; the body's `timestamp` (unix seconds) must
 //!   be within `max_age`; `source.eventId` identifies a delivery.
-//! - `koppel` (see [`super::signature`]): `X-Koppel-Timestamp` and
+//! - `koppel` (see [`crate::signature`]): `X-Koppel-Timestamp` and
 //!   `X-Koppel-Signature: sha256=<hex HMAC(secret, "<timestamp>.<body>")>`; the body's
 //!   `event`, if any, names the event.
 
@@ -23,11 +23,11 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::auth::ApiError;
-use super::signature::{
-    SHOPWARE_HEADER, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER, verify_hex, verify_koppel,
-};
 use super::{ServerState, TenantState, WebhookSetup};
 use crate::config::WebhookScheme;
+use crate::signature::{
+    SHOPWARE_HEADER, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER, verify_hex, verify_koppel,
+};
 use crate::store::now_ms;
 
 pub(super) fn routes() -> Router<Arc<ServerState>> {

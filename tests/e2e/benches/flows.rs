@@ -234,15 +234,14 @@ async fn stock_latency(systems: &Systems, interval: &str) {
         let body = format!("{{\"event\":\"stock.changed\",\"article\":{article}}}");
         let now = koppel::store::now_ms() / 1000;
         let timestamp = now.to_string();
-        let signature =
-            koppel::server::signature::koppel_signature(b"till-secret", now, body.as_bytes());
+        let signature = koppel::signature::koppel_signature(b"till-secret", now, body.as_bytes());
         let response = client
             .post(format!(
                 "http://{}/webhooks/{}/till",
                 server.addr, koppel.env.tenant
             ))
-            .header(koppel::server::signature::TIMESTAMP_HEADER, &timestamp)
-            .header(koppel::server::signature::SIGNATURE_HEADER, signature)
+            .header(koppel::signature::TIMESTAMP_HEADER, &timestamp)
+            .header(koppel::signature::SIGNATURE_HEADER, signature)
             .body(body)
             .send()
             .await

@@ -33,10 +33,10 @@ use rand::RngCore;
 use serde_json::{Value, json};
 
 use super::auth::ApiError;
-use super::signature::{SHOPWARE_HEADER, SignatureError, hmac_hex, verify_hex};
 use super::webhooks::{Delivery, start_flows};
 use super::{ServerState, TenantState};
 use crate::flow::Supplied;
+use crate::signature::{SHOPWARE_HEADER, SignatureError, hmac_hex, verify_hex};
 use crate::store::{AppRegistration, Sealer, now_ms};
 
 /// The header with the shop's signature of its registration request.

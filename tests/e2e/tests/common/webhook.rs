@@ -89,7 +89,7 @@ impl Hooked {
             "timestamp": timestamp
         })
         .to_string();
-        let signature = koppel::server::signature::hmac_hex(secret.as_bytes(), &[body.as_bytes()]);
+        let signature = koppel::signature::hmac_hex(secret.as_bytes(), &[body.as_bytes()]);
         let response = self
             .client
             .post(format!(
