@@ -1,5 +1,5 @@
 //! HMAC-SHA256 signatures: Shopware's (`shopware-shop-signature`, hex of the HMAC of the
-//! body) and koppel's own scheme, used for MplusKASSA webhook calls and for the
+//! body) and koppel's own scheme, used for inbound webhooks of `scheme = "koppel"` and for the
 //! notifications koppel sends:
 //!
 //! ```text
