@@ -56,6 +56,10 @@ pub struct FlowDef {
     pub page_size: u32,
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
+    /// Batches written at once, each in a session of its own (1: one after the other, and
+    /// the next page read only after the last is committed).
+    #[serde(default = "default_write_concurrency")]
+    pub write_concurrency: u32,
     #[serde(default)]
     pub delivery: Delivery,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +90,9 @@ fn default_page_size() -> u32 {
 }
 fn default_batch_size() -> u32 {
     100
+}
+fn default_write_concurrency() -> u32 {
+    2
 }
 fn default_max_attempts() -> u32 {
     10
@@ -142,8 +149,8 @@ impl FlowDef {
     pub fn check(&self) -> Result<(), String> {
         self.interval()?;
         self.stale_after()?;
-        if self.page_size == 0 || self.batch_size == 0 {
-            return Err("page_size and batch_size must be at least 1".into());
+        if self.page_size == 0 || self.batch_size == 0 || self.write_concurrency == 0 {
+            return Err("page_size, batch_size and write_concurrency must be at least 1".into());
         }
         self.mapper().map(|_| ())
     }
@@ -179,6 +186,7 @@ pub struct FlowOverride {
     pub interval: Option<String>,
     pub page_size: Option<u32>,
     pub batch_size: Option<u32>,
+    pub write_concurrency: Option<u32>,
     pub delivery: Option<Delivery>,
     pub combine: Option<Combine>,
     pub create_only: Option<Vec<String>>,
@@ -218,6 +226,9 @@ impl FlowOverride {
         }
         if let Some(v) = self.batch_size {
             base.batch_size = v;
+        }
+        if let Some(v) = self.write_concurrency {
+            base.write_concurrency = v;
         }
         if let Some(v) = self.delivery {
             base.delivery = v;
@@ -266,6 +277,7 @@ impl FlowOverride {
             interval: default_interval(),
             page_size: default_page_size(),
             batch_size: default_batch_size(),
+            write_concurrency: default_write_concurrency(),
             delivery: Delivery::default(),
             combine: None,
             create_only: Vec::new(),

@@ -134,31 +134,86 @@ async fn a_refused_record_waits_in_the_queue_and_is_retried_until_it_goes() {
 
 #[tokio::test]
 async fn a_target_that_is_away_stops_the_run_with_the_cursor_where_it_was() {
-    let bench = Bench::new(10, "").await;
-    lock(&bench.target).away = true;
-    let failed = bench.run(false).await;
-    assert_eq!(failed.status, RunStatus::Failed);
-    assert!(
-        failed
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("the system is away"),
-        "{failed:?}"
-    );
-    assert_eq!(
-        bench
-            .env
-            .store
-            .stream_state("t", "stock")
-            .await
-            .expect("state"),
-        None,
-        "the cursor did not move"
-    );
-    let next = bench.run(false).await;
-    assert_eq!((next.counts.read, next.counts.created), (10, 10));
-    assert_eq!(lock(&bench.target).held.len(), 10);
+    for concurrency in [1, 2, 4] {
+        let bench = Bench::new(10, &format!("write_concurrency = {concurrency}")).await;
+        lock(&bench.target).away = true;
+        let failed = bench.run(false).await;
+        assert_eq!(failed.status, RunStatus::Failed);
+        assert!(
+            failed
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("the system is away"),
+            "{failed:?}"
+        );
+        assert_eq!(
+            bench
+                .env
+                .store
+                .stream_state("t", "stock")
+                .await
+                .expect("state"),
+            None,
+            "the cursor did not move"
+        );
+        // Batches beside the refused one went through and were committed (without the
+        // cursor): the next run writes only what is not acknowledged yet.
+        let acknowledged = failed.counts.created;
+        assert_eq!(
+            acknowledged,
+            // Batches of 4, 4 and 2: the first is refused; those launched beside it go.
+            match concurrency {
+                1 => 0,
+                2 => 4,
+                _ => 6,
+            },
+            "concurrency {concurrency}: {failed:?}"
+        );
+        let writes_before = bench.written();
+        let next = bench.run(false).await;
+        assert_eq!(next.counts.read, 10);
+        assert_eq!(
+            (next.counts.created, next.counts.unchanged),
+            (10 - acknowledged, acknowledged),
+            "concurrency {concurrency}: nothing acknowledged is written again"
+        );
+        assert_eq!(
+            bench.written() - writes_before,
+            (10 - acknowledged) as usize
+        );
+        assert_eq!(lock(&bench.target).held.len(), 10);
+    }
+}
+
+/// Pages overlap writes, batches go several at once, and still: commits in order, the cursor
+/// at the end, every record written once.
+#[tokio::test]
+async fn concurrent_batches_commit_in_order_and_write_each_record_once() {
+    for concurrency in [1, 3, 8] {
+        let bench = Bench::new(103, &format!("write_concurrency = {concurrency}")).await;
+        let first = bench.run(false).await;
+        assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+        assert_eq!((first.counts.read, first.counts.created), (103, 103));
+        let writes = lock(&bench.target).writes.clone();
+        let mut keys: Vec<String> = writes.into_iter().flatten().collect();
+        keys.sort();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!((before, keys.len()), (103, 103), "each record written once");
+        assert_eq!(
+            bench
+                .env
+                .store
+                .stream_state("t", "stock")
+                .await
+                .expect("state"),
+            Some("103".to_owned()),
+            "the cursor is past the last page"
+        );
+        let again = bench.run(false).await;
+        assert_eq!(again.counts.read, 0, "nothing new");
+    }
 }
 
 #[tokio::test]

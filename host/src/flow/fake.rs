@@ -59,6 +59,12 @@ impl Side for FakeSource {
         Box::pin(async { Err(unsupported()) })
     }
 
+    fn fork(&self) -> Box<dyn Side> {
+        Box::new(FakeSource {
+            records: Arc::clone(&self.records),
+        })
+    }
+
     fn exchanges(&self) -> u64 {
         0
     }
@@ -167,6 +173,12 @@ impl Side for FakeTarget {
                 id: format!("id-{key}"),
                 record: None,
             }))
+        })
+    }
+
+    fn fork(&self) -> Box<dyn Side> {
+        Box::new(FakeTarget {
+            state: Arc::clone(&self.state),
         })
     }
 

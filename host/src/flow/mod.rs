@@ -8,6 +8,7 @@ mod engine_tests;
 #[cfg(test)]
 mod fake;
 pub mod loaded;
+mod runner;
 pub mod schedule;
 pub mod side;
 

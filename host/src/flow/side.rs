@@ -41,13 +41,17 @@ pub trait Side: Send {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Found>, CallError>>;
 
-    /// HTTP exchanges with the system so far.
+    /// Another side of the same connection, with a session of its own, for a write that runs
+    /// beside this side's calls. Forks share the connection's exchange count.
+    fn fork(&self) -> Box<dyn Side>;
+
+    /// HTTP exchanges with the system so far (the connection's, forks included).
     fn exchanges(&self) -> u64;
 }
 
 /// A connector's connection for one run, with a live session.
 pub struct ConnectorSide {
-    connection: Connection,
+    connection: Arc<Connection>,
     sink: Arc<RunSink>,
     session: Option<Session>,
 }
@@ -55,7 +59,7 @@ pub struct ConnectorSide {
 impl ConnectorSide {
     pub fn new(connection: Connection, sink: Arc<RunSink>) -> ConnectorSide {
         ConnectorSide {
-            connection,
+            connection: Arc::new(connection),
             sink,
             session: None,
         }
@@ -99,6 +103,14 @@ impl Side for ConnectorSide {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Found>, CallError>> {
         Box::pin(async move { self.session().await?.lookup(stream, key).await })
+    }
+
+    fn fork(&self) -> Box<dyn Side> {
+        Box::new(ConnectorSide {
+            connection: Arc::clone(&self.connection),
+            sink: Arc::clone(&self.sink),
+            session: None,
+        })
     }
 
     fn exchanges(&self) -> u64 {
