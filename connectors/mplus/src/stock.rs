@@ -71,7 +71,7 @@ fn read_full<T: Transport>(m: &mut Mplus<T>, from: i64, since: i64, limit: u32) 
         .client
         .call_raw(ops::get_products_since(from, want), true)?;
     let page = crate::products::scan_page(&body)?;
-    let highest = page.highest();
+    let highest = page.highest(from);
     let stock_articles: Vec<i64> = page
         .articles
         .iter()

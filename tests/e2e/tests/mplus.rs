@@ -21,7 +21,9 @@ use koppel::runtime::{
     Session,
 };
 use koppel_sim_faults::{Fault, Matcher};
-use koppel_sim_mplus::{ArticleChange, MplusOptions, MplusSimulator, NewArticle, NewProduct};
+use koppel_sim_mplus::{
+    ArticleChange, MplusOptions, MplusSimulator, NewArticle, NewProduct, ProductChange,
+};
 
 const SECRET: &str = "sim-Secret-4711";
 
@@ -433,6 +435,59 @@ async fn products_reach_every_article_once_across_pages_then_only_changes() {
             .expect("lookup")
             .is_none()
     );
+    h.finish();
+}
+
+#[tokio::test]
+async fn a_change_to_a_product_itself_comes_through_and_the_read_goes_on() {
+    let h = harness(40).await;
+    let mut session = h.session(&[]).await;
+    let (_, state, _) = read_all(&mut session, "products", None, 1000).await;
+
+    // The product itself changes (its description and groups): its own marker moves, its
+    // articles keep theirs (API-NOTES 5: products and articles share one sequence).
+    let family = h.sim.variant_products()[0];
+    h.sim
+        .change_product(
+            family,
+            ProductChange {
+                description: Some("Renamed family".into()),
+                ..ProductChange::default()
+            },
+        )
+        .expect("change the product");
+    let (records, state, _) = read_all(&mut session, "products", state, 1000).await;
+    let changed = products(records);
+    assert_eq!(
+        changed.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+        vec![format!("P{family}").as_str()],
+        "the changed product, whole"
+    );
+    assert_eq!(changed[0].name, "Renamed family");
+    assert_eq!(changed[0].variants.len(), h.sim.articles_of(family).len());
+
+    // The read goes on: a later change to an article comes through too, and then nothing.
+    let article = h.sim.articles_of(family)[0];
+    h.sim
+        .change_article(
+            article,
+            ArticleChange {
+                price_incl: Some(2_500),
+                ..ArticleChange::default()
+            },
+        )
+        .expect("change the article");
+    let (records, state, _) = read_all(&mut session, "products", state, 1000).await;
+    let changed = products(records);
+    assert_eq!(changed.len(), 1);
+    let variant = changed[0]
+        .variants
+        .iter()
+        .find(|v| v.key == article.to_string())
+        .expect("the changed article");
+    assert_eq!(variant.prices[0].gross, 2_500);
+    let (records, _, _) = read_all(&mut session, "products", state, 1000).await;
+    assert!(records.is_empty(), "nothing changed since");
     h.finish();
 }
 

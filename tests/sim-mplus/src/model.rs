@@ -126,10 +126,14 @@ pub(crate) struct Article {
     pub stock_article: bool,
 }
 
-/// A product: a group of articles with shared description and group membership.
+/// A product: a group of articles with shared description and group membership. It has a
+/// sync marker of its own, from the articles' sequence (API-NOTES 5: `getCurrentSyncMarkers`
+/// has one `articleSyncMarker`), which moves when the product itself changes (its
+/// description, extra text or groups) while its articles keep theirs.
 #[derive(Clone, Debug)]
 pub(crate) struct Product {
     pub number: i64,
+    pub sync_marker: u64,
     pub description: Box<str>,
     pub extra_text: Box<str>,
     /// (group number, sort order in that group).
@@ -522,6 +526,8 @@ pub(crate) struct State {
     pub article_index: HashMap<i64, u32>,
     /// Article marker → article index, for paging by sync marker.
     pub by_marker: BTreeMap<u64, u32>,
+    /// Product marker → product index (the same sequence as the articles').
+    pub product_by_marker: BTreeMap<u64, u32>,
     pub groups: Vec<ArticleGroup>,
     pub turnover_groups: Vec<TurnoverGroup>,
     pub branches: Vec<Branch>,
@@ -587,6 +593,7 @@ impl State {
             articles: Vec::new(),
             article_index: HashMap::new(),
             by_marker: BTreeMap::new(),
+            product_by_marker: BTreeMap::new(),
             groups: Vec::new(),
             turnover_groups: Vec::new(),
             branches: Vec::new(),
@@ -698,8 +705,11 @@ impl State {
             }
         }
         self.product_index.insert(number, product_idx);
+        let sync_marker = Self::next_marker(&mut self.markers.article);
+        self.product_by_marker.insert(sync_marker, product_idx);
         self.products.push(Product {
             number,
+            sync_marker,
             description,
             extra_text,
             groups,
@@ -716,6 +726,17 @@ impl State {
         article.sync_marker = marker;
         article.changed = at;
         self.by_marker.insert(marker, idx);
+        marker
+    }
+
+    /// Gives a product a new sync marker (after a change to the product itself); its
+    /// articles keep theirs.
+    pub fn touch_product(&mut self, idx: u32) -> u64 {
+        let marker = Self::next_marker(&mut self.markers.article);
+        let product = &mut self.products[idx as usize];
+        self.product_by_marker.remove(&product.sync_marker);
+        product.sync_marker = marker;
+        self.product_by_marker.insert(marker, idx);
         marker
     }
 
