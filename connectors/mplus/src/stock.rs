@@ -88,13 +88,15 @@ fn read_full<T: Transport>(m: &mut Mplus<T>, from: i64, since: i64, limit: u32) 
             records.push(Record::Stock(to_stock_level(s, m.config.branch)?));
         }
     }
+    // The server's page cap is undocumented: a page shorter than asked is not the end, only
+    // one with nothing at or after the marker is.
     let next = match highest {
-        Some(h) if page.articles.len() >= want as usize => StockState {
+        Some(h) => StockState {
             full: Some(h + 1),
             since,
         },
-        // The last page: continue with the changes since the full read began.
-        _ => StockState { full: None, since },
+        // The end: continue with the changes since the full read began.
+        None => StockState { full: None, since },
     };
     Ok(Page {
         records,

@@ -36,12 +36,20 @@ struct Harness {
 }
 
 async fn harness(products: usize) -> Harness {
-    let sim = MplusSimulator::start(MplusOptions {
+    harness_with(MplusOptions {
         products,
+        ..MplusOptions::default()
+    })
+    .await
+}
+
+/// A harness on a simulator with these options (validating, with the test's secret).
+async fn harness_with(options: MplusOptions) -> Harness {
+    let sim = MplusSimulator::start(MplusOptions {
         variant_share: 0.4,
         validate: true,
         secret: SECRET.into(),
-        ..MplusOptions::default()
+        ..options
     })
     .await
     .expect("start the simulator");
@@ -605,6 +613,44 @@ async fn stock_reads_everything_once_then_the_increments() {
     places.sort_unstable();
     let a_text = a.to_string();
     assert_eq!(places, vec![(a_text.as_str(), "1"), (a_text.as_str(), "2")]);
+    h.finish();
+}
+
+#[tokio::test]
+async fn the_stock_full_read_pages_past_a_server_cap_below_its_page_size() {
+    // The server's page cap is undocumented: here 250, below the connector's 1,000.
+    let h = harness_with(MplusOptions {
+        products: 400,
+        max_page: 250,
+        ..MplusOptions::default()
+    })
+    .await;
+    let mut session = h.session(&[]).await;
+    let (records, _, pages) = read_all(&mut session, "stock", None, 1000).await;
+    let mut read: Vec<i64> = stock_levels(records)
+        .iter()
+        .map(|s| s.key.parse().expect("article number"))
+        .collect();
+    read.sort_unstable();
+    read.dedup();
+    let mut expected: Vec<i64> = h
+        .sim
+        .article_numbers()
+        .into_iter()
+        .filter(|a| h.sim.article_view(*a).is_some_and(|v| v.stock_article))
+        .collect();
+    expected.sort_unstable();
+    assert!(expected.len() > 500, "{} stock articles", expected.len());
+    let missing: Vec<&i64> = expected.iter().filter(|a| !read.contains(a)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} stock articles never read, from {:?} on",
+        missing.len(),
+        expected.len(),
+        missing.first()
+    );
+    assert_eq!(read, expected, "every stock article, past the cap");
+    assert!(pages > 2, "{pages} pages");
     h.finish();
 }
 
