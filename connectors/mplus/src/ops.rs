@@ -56,8 +56,8 @@ pub fn get_article_groups() -> Envelope {
     e
 }
 
-/// `getStock` of `branch` (or of `branches`, when more than one), for `articles` (none: all),
-/// from a stock marker (inclusive).
+/// `getStock` of `branch` (or of `branches`, when more than one), for `articles`, from a stock
+/// marker (inclusive). What an empty article list means is undocumented: always name them.
 pub fn get_stock(branch: i32, branches: &[i32], articles: &[i64], since: Option<i64>) -> Envelope {
     let mut e = Envelope::new("getStock");
     e.open("request").num("branchNumber", branch);
@@ -75,6 +75,20 @@ pub fn get_stock(branch: i32, branches: &[i32], articles: &[i64], since: Option<
         e.close("branchNumbers");
     }
     e.close("request");
+    e
+}
+
+/// `getStockHistoryV2`: the stock changes of `branches` from a stock marker (inclusive), at
+/// most `limit` of them, oldest first: the documented feed of what changed (API-NOTES 6.2).
+pub fn get_stock_history_v2(branches: &[i32], since: i64, limit: u32) -> Envelope {
+    let mut e = Envelope::new("getStockHistoryV2");
+    e.open("request");
+    for b in branches {
+        e.num("branchNumbers", *b);
+    }
+    e.num("sinceStockId", since)
+        .num("sinceStockIdLimit", i64::from(limit))
+        .close("request");
     e
 }
 

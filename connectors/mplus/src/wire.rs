@@ -211,6 +211,22 @@ pub struct ArticleStock {
     pub decimal_places_incoming: Option<i32>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetStockHistoryResponse {
+    #[serde(default)]
+    pub article_stock_history: Vec<ArticleStockHistory>,
+}
+
+/// One stock change of the history feed; only what paging and the re-read need.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArticleStockHistory {
+    pub stock_id: i64,
+    pub branch_number: Option<i32>,
+    pub article_number: i64,
+}
+
 // ----- relations -----
 
 #[derive(Debug, Default, Deserialize)]

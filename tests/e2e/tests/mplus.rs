@@ -617,6 +617,85 @@ async fn stock_reads_everything_once_then_the_increments() {
 }
 
 #[tokio::test]
+async fn stock_changes_come_from_the_history_feed_page_by_page() {
+    let h = harness(60).await;
+    let mut session = h.session(&[]).await;
+    let (_, mut state, _) = read_all(&mut session, "stock", None, 1000).await;
+    let stock_articles: Vec<i64> = h
+        .sim
+        .article_numbers()
+        .into_iter()
+        .filter(|a| h.sim.article_view(*a).is_some_and(|v| v.stock_article))
+        .collect();
+
+    // A backlog of 30 changes to 15 articles (two each), read 10 records at a time.
+    let changed = &stock_articles[..15];
+    for (i, article) in changed.iter().enumerate() {
+        h.sim.correct_stock(*article, 1, 3).expect("correct");
+        h.sim
+            .set_stock(*article, 1, 40 + i as i64, 1)
+            .expect("set stock");
+    }
+    let exchanges_before = h.sink.exchanges().len();
+    let mut levels = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = session
+            .read("stock", state.as_deref(), 10)
+            .await
+            .expect("read stock");
+        assert!(page.records.len() <= 10, "{} records", page.records.len());
+        levels.extend(stock_levels(page.records));
+        state = page.state;
+        pages += 1;
+        if !page.has_more {
+            break;
+        }
+        assert!(pages < 50, "the increments never end");
+    }
+    assert!(pages >= 3, "{pages} pages");
+    // Every changed article, with its figures now; nothing else.
+    let keys: BTreeSet<i64> = levels.iter().map(|s| s.key.parse().expect("n")).collect();
+    assert_eq!(keys, changed.iter().copied().collect::<BTreeSet<_>>());
+    for (i, article) in changed.iter().enumerate() {
+        let last = levels
+            .iter()
+            .rev()
+            .find(|s| s.key == article.to_string())
+            .expect("read");
+        assert_eq!(
+            (last.available.units, last.reserved.units),
+            (40 + i as i64, 1),
+            "article {article}"
+        );
+    }
+    // The documented change feed, a page at a time; current levels of those articles alone.
+    let exchanges = h.sink.exchanges();
+    let bodies: Vec<&str> = exchanges[exchanges_before..]
+        .iter()
+        .map(|x| x.request_body.as_str())
+        .collect();
+    let history: Vec<&&str> = bodies
+        .iter()
+        .filter(|b| b.contains("<ns1:getStockHistoryV2>"))
+        .collect();
+    assert_eq!(history.len(), pages, "one history page per read");
+    assert!(
+        history
+            .iter()
+            .all(|b| b.contains("<ns1:sinceStockIdLimit>10</ns1:sinceStockIdLimit>")),
+        "{history:?}"
+    );
+    for body in bodies.iter().filter(|b| b.contains("<ns1:getStock>")) {
+        let named = body.matches("<ns1:articleNumbers>").count() - 1;
+        assert!((1..=10).contains(&named), "getStock names {named} articles: {body}");
+    }
+    let (records, _, _) = read_all(&mut session, "stock", state, 10).await;
+    assert!(records.is_empty(), "nothing changed since");
+    h.finish();
+}
+
+#[tokio::test]
 async fn the_stock_full_read_pages_past_a_server_cap_below_its_page_size() {
     // The server's page cap is undocumented: here 250, below the connector's 1,000.
     let h = harness_with(MplusOptions {
