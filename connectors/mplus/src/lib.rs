@@ -17,6 +17,7 @@ pub mod soap;
 pub mod status;
 pub mod stock;
 pub mod time;
+pub mod whole;
 pub mod wire;
 
 use std::cell::RefCell;

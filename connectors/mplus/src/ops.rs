@@ -3,6 +3,7 @@
 //! there is nothing to send), and every quantity carries its `decimalPlaces`.
 
 use crate::soap::Envelope;
+use crate::whole::{Piece, RawRelation};
 use crate::wire::Relation;
 
 pub fn get_api_version() -> Vec<u8> {
@@ -119,9 +120,17 @@ pub fn create_relation(relation: &Relation) -> Envelope {
     e
 }
 
-pub fn update_relation(relation: &Relation) -> Envelope {
+/// `updateRelation` with the relation as read, whole, and `changes` (element, value) in place.
+pub fn update_relation(raw: &RawRelation, changes: &[(&'static str, String)]) -> Envelope {
     let mut e = Envelope::new("updateRelation");
-    write_relation(&mut e, relation);
+    e.open("relation");
+    for piece in raw.with_changes(changes) {
+        match piece {
+            Piece::Raw(xml) => e.raw(&xml),
+            Piece::Text(name, value) => e.text(name, &value),
+        };
+    }
+    e.close("relation");
     e
 }
 
@@ -492,7 +501,7 @@ mod tests {
             active: Some(true),
             ..Relation::default()
         };
-        let xml = text(update_relation(&r));
+        let xml = text(create_relation(&r));
         let positions: Vec<usize> = [
             "relationNumber",
             "active",

@@ -337,7 +337,7 @@ fn relation<T: Transport>(
         customer.shipping_address = o.shipping_address.clone();
     }
     if let Some(existing) = customers::find(m, email)? {
-        let number = existing.relation_number.ok_or_else(|| {
+        let number = existing.relation.relation_number.ok_or_else(|| {
             ConnectorError::protocol("findRelationV2 returned a relation without a number")
         })?;
         // The order goes on the relation found even when MplusKASSA refuses the update:

@@ -688,7 +688,10 @@ async fn stock_changes_come_from_the_history_feed_page_by_page() {
     );
     for body in bodies.iter().filter(|b| b.contains("<ns1:getStock>")) {
         let named = body.matches("<ns1:articleNumbers>").count() - 1;
-        assert!((1..=10).contains(&named), "getStock names {named} articles: {body}");
+        assert!(
+            (1..=10).contains(&named),
+            "getStock names {named} articles: {body}"
+        );
     }
     let (records, _, _) = read_all(&mut session, "stock", state, 10).await;
     assert!(records.is_empty(), "nothing changed since");
@@ -935,6 +938,95 @@ async fn customers_are_found_by_email_created_and_updated_as_persons_and_compani
     keys.dedup();
     assert_eq!(keys.len(), n);
     assert_eq!(n, h.sim.relations().len());
+    h.finish();
+}
+
+#[tokio::test]
+async fn an_order_and_a_customer_write_keep_what_else_the_till_knows_of_the_relation() {
+    let h = harness(10).await;
+    let (a, _) = skus(&h.sim);
+    // What a till knows of a regular besides the address: birthday, price group, discount,
+    // loyalty cards, credit limit, contact persons, mobile, website.
+    let till_side = |r: &koppel_sim_mplus::Relation| {
+        (
+            r.birth_date,
+            r.price_group_number,
+            r.discount_percentage,
+            r.card_numbers.clone(),
+            r.credit_limit,
+            r.contacts.clone(),
+            (
+                r.mobile.clone(),
+                r.website.clone(),
+                r.commerce_number.clone(),
+            ),
+            (r.ext_id.clone(), r.active, r.default_vat_method.clone()),
+        )
+    };
+    let number = h
+        .sim
+        .add_relation(koppel_sim_mplus::Relation {
+            ext_id: "POS-77".into(),
+            active: true,
+            name: "Anna van der Berg".into(),
+            address: "Lange Nieuwstraat 1".into(),
+            zipcode: "3512 PA".into(),
+            city: "Utrecht".into(),
+            country: "NL".into(),
+            telephone: "030-1111111".into(),
+            mobile: "06-22223333".into(),
+            website: "https://anna.example".into(),
+            email: "anna.regular@example.nl".into(),
+            birth_date: Some((14, 2, 1981)),
+            price_group_number: Some(2),
+            discount_percentage: 0,
+            credit_limit: Some(50_000),
+            commerce_number: "87654321".into(),
+            default_vat_method: "VAT-METHOD-INCLUSIVE".into(),
+            contacts: vec![koppel_sim_mplus::Contact {
+                name: "Bram van der Berg".into(),
+                telephone: "06-44445555".into(),
+                email: "bram@example.nl".into(),
+            }],
+            card_numbers: vec!["2000000012345".into(), "2000000067890".into()],
+            ..koppel_sim_mplus::Relation::default()
+        })
+        .expect("add the relation");
+    let before = h.sim.relation(number).expect("stored");
+    let mut session = h.session(&[]).await;
+
+    // A web order with a new address brings the address up to date, and nothing else changes.
+    let outcome = write_one(
+        &mut session,
+        "orders",
+        Record::Order(order("50001", "anna.regular@example.nl", &[&a], true)),
+    )
+    .await;
+    assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+    assert_eq!(h.sim.request_count("updateRelation"), 1);
+    let after = h.sim.relation(number).expect("stored");
+    assert_eq!(
+        after.address, "Oudegracht 12",
+        "the order's billing address"
+    );
+    assert_eq!(
+        till_side(&after),
+        till_side(&before),
+        "the till's own fields"
+    );
+
+    // So does a customer written through the customers stream.
+    let mut customer = customer("shop-c-77", "anna.regular@example.nl", None);
+    customer.phone = Some("030-2222222".into());
+    let written = write_one(&mut session, "customers", Record::Customer(customer)).await;
+    assert_eq!(written.status, OutcomeStatus::Updated, "{written:?}");
+    let after = h.sim.relation(number).expect("stored");
+    assert_eq!(after.telephone, "030-2222222");
+    assert_eq!(
+        till_side(&after),
+        till_side(&before),
+        "the till's own fields"
+    );
     h.finish();
 }
 

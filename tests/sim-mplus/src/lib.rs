@@ -30,8 +30,8 @@ use koppel_sim_faults::Faults;
 
 pub use generate::{SHIPPING_ARTICLE, ean13};
 pub use model::{
-    Address, Branch, CancelState, CompleteState, DeliveryState, Employee, Invoice, Markers, Order,
-    OrderLine, Payment, Relation, StateError, StockLevel,
+    Address, Branch, CancelState, CompleteState, Contact, DeliveryState, Employee, Invoice,
+    Markers, Order, OrderLine, Payment, Relation, StateError, StockLevel,
 };
 pub use ops::OPERATIONS;
 pub use schema::default_reference_dir;

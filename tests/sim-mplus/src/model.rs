@@ -264,12 +264,29 @@ pub struct Relation {
     pub mobile: String,
     pub email: String,
     pub website: String,
+    /// (day, month, year).
+    pub birth_date: Option<(i32, i32, i32)>,
+    pub price_group_number: Option<i32>,
     pub discount_percentage: i32,
+    /// Cents.
+    pub credit_limit: Option<i64>,
     pub vat_number: String,
     pub commerce_number: String,
     pub default_vat_method: String,
+    /// Contact persons (`contactList`).
+    pub contacts: Vec<Contact>,
     /// Empty for a person; the company name for a company.
     pub company_name: String,
+    /// Loyalty and customer cards (`cardNumbers`).
+    pub card_numbers: Vec<String>,
+}
+
+/// A contact person of a relation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Contact {
+    pub name: String,
+    pub telephone: String,
+    pub email: String,
 }
 
 impl Relation {
