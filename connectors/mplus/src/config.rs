@@ -503,7 +503,7 @@ pub fn schema() -> Vec<ConfigField> {
             Integer,
             false,
             None,
-            "The article number order lines without an article (discounts, promotions) are booked on; without it such orders fail.",
+            "The article number a shop's lines that are no product (promotions, discounts, credits) are booked on; without it an order with such a line worth something fails.",
         ),
         field(
             "payment_methods",

@@ -234,7 +234,8 @@ pub struct OrderAddress {
     pub company_name: Option<String>,
 }
 
-/// One order line: an article, a quantity with its scale, a unit price in cents.
+/// One order line: an article, a quantity with its scale, a unit price in cents, and the
+/// shop's discount on the line, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewLine {
     pub article_number: i64,
@@ -244,7 +245,20 @@ pub struct NewLine {
     pub price: i64,
     pub turnover_group: Option<i32>,
     pub vat_code: Option<i32>,
+    pub discount: Option<LineDiscount>,
 }
+
+/// A discount the shop gave on a line, sent as `DISCOUNT-TYPE-EXTERNAL-DISCOUNT`: cents off the
+/// line (price × quantity), with and without VAT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineDiscount {
+    pub amount: i64,
+    pub amount_excl: i64,
+}
+
+/// `redeemedVoucherIssuanceId` that keeps MplusKASSA from redeeming a relation's voucher on a
+/// line (the WSDL's documentation of `LineData`).
+pub const NO_VOUCHER: &str = "00000000-0000-0000-0000-000000000000";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewPayment {
@@ -312,11 +326,22 @@ pub fn create_order_v3(key: &str, order: &NewOrder) -> Envelope {
             .num("decimalPlaces", line.decimal_places)
             .num("price", line.price)
             .opt_num("turnoverGroup", line.turnover_group)
-            .opt_num("vatCode", line.vat_code)
+            .opt_num("vatCode", line.vat_code);
+        if let Some(d) = line.discount {
+            e.text("discountType", "DISCOUNT-TYPE-EXTERNAL-DISCOUNT")
+                .num("discountAmount", d.amount)
+                .num("discountAmountExcl", d.amount_excl);
+        }
+        e.text("redeemedVoucherIssuanceId", NO_VOUCHER)
             .close("data")
             .close("line");
     }
     e.close("lineList").close("order");
+    // The shop's prices are final: no sales, actions, sales prices or price groups of the
+    // till's own on top (their defaults are not documented).
+    e.flag("applySalesAndActions", false)
+        .flag("applySalesPrices", false)
+        .flag("applyPriceGroups", false);
     if let Some(prepay) = order.prepay {
         e.flag("prepay", prepay);
     }
@@ -460,6 +485,7 @@ mod tests {
                     price: 7995,
                     turnover_group: None,
                     vat_code: None,
+                    discount: None,
                 },
                 NewLine {
                     article_number: 999,
@@ -469,6 +495,7 @@ mod tests {
                     price: 495,
                     turnover_group: None,
                     vat_code: None,
+                    discount: None,
                 },
             ],
             prepay: Some(true),
@@ -482,8 +509,23 @@ mod tests {
             "3f0c6f0e-2a4b-4f43-9c55-6f2f1d0b7a11",
             &order,
         ));
+        // The example plus what makes the shop's prices final: no vouchers of the relation on
+        // a line, none of the till's own sales, actions, sales prices or price groups.
+        let voucher =
+            format!("<ns1:redeemedVoucherIssuanceId>{NO_VOUCHER}</ns1:redeemedVoucherIssuanceId>");
+        let flags = "<ns1:applySalesAndActions>false</ns1:applySalesAndActions>\
+                     <ns1:applySalesPrices>false</ns1:applySalesPrices>\
+                     <ns1:applyPriceGroups>false</ns1:applyPriceGroups>";
+        assert_eq!(xml.matches(&voucher).count(), 2, "{xml}");
+        assert!(
+            xml.contains(&format!("</ns1:order>{flags}<ns1:prepay>")),
+            "{xml}"
+        );
         assert_eq!(
-            squash(&xml).replace("<ns1:orderId></ns1:orderId>", ""),
+            squash(&xml)
+                .replace("<ns1:orderId></ns1:orderId>", "")
+                .replace(&voucher, "")
+                .replace(flags, ""),
             expected("04-createOrderV3.request.xml").replace("<ns1:orderId></ns1:orderId>", "")
         );
         assert!(xml.contains("<ns1:orderId></ns1:orderId>"));

@@ -13,16 +13,16 @@
 use std::collections::HashSet;
 
 use koppel_sdk::{
-    Address, ConnectorError, Decimal, Found, Order, OutcomeStatus, PaymentState, Record, Result,
-    Value, WriteOptions, WriteOutcome,
+    Address, Amount, ConnectorError, Decimal, Found, Order, OutcomeStatus, PaymentState, Record,
+    Result, Value, WriteOptions, WriteOutcome,
 };
 
 use crate::config::{OrderKind, normalise_rate};
 use crate::connector::Mplus;
 use crate::customers;
-use crate::ops::{self, NewLine, NewOrder, NewPayment, OrderAddress};
+use crate::ops::{self, LineDiscount, NewLine, NewOrder, NewPayment, OrderAddress};
 use crate::soap::Transport;
-use crate::wire::{CreateOrderV3Response, GetOrderResponse, GetProductsResponse};
+use crate::wire::{self, CreateOrderV3Response, GetOrderResponse, GetProductsResponse};
 
 /// How many stored failures a write walks past before it gives up.
 const MAX_REPLAYED_FAILURES: u32 = 8;
@@ -71,15 +71,77 @@ fn fnv1a(text: &str, salt: u8) -> u64 {
     hash
 }
 
-/// `findOrder`: the MplusKASSA order id of an external order id.
-pub fn find<T: Transport>(m: &mut Mplus<T>, ext_order_id: &str) -> Result<Option<String>> {
+/// `findOrder`: the MplusKASSA order of an external order id.
+pub fn find_order<T: Transport>(
+    m: &mut Mplus<T>,
+    ext_order_id: &str,
+) -> Result<Option<wire::Order>> {
     let answer: GetOrderResponse = m.client.call(ops::find_order(ext_order_id), true)?;
     match answer.result.as_str() {
-        "GET-ORDER-RESULT-OK" => Ok(answer.order.map(|o| o.order_id).filter(|id| !id.is_empty())),
+        "GET-ORDER-RESULT-OK" => Ok(answer.order.filter(|o| !o.order_id.is_empty())),
         "GET-ORDER-RESULT-NOT-FOUND" => Ok(None),
         other => Err(ConnectorError::protocol(format!(
             "findOrder answered {other:?}"
         ))),
+    }
+}
+
+/// `findOrder`: the MplusKASSA order id of an external order id.
+pub fn find<T: Transport>(m: &mut Mplus<T>, ext_order_id: &str) -> Result<Option<String>> {
+    Ok(find_order(m, ext_order_id)?.map(|o| o.order_id))
+}
+
+/// The till's total of an order in the prices the VAT method sends (incl. VAT under the
+/// inclusive method, else excl.), when it says.
+fn till_total(config: &crate::config::MplusConfig, order: &wire::Order) -> Option<i64> {
+    if config.vat_method.gross_prices() {
+        order.total_incl_amount
+    } else {
+        order.total_excl_amount
+    }
+}
+
+/// Whether the till booked the order at what the shop charged: `None` when it did (or does not
+/// say), else the message naming both totals.
+fn total_mismatch(
+    config: &crate::config::MplusConfig,
+    o: &Order,
+    ext_id: &str,
+    till: &wire::Order,
+) -> Option<String> {
+    let booked = till_total(config, till)?;
+    let charged = amount(config, o.totals.gross, o.totals.net);
+    (booked != charged).then(|| {
+        format!(
+            "MplusKASSA booked order {ext_id} (order id {}) at {}, the shop charged {}: correct or cancel it in the till",
+            till.order_id,
+            money(booked, &o.currency),
+            money(charged, &o.currency)
+        )
+    })
+}
+
+/// The outcome for an order MplusKASSA has already: `unchanged`, unless its total is not what
+/// the shop charged.
+fn already_there(
+    config: &crate::config::MplusConfig,
+    o: &Order,
+    ext_id: &str,
+    till: &wire::Order,
+) -> WriteOutcome {
+    match total_mismatch(config, o, ext_id, till) {
+        Some(message) => mismatch(o, till, message),
+        None => WriteOutcome {
+            message: Some(format!("order {ext_id} is already in MplusKASSA")),
+            ..WriteOutcome::unchanged(&o.key, Some(till.order_id.clone()))
+        },
+    }
+}
+
+fn mismatch(o: &Order, till: &wire::Order, message: String) -> WriteOutcome {
+    WriteOutcome {
+        target_id: Some(till.order_id.clone()),
+        ..WriteOutcome::failed(&o.key, message, Some("totals"))
     }
 }
 
@@ -201,11 +263,8 @@ fn write_one<T: Transport>(
             Some("number"),
         ));
     }
-    if let Some(id) = find(m, &ext_id)? {
-        return Ok(WriteOutcome {
-            message: Some(format!("order {ext_id} is already in MplusKASSA")),
-            ..WriteOutcome::unchanged(&o.key, Some(id))
-        });
+    if let Some(till) = find_order(m, &ext_id)? {
+        return Ok(already_there(&m.config, o, &ext_id, &till));
     }
     let context = Context {
         config: &m.config,
@@ -246,13 +305,25 @@ fn create<T: Transport>(
 ) -> Result<WriteOutcome> {
     for attempt in 0..=MAX_REPLAYED_FAILURES {
         let key = idempotency_key(&o.key, attempt);
-        let answer: CreateOrderV3Response =
+        let mut answer: CreateOrderV3Response =
             m.client.call(ops::create_order_v3(&key, order), true)?;
         match answer.result.as_str() {
             "CREATE-ORDER-RESULT-OK" => {
                 let id = answer.order_id().map(str::to_owned).ok_or_else(|| {
                     ConnectorError::protocol("createOrderV3 succeeded without an orderId")
                 })?;
+                // The till's own answer: what it booked must be what the shop charged.
+                let stored = match answer.order.take() {
+                    Some(stored) => Some(stored),
+                    None => find_order(m, ext_id)?,
+                };
+                if let Some(message) = stored
+                    .as_ref()
+                    .and_then(|till| total_mismatch(&m.config, o, ext_id, till))
+                {
+                    let till = stored.unwrap_or_default();
+                    return Ok(mismatch(o, &till, message));
+                }
                 let mut outcome = WriteOutcome::created(&o.key, id);
                 if answer.replayed() {
                     outcome.message = Some(
@@ -276,10 +347,12 @@ fn create<T: Transport>(
                 });
             }
             "CREATE-ORDER-RESULT-EXT-ORDER-ID-ALREADY-EXISTS" => {
-                let id = find(m, ext_id)?;
-                return Ok(WriteOutcome {
-                    message: Some(format!("order {ext_id} is already in MplusKASSA")),
-                    ..WriteOutcome::unchanged(&o.key, id)
+                return Ok(match find_order(m, ext_id)? {
+                    Some(till) => already_there(&m.config, o, ext_id, &till),
+                    None => WriteOutcome {
+                        message: Some(format!("order {ext_id} is already in MplusKASSA")),
+                        ..WriteOutcome::unchanged(&o.key, None)
+                    },
                 });
             }
             "CREATE-ORDER-RESULT-FAILED" if answer.replayed() => continue,
@@ -360,6 +433,31 @@ fn relation<T: Transport>(
         return Ok(Ok(number));
     }
     customers::create(m, &customer).map(Ok)
+}
+
+/// `unit × quantity` in cents, rounded half away from zero, in integers.
+fn times(unit: i64, quantity: Decimal) -> i64 {
+    let scale = 10i128.pow(u32::from(quantity.scale.min(18)));
+    let n = i128::from(unit) * i128::from(quantity.units);
+    let q = n / scale;
+    let r = n % scale;
+    let q = if r.abs() * 2 >= scale {
+        q + n.signum()
+    } else {
+        q
+    };
+    i64::try_from(q).unwrap_or(if q < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Cents as a person reads them: `€ 84.90`.
+pub fn money(cents: i64, currency: &str) -> String {
+    let symbol = match currency.trim().to_ascii_uppercase().as_str() {
+        "EUR" | "" => "€".to_owned(),
+        other => other.to_owned(),
+    };
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{symbol} {sign}{}.{:02}", abs / 100, abs % 100)
 }
 
 fn amount(config: &crate::config::MplusConfig, gross: i64, net: i64) -> i64 {
@@ -464,41 +562,62 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
     let country = o.country.trim();
     let turnover_group = config.turnover_group_for(country);
     let mut lines = Vec::with_capacity(o.lines.len() + 1);
+    // What the lines as sent add up to, in the prices the VAT method sends.
+    let mut booked: i64 = 0;
     for (i, line) in o.lines.iter().enumerate() {
         let sku = line.sku.trim();
         let field = format!("lines[{i}].sku");
-        let article = if sku.is_empty() {
-            config.discount_article.ok_or_else(|| {
-                refuse(
-                    format!(
-                        "line {:?} has no SKU: set `discount_article` to book such lines",
-                        line.name
-                    ),
-                    &field,
-                )
-            })?
-        } else {
+        // A shop's line that is no product (a promotion, a discount, a credit) is booked on
+        // the discount article; one worth nothing (free shipping) has nothing to book.
+        let kind = koppel_sdk::extra(&line.extra, "line_type").and_then(Value::as_text);
+        let is_product = !sku.is_empty() && kind.as_deref().is_none_or(|k| k == "product");
+        if !is_product && line.total.gross == 0 && line.total.net == 0 {
+            continue;
+        }
+        let article = if is_product {
             sku.parse::<i64>().map_err(|_| {
                 refuse(
                     format!("unknown article: SKU `{sku}` is not an MplusKASSA article number (they are numeric)"),
                     &field,
                 )
             })?
+        } else {
+            config.discount_article.ok_or_else(|| {
+                refuse(
+                    format!(
+                        "line {:?} is no article ({}): set `discount_article` to book such lines",
+                        line.name,
+                        kind.as_deref().unwrap_or("no SKU")
+                    ),
+                    &field,
+                )
+            })?
         };
         if !c.known.contains(&article) {
             return Err(refuse(
-                if sku.is_empty() {
-                    format!("the discount article {article} does not exist in MplusKASSA")
-                } else {
+                if is_product {
                     format!("unknown article: SKU `{sku}` is not an article in MplusKASSA")
-                },
-                if sku.is_empty() {
-                    "discount_article".to_owned()
                 } else {
+                    format!("the discount article {article} does not exist in MplusKASSA")
+                },
+                if is_product {
                     field
+                } else {
+                    "discount_article".to_owned()
                 },
             ));
         }
+        // The shop's price and its discount on the line, as the shop charged them.
+        let full = Amount {
+            gross: times(line.unit_price.gross, line.quantity),
+            net: times(line.unit_price.net, line.quantity),
+        };
+        let discount =
+            ((full.gross, full.net) != (line.total.gross, line.total.net)).then(|| LineDiscount {
+                amount: full.gross - line.total.gross,
+                amount_excl: full.net - line.total.net,
+            });
+        booked += amount(config, line.total.gross, line.total.net);
         lines.push(NewLine {
             article_number: article,
             text: line.name.trim().to_owned(),
@@ -516,6 +635,7 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
                 line.tax_rate,
                 &format!("lines[{i}].tax-rate"),
             )?),
+            discount,
         });
     }
     if lines.is_empty() {
@@ -535,6 +655,7 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
                 "shipping_article",
             ));
         }
+        booked += amount(config, s.cost.gross, s.cost.net);
         lines.push(NewLine {
             article_number: config.shipping_article,
             text: Some(s.method.trim())
@@ -546,7 +667,21 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
             price: amount(config, s.cost.gross, s.cost.net),
             turnover_group,
             vat_code: Some(vat_code(c, country, s.tax_rate, "shipping.tax-rate")?),
+            discount: None,
         });
+    }
+    // The till books what the lines say; a shop total they do not add up to (a discount on the
+    // order that is no line) would be booked as something else than was charged.
+    let charged = amount(config, o.totals.gross, o.totals.net);
+    if booked != charged {
+        return Err(refuse(
+            format!(
+                "the order's lines and shipping add up to {}, its total is {}: koppel books an order line by line, and this one does not add up",
+                money(booked, &o.currency),
+                money(charged, &o.currency)
+            ),
+            "totals",
+        ));
     }
     let shop_method = o.payment_method.as_deref().map(str::trim).unwrap_or("");
     let method = config

@@ -305,6 +305,8 @@ pub struct CreateOrderV3Response {
     pub idempotency_result: String,
     #[serde(default)]
     pub result: String,
+    /// The order as stored (`CreateOrderV3Response.order`).
+    pub order: Option<Order>,
     #[serde(default)]
     pub error_message: String,
     pub info: Option<CreateOrderInfo>,

@@ -306,6 +306,7 @@ fn orders(state: &mut State, rng: &mut StdRng, count: usize) {
                 price: None,
                 turnover_group: None,
                 vat_code: None,
+                ..LineInput::default()
             })
             .collect();
         let web = rng.random_bool(0.5);

@@ -377,6 +377,12 @@ pub struct OrderLine {
     pub vat_code: i32,
     pub vat_percentage: i64,
     pub turnover_group: i32,
+    /// `DiscountType` of the line (`DISCOUNT-TYPE-EXTERNAL-DISCOUNT` as sent,
+    /// `DISCOUNT-TYPE-CUSTOMER-DISCOUNT` applied by the till), `None` without a discount.
+    pub discount_type: Option<&'static str>,
+    pub discount_percentage: i32,
+    /// Cents off the line (incl. VAT).
+    pub discount_amount: i64,
     pub total_incl: i64,
     pub total_excl: i64,
 }
@@ -486,6 +492,10 @@ pub(crate) struct LineInput {
     /// Sent by the client: these win over the article's own.
     pub turnover_group: Option<i32>,
     pub vat_code: Option<i32>,
+    /// `discountType`, `discountAmount`, `discountAmountExcl` as sent.
+    pub discount_type: Option<String>,
+    pub discount_amount: Option<i64>,
+    pub discount_amount_excl: Option<i64>,
 }
 
 /// What a client sends for one payment.
@@ -511,6 +521,25 @@ pub(crate) struct OrderInput {
     pub delivery_address: Option<Address>,
     pub invoice_address: Option<Address>,
     pub lines: Vec<LineInput>,
+    /// What the till may apply of its own (`createOrderV2/V3`'s `apply…` flags; absent means
+    /// apply: the least forgiving reading, as the WSDL gives no default).
+    pub pricing: Pricing,
+}
+
+/// The till's own pricing a create may apply. The WSDL's flags are `applySalesAndActions`,
+/// `applySalesPrices` and `applyPriceGroups`; the simulator models what the last one stands
+/// for (sale promotions and sales prices it has none of).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pricing {
+    /// `applyPriceGroups`: the relation's price group and discount percentage
+    /// (`DISCOUNT-TYPE-CUSTOMER-DISCOUNT`).
+    pub price_groups: bool,
+}
+
+impl Default for Pricing {
+    fn default() -> Self {
+        Self { price_groups: true }
+    }
 }
 
 /// The outcome of a create-order call, kept for idempotent replay.
@@ -1037,6 +1066,9 @@ impl State {
             .vat_method
             .clone()
             .unwrap_or_else(|| "VAT-METHOD-INCLUSIVE".into());
+        let customer_discount = self
+            .relation(relation_number)
+            .map_or(0, |r| r.discount_percentage);
         let mut lines = Vec::with_capacity(input.lines.len());
         for line in &input.lines {
             let Some(article) = self.article(line.article_number).cloned() else {
@@ -1048,12 +1080,38 @@ impl State {
                 _ => vat_percentage(vat_code),
             };
             let price = line.price.unwrap_or(article.price_incl);
-            let (price_incl, price_excl) = if vat_method == "VAT-METHOD-EXCLUSIVE" {
+            let exclusive = vat_method == "VAT-METHOD-EXCLUSIVE";
+            let (price_incl, price_excl) = if exclusive {
                 (incl_from_excl(price, pct), price)
             } else {
                 (price, excl_from_incl(price, pct))
             };
-            let total_incl = line_total(price_incl, line.quantity_milli);
+            let gross = line_total(price_incl, line.quantity_milli);
+            // A discount the client sends (the shop's own) is taken as given; otherwise the
+            // till applies the relation's discount unless told not to (`applyPriceGroups`).
+            let (discount_type, discount_percentage, discount_amount) =
+                match line.discount_type.as_deref() {
+                    Some("DISCOUNT-TYPE-EXTERNAL-DISCOUNT") => {
+                        let amount = match (exclusive, line.discount_amount_excl) {
+                            (true, Some(excl)) => incl_from_excl(excl, pct),
+                            _ => line.discount_amount.unwrap_or(0),
+                        };
+                        (Some("DISCOUNT-TYPE-EXTERNAL-DISCOUNT"), 0, amount)
+                    }
+                    _ if input.pricing.price_groups
+                        && customer_discount > 0
+                        && gross > 0
+                        && article.number != crate::generate::SHIPPING_ARTICLE =>
+                    {
+                        (
+                            Some("DISCOUNT-TYPE-CUSTOMER-DISCOUNT"),
+                            customer_discount,
+                            div_round(i128::from(gross) * i128::from(customer_discount), 100),
+                        )
+                    }
+                    _ => (None, 0, 0),
+                };
+            let total_incl = gross - discount_amount;
             let total_excl = excl_from_incl(total_incl, pct);
             let id = format!("{:016x}", self.next_line);
             self.next_line += 1;
@@ -1072,6 +1130,9 @@ impl State {
                 vat_code,
                 vat_percentage: pct,
                 turnover_group: line.turnover_group.unwrap_or(article.turnover_group),
+                discount_type,
+                discount_percentage,
+                discount_amount,
                 total_incl,
                 total_excl,
             });
