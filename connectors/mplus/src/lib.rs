@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod connector;
+pub mod country;
 pub mod customers;
 pub mod ops;
 pub mod orders;

@@ -280,6 +280,8 @@ pub struct NewOrder {
     pub workplace: Option<i32>,
     pub reference: String,
     pub vat_method: &'static str,
+    /// `vatCountryIso3`: the country whose VAT table the lines' codes are in.
+    pub vat_country_iso3: Option<String>,
     pub delivery_method: Option<String>,
     pub payment_method: Option<String>,
     pub lines: Vec<NewLine>,
@@ -336,7 +338,9 @@ pub fn create_order_v3(key: &str, order: &NewOrder) -> Envelope {
             .close("data")
             .close("line");
     }
-    e.close("lineList").close("order");
+    e.close("lineList")
+        .opt_text("vatCountryIso3", order.vat_country_iso3.as_deref())
+        .close("order");
     // The shop's prices are final: no sales, actions, sales prices or price groups of the
     // till's own on top (their defaults are not documented).
     e.flag("applySalesAndActions", false)
@@ -474,6 +478,7 @@ mod tests {
             workplace: None,
             reference: "Webshop order 100234".into(),
             vat_method: "VAT-METHOD-INCLUSIVE",
+            vat_country_iso3: None,
             delivery_method: Some("POST".into()),
             payment_method: None,
             lines: vec![

@@ -18,7 +18,7 @@ use koppel_sdk::{
 };
 
 use crate::config::{OrderKind, normalise_rate};
-use crate::connector::Mplus;
+use crate::connector::{Mplus, VatTables};
 use crate::customers;
 use crate::ops::{self, LineDiscount, NewLine, NewOrder, NewPayment, OrderAddress};
 use crate::soap::Transport;
@@ -169,8 +169,8 @@ pub struct Context<'a> {
     pub kind: OrderKind,
     /// Article numbers MplusKASSA knows.
     pub known: &'a HashSet<i64>,
-    /// VAT code → rate of the order branch.
-    pub vat_table: &'a std::collections::HashMap<i32, Decimal>,
+    /// The order branch's VAT tables, per country.
+    pub vat_tables: &'a VatTables,
 }
 
 pub fn write<T: Transport>(
@@ -199,10 +199,10 @@ pub fn write<T: Transport>(
     } else {
         known_articles(m, &orders)?
     };
-    let vat_table = if orders.is_empty() {
-        Default::default()
+    let vat_tables = if orders.is_empty() {
+        VatTables::default()
     } else {
-        m.vat_table()?
+        m.vat_tables()?
     };
     let mut outcomes = Vec::with_capacity(records.len());
     for record in records {
@@ -214,7 +214,7 @@ pub fn write<T: Transport>(
             ));
             continue;
         };
-        let outcome = match write_one(m, o, kind, &known, &vat_table) {
+        let outcome = match write_one(m, o, kind, &known, &vat_tables) {
             Ok(outcome) => outcome,
             Err(error) if crate::aborts_batch(&error) => return Err(error),
             Err(error) => WriteOutcome::from_error(&o.key, &error),
@@ -253,7 +253,7 @@ fn write_one<T: Transport>(
     o: &Order,
     kind: OrderKind,
     known: &HashSet<i64>,
-    vat_table: &std::collections::HashMap<i32, Decimal>,
+    vat_tables: &VatTables,
 ) -> Result<WriteOutcome> {
     let ext_id = ext_order_id(o).to_owned();
     if ext_id.is_empty() {
@@ -270,7 +270,7 @@ fn write_one<T: Transport>(
         config: &m.config,
         kind,
         known,
-        vat_table,
+        vat_tables,
     };
     let mut order = match build(o, 0, &context) {
         Ok(order) => order,
@@ -468,9 +468,11 @@ fn amount(config: &crate::config::MplusConfig, gross: i64, net: i64) -> i64 {
     }
 }
 
-/// The VAT code of a rate in a country: from `vat_codes`, else the branch's VAT table.
+/// The VAT code of a rate in a country: from `vat_codes`, else the VAT table the order is
+/// booked with (the country's own, when the branch has one; else the branch's).
 pub fn vat_code(
     context: &Context<'_>,
+    table: &std::collections::HashMap<i32, Decimal>,
     country: &str,
     rate: Decimal,
     field: &str,
@@ -482,8 +484,7 @@ pub fn vat_code(
             format!("no VAT code for {rate_text}% in {country}: add it to `vat_codes`"),
             field,
         )),
-        None => context
-            .vat_table
+        None => table
             .iter()
             .filter(|(_, r)| r.same_value(rate))
             .map(|(code, _)| *code)
@@ -561,6 +562,9 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
         })?;
     let country = o.country.trim();
     let turnover_group = config.turnover_group_for(country);
+    // The VAT table of the country the order is taxed in, when the branch has one (one-stop
+    // shop: the same codes at the country's rates), named to the till in `vatCountryIso3`.
+    let (vat_table, vat_country) = c.vat_tables.for_country(country);
     let mut lines = Vec::with_capacity(o.lines.len() + 1);
     // What the lines as sent add up to, in the prices the VAT method sends.
     let mut booked: i64 = 0;
@@ -631,6 +635,7 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
             turnover_group,
             vat_code: Some(vat_code(
                 c,
+                vat_table,
                 country,
                 line.tax_rate,
                 &format!("lines[{i}].tax-rate"),
@@ -666,7 +671,13 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
             decimal_places: config.decimal_places,
             price: amount(config, s.cost.gross, s.cost.net),
             turnover_group,
-            vat_code: Some(vat_code(c, country, s.tax_rate, "shipping.tax-rate")?),
+            vat_code: Some(vat_code(
+                c,
+                vat_table,
+                country,
+                s.tax_rate,
+                "shipping.tax-rate",
+            )?),
             discount: None,
         });
     }
@@ -755,6 +766,7 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
         workplace: config.workplace,
         reference: o.number.trim().to_owned(),
         vat_method: config.vat_method.wire(),
+        vat_country_iso3: vat_country,
         delivery_method,
         payment_method: method,
         lines,
@@ -862,14 +874,28 @@ mod tests {
         }
     }
 
-    fn vat() -> std::collections::HashMap<i32, Decimal> {
-        [
+    fn vat() -> VatTables {
+        let nl: std::collections::HashMap<i32, Decimal> = [
             (1, Decimal::integer(21)),
             (2, Decimal::integer(9)),
             (3, Decimal::ZERO),
         ]
         .into_iter()
-        .collect()
+        .collect();
+        let de: std::collections::HashMap<i32, Decimal> = [
+            (1, Decimal::integer(19)),
+            (2, Decimal::integer(7)),
+            (3, Decimal::ZERO),
+        ]
+        .into_iter()
+        .collect();
+        VatTables {
+            own: nl.clone(),
+            own_country: Some("NLD".into()),
+            by_country: [("NLD".to_owned(), nl), ("DEU".to_owned(), de)]
+                .into_iter()
+                .collect(),
+        }
     }
 
     #[test]
@@ -881,7 +907,7 @@ mod tests {
             config: &config,
             kind: OrderKind::Order,
             known: &known,
-            vat_table: &table,
+            vat_tables: &table,
         };
         let built = build(&order(&["10021"]), 2045, &c).expect("valid");
         assert_eq!(built.ext_order_id, "100234");
@@ -914,7 +940,7 @@ mod tests {
             config: &config,
             kind: OrderKind::Order,
             known: &known,
-            vat_table: &table,
+            vat_tables: &table,
         };
         let refusal = build(&order(&["10021", "4242"]), 1, &c).expect_err("unknown");
         assert!(refusal.message.contains("`4242`"), "{}", refusal.message);
@@ -932,7 +958,7 @@ mod tests {
             config: &config,
             kind: OrderKind::Order,
             known: &known,
-            vat_table: &table,
+            vat_tables: &table,
         };
         let mut german = order(&["10021"]);
         german.country = "DE".into();
@@ -948,6 +974,34 @@ mod tests {
     }
 
     #[test]
+    fn an_order_taxed_abroad_takes_that_country_s_table_and_names_it() {
+        let config = config(&[]);
+        let known: HashSet<i64> = [10021, 999].into_iter().collect();
+        let tables = vat();
+        let c = Context {
+            config: &config,
+            kind: OrderKind::Order,
+            known: &known,
+            vat_tables: &tables,
+        };
+        let mut german = order(&["10021"]);
+        german.country = "DE".into();
+        german.lines[0].tax_rate = Decimal::integer(19);
+        if let Some(s) = german.shipping.as_mut() {
+            s.tax_rate = Decimal::integer(19);
+        }
+        let built = build(&german, 1, &c).expect("valid");
+        assert_eq!(built.vat_country_iso3.as_deref(), Some("DEU"));
+        assert_eq!(built.lines[0].vat_code, Some(1), "19% is code 1 in Germany");
+        // A country without a table of its own is booked with the branch's.
+        let mut swiss = order(&["10021"]);
+        swiss.country = "CH".into();
+        let built = build(&swiss, 1, &c).expect("valid");
+        assert_eq!(built.vat_country_iso3, None);
+        assert_eq!(built.lines[0].vat_code, Some(1));
+    }
+
+    #[test]
     fn shipping_methods_need_a_mapping_once_some_are_mapped() {
         let known: HashSet<i64> = [10021, 999].into_iter().collect();
         let table = vat();
@@ -956,7 +1010,7 @@ mod tests {
             config: &unmapped,
             kind: OrderKind::Order,
             known: &known,
-            vat_table: &table,
+            vat_tables: &table,
         };
         let built = build(&order(&["10021"]), 1, &c).expect("no mapping: none sent");
         assert_eq!(built.delivery_method, None);

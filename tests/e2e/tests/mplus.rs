@@ -1565,6 +1565,73 @@ async fn a_relation_with_a_discount_at_the_till_is_booked_at_the_shop_s_prices()
 }
 
 #[tokio::test]
+async fn a_german_order_from_a_dutch_till_is_taxed_at_germany_s_rates() {
+    let h = harness(10).await;
+    let (a, b) = skus(&h.sim);
+    let mut session = h.session(&[]).await;
+    // Shipped to Germany (one-stop shop): 19%, with the till's German VAT table.
+    let mut german = order("70001", "kunde@example.de", &[&a], true);
+    german.country = "DE".into();
+    if let Some(shipping) = german.shipping_address.as_mut() {
+        shipping.country = "DE".into();
+    }
+    german.lines[0].tax_rate = Decimal {
+        units: 19,
+        scale: 0,
+    };
+    german.lines[0].unit_price.net = 1676;
+    german.lines[0].total.net = 3353;
+    if let Some(shipping) = german.shipping.as_mut() {
+        shipping.tax_rate = Decimal {
+            units: 19,
+            scale: 0,
+        };
+        shipping.cost.net = 416;
+    }
+    german.totals = Amount {
+        net: 3353 + 416,
+        gross: 3990 + 495,
+    };
+    let outcome = write_one(&mut session, "orders", Record::Order(german.clone())).await;
+    assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+    let stored = h.sim.order_by_ext_id("70001").expect("stored");
+    assert_eq!(stored.vat_country, "DEU");
+    assert!(
+        stored.lines.iter().all(|l| l.vat_percentage == 19),
+        "{:?}",
+        stored.lines
+    );
+    assert_eq!(stored.total_excl, german.totals.net, "VAT as Germany's");
+    assert_eq!(stored.total_incl, german.totals.gross);
+    assert!(sent_create(&h, "70001").contains("<ns1:vatCountryIso3>DEU</ns1:vatCountryIso3>"));
+
+    // A Dutch order of the same session: the Dutch table, 21%.
+    let dutch = order("70002", "klant@example.nl", &[&b], true);
+    let outcome = write_one(&mut session, "orders", Record::Order(dutch.clone())).await;
+    assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+    let stored = h.sim.order_by_ext_id("70002").expect("stored");
+    assert!(stored.lines.iter().all(|l| l.vat_percentage == 21));
+    assert_eq!(stored.total_incl, dutch.totals.gross);
+
+    // The products keep the branch's own (Dutch) rates.
+    let (records, _, _) = read_all(&mut session, "products", None, 1000).await;
+    for p in products(records) {
+        for price in p
+            .prices
+            .iter()
+            .chain(p.variants.iter().flat_map(|v| &v.prices))
+        {
+            assert!(
+                [21, 9, 0].contains(&price.tax_rate.units),
+                "{}: {price:?}",
+                p.key
+            );
+        }
+    }
+    h.finish();
+}
+
+#[tokio::test]
 async fn an_unknown_sku_fails_its_order_by_name_and_the_batch_goes_on() {
     let h = harness(10).await;
     let (a, _) = skus(&h.sim);

@@ -12,15 +12,33 @@ use crate::clock;
 /// Quantities are kept in thousandths (scale 3) and money in cents, never as floats.
 pub const MILLI: i64 = 1000;
 
-/// The VAT table of the Netherlands: code → percent.
+/// The VAT table of the Netherlands, the branches' country: code → percent.
 pub const VAT_CODES: [(i32, i64); 3] = [(1, 21), (2, 9), (3, 0)];
 
-/// The percentage of a VAT code (0 when unknown).
+/// The VAT tables per country (ISO 3166 numeric, alpha-3) a Dutch till selling across the EU
+/// holds (one-stop shop): `getVatGroupList` has an entry per branch and country (API-NOTES
+/// 6.6), the same codes with each country's rates; an order names its country with
+/// `vatCountryIso3`.
+pub const VAT_TABLES: [(i32, &str, [(i32, i64); 3]); 3] = [
+    (528, "NLD", VAT_CODES),
+    (276, "DEU", [(1, 19), (2, 7), (3, 0)]),
+    (56, "BEL", [(1, 21), (2, 6), (3, 0)]),
+];
+
+/// The percentage of a VAT code in the branches' own country (0 when unknown).
 pub fn vat_percentage(code: i32) -> i64 {
     VAT_CODES
         .iter()
         .find(|(c, _)| *c == code)
         .map_or(0, |(_, p)| *p)
+}
+
+/// The VAT table of a country by its alpha-3 code.
+pub fn vat_table(iso3: &str) -> Option<&'static [(i32, i64); 3]> {
+    VAT_TABLES
+        .iter()
+        .find(|(_, code, _)| code.eq_ignore_ascii_case(iso3))
+        .map(|(_, _, table)| table)
 }
 
 /// `incl / (1 + pct/100)` in cents, rounded half away from zero.
@@ -415,6 +433,8 @@ pub struct Order {
     pub created: i64,
     pub reference: String,
     pub vat_method: String,
+    /// `vatCountryIso3` as sent (empty: the branch's country).
+    pub vat_country: String,
     pub delivery_method: String,
     pub delivery_address: Option<Address>,
     pub invoice_address: Option<Address>,
@@ -517,6 +537,8 @@ pub(crate) struct OrderInput {
     pub relation_number: Option<i64>,
     pub reference: String,
     pub vat_method: Option<String>,
+    /// `vatCountryIso3`: whose VAT table the lines' codes are in (none: the branch's).
+    pub vat_country: Option<String>,
     pub delivery_method: String,
     pub delivery_address: Option<Address>,
     pub invoice_address: Option<Address>,
@@ -1046,11 +1068,18 @@ impl State {
         {
             return failed(format!("Payment method {} not found.", p.method));
         }
+        let table = match input.vat_country.as_deref().filter(|c| !c.is_empty()) {
+            None => &VAT_CODES,
+            Some(country) => match vat_table(country) {
+                Some(table) => table,
+                None => return failed(format!("No VAT table for country {country}.")),
+            },
+        };
         if let Some(code) = input
             .lines
             .iter()
             .filter_map(|l| l.vat_code)
-            .find(|code| !VAT_CODES.iter().any(|(c, _)| c == code))
+            .find(|code| !table.iter().any(|(c, _)| c == code))
         {
             return failed(format!("VAT code {code} not found."));
         }
@@ -1077,7 +1106,10 @@ impl State {
             let vat_code = line.vat_code.unwrap_or(article.vat_code);
             let pct = match vat_method.as_str() {
                 "VAT-METHOD-SHIFTED" | "VAT-METHOD-NONE" => 0,
-                _ => vat_percentage(vat_code),
+                _ => table
+                    .iter()
+                    .find(|(c, _)| *c == vat_code)
+                    .map_or(0, |(_, p)| *p),
             };
             let price = line.price.unwrap_or(article.price_incl);
             let exclusive = vat_method == "VAT-METHOD-EXCLUSIVE";
@@ -1155,6 +1187,7 @@ impl State {
             created: at,
             reference: input.reference,
             vat_method,
+            vat_country: input.vat_country.clone().unwrap_or_default(),
             delivery_method: input.delivery_method,
             delivery_address: input.delivery_address,
             invoice_address: input.invoice_address,

@@ -624,8 +624,10 @@ async fn reference_data_operations_answer_valid_responses() {
         assert_eq!(answer.name, root);
     }
     let vat = client.ok("<ns1:getVatGroupList/>").await;
+    // One table per branch and country; the Netherlands' is the branches' own.
     let rates: BTreeSet<(String, String)> = vat
         .children_named("vatGroup")
+        .filter(|g| text(g, "countryIso3") == "NLD")
         .map(|g| {
             (
                 text(g, "vatCode").to_owned(),
@@ -633,6 +635,17 @@ async fn reference_data_operations_answer_valid_responses() {
             )
         })
         .collect();
+    let germany: BTreeSet<(String, String)> = vat
+        .children_named("vatGroup")
+        .filter(|g| text(g, "countryIso3") == "DEU" && text(g, "branchNumber") == "1")
+        .map(|g| {
+            (
+                text(g, "vatCode").to_owned(),
+                text(g, "vatPercentage").to_owned(),
+            )
+        })
+        .collect();
+    assert!(germany.contains(&("1".to_owned(), "19".to_owned())));
     assert_eq!(
         rates,
         [("1", "21"), ("2", "9"), ("3", "0")]

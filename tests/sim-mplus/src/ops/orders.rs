@@ -9,7 +9,7 @@ use super::{
 use crate::clock::{write_date, write_datetime};
 use crate::model::{
     Address, CreateOutcome, Invoice, LineInput, Order, OrderInput, OrderLine, PayOutcome, Payment,
-    PaymentInput, Pricing, State, from_milli, to_milli,
+    PaymentInput, Pricing, State, VAT_TABLES, from_milli, to_milli,
 };
 use crate::xml::{Element, Out, Payload, SoapFault};
 
@@ -83,6 +83,7 @@ fn read_order(el: &Element) -> Result<OrderInput, SoapFault> {
         relation_number: opt_i64(el, "relationNumber")?,
         reference: opt_str(el, "reference").unwrap_or_default(),
         vat_method: opt_str(el, "vatMethod").filter(|v| !v.is_empty()),
+        vat_country: opt_str(el, "vatCountryIso3").filter(|v| !v.is_empty()),
         delivery_method: opt_str(el, "deliveryMethod").unwrap_or_default(),
         delivery_address: read_address(el.child("deliveryAddress")),
         invoice_address: read_address(el.child("invoiceAddress")),
@@ -271,6 +272,13 @@ pub(crate) fn write_order(out: &mut Out, state: &State, o: &Order, with_lines: b
         write_lines(out, &o.lines, o.employee_number);
     }
     write_payments(out, &o.payments, o.employee_number);
+    if let Some((code, iso3, _)) = VAT_TABLES
+        .iter()
+        .find(|(_, iso3, _)| iso3.eq_ignore_ascii_case(&o.vat_country))
+    {
+        out.val("vatCountryCode", code);
+        out.text("vatCountryIso3", iso3);
+    }
     write_ids(out, "packingSlipIds", &o.packing_slip_ids);
     out.close("order");
 }
