@@ -12,14 +12,17 @@ use crate::clock;
 /// Quantities are kept in thousandths (scale 3) and money in cents, never as floats.
 pub const MILLI: i64 = 1000;
 
-/// The VAT table of the Netherlands, the branches' country: code → percent.
-pub const VAT_CODES: [(i32, i64); 3] = [(1, 21), (2, 9), (3, 0)];
+/// A VAT table: code → percent.
+pub type VatTable = [(i32, i64); 3];
+
+/// The VAT table of the Netherlands, the branches' country.
+pub const VAT_CODES: VatTable = [(1, 21), (2, 9), (3, 0)];
 
 /// The VAT tables per country (ISO 3166 numeric, alpha-3) a Dutch till selling across the EU
 /// holds (one-stop shop): `getVatGroupList` has an entry per branch and country (API-NOTES
 /// 6.6), the same codes with each country's rates; an order names its country with
 /// `vatCountryIso3`.
-pub const VAT_TABLES: [(i32, &str, [(i32, i64); 3]); 3] = [
+pub const VAT_TABLES: [(i32, &str, VatTable); 3] = [
     (528, "NLD", VAT_CODES),
     (276, "DEU", [(1, 19), (2, 7), (3, 0)]),
     (56, "BEL", [(1, 21), (2, 6), (3, 0)]),
@@ -34,7 +37,7 @@ pub fn vat_percentage(code: i32) -> i64 {
 }
 
 /// The VAT table of a country by its alpha-3 code.
-pub fn vat_table(iso3: &str) -> Option<&'static [(i32, i64); 3]> {
+pub fn vat_table(iso3: &str) -> Option<&'static VatTable> {
     VAT_TABLES
         .iter()
         .find(|(_, code, _)| code.eq_ignore_ascii_case(iso3))
