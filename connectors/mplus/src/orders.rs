@@ -27,9 +27,8 @@ use crate::wire::{self, CreateOrderV3Response, GetOrderResponse, GetProductsResp
 /// How many stored failures a write walks past before it gives up.
 const MAX_REPLAYED_FAILURES: u32 = 8;
 
-/// The external order id an order is stored under in MplusKASSA: the shop's order number (its
-/// key when it has none).
-pub fn ext_order_id(o: &Order) -> &str {
+/// The shop's number of an order: its `number` (its key when it has none).
+pub fn shop_number(o: &Order) -> &str {
     let number = o.number.trim();
     if number.is_empty() {
         o.key.trim()
@@ -38,8 +37,19 @@ pub fn ext_order_id(o: &Order) -> &str {
     }
 }
 
-/// The idempotency key of an order's `n`th attempt: derived from the shop's order id only, so
-/// a resend of the same order carries the same key.
+/// The external order id an order is stored under in MplusKASSA: `order_prefix` and the
+/// shop's number (empty when the order has neither number nor key).
+pub fn ext_order_id(config: &crate::config::MplusConfig, o: &Order) -> String {
+    let number = shop_number(o);
+    if number.is_empty() {
+        String::new()
+    } else {
+        format!("{}{number}", config.order_prefix)
+    }
+}
+
+/// The idempotency key of an order's `n`th attempt: derived from the shop's order id (after
+/// `order_prefix`) only, so a resend of the same order carries the same key.
 pub fn idempotency_key(order_key: &str, attempt: u32) -> String {
     let safe = order_key.len() <= 64
         && !order_key.is_empty()
@@ -145,8 +155,10 @@ fn mismatch(o: &Order, till: &wire::Order, message: String) -> WriteOutcome {
     }
 }
 
-pub fn lookup<T: Transport>(m: &mut Mplus<T>, ext_order_id: &str) -> Result<Option<Found>> {
-    Ok(find(m, ext_order_id)?.map(|id| Found { id, record: None }))
+/// Finds an order by the shop's number (`order_prefix` goes before it).
+pub fn lookup<T: Transport>(m: &mut Mplus<T>, number: &str) -> Result<Option<Found>> {
+    let ext_id = format!("{}{}", m.config.order_prefix, number.trim());
+    Ok(find(m, &ext_id)?.map(|id| Found { id, record: None }))
 }
 
 /// A record-level failure: the message and the field at fault.
@@ -255,7 +267,7 @@ fn write_one<T: Transport>(
     known: &HashSet<i64>,
     vat_tables: &VatTables,
 ) -> Result<WriteOutcome> {
-    let ext_id = ext_order_id(o).to_owned();
+    let ext_id = ext_order_id(&m.config, o);
     if ext_id.is_empty() {
         return Ok(WriteOutcome::failed(
             &o.key,
@@ -304,7 +316,10 @@ fn create<T: Transport>(
     order: &NewOrder,
 ) -> Result<WriteOutcome> {
     for attempt in 0..=MAX_REPLAYED_FAILURES {
-        let key = idempotency_key(&o.key, attempt);
+        let key = idempotency_key(
+            &format!("{}{}", m.config.order_prefix, o.key.trim()),
+            attempt,
+        );
         let mut answer: CreateOrderV3Response =
             m.client.call(ops::create_order_v3(&key, order), true)?;
         match answer.result.as_str() {
@@ -751,7 +766,7 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
     };
     let billing = order_address(&o.billing_address);
     Ok(NewOrder {
-        ext_order_id: ext_order_id(o).to_owned(),
+        ext_order_id: ext_order_id(config, o),
         branch: config.branch,
         employee: config.employee,
         entered,

@@ -1632,6 +1632,70 @@ async fn a_german_order_from_a_dutch_till_is_taxed_at_germany_s_rates() {
 }
 
 #[tokio::test]
+async fn two_shops_writing_order_10001_to_one_till_get_two_orders_and_their_own_status() {
+    let h = harness(10).await;
+    let (a, b) = skus(&h.sim);
+    // One till, a connection per shop, each with its own order prefix.
+    let mut shop_a = h.session(&[("order_prefix", "A-")]).await;
+    let mut shop_b = h.session(&[("order_prefix", "B-")]).await;
+    // Keyed by their number, as the shipped orders flow keys them.
+    let mut from_a = order("10001", "buyer.a@example.nl", &[&a], true);
+    from_a.key = "10001".into();
+    let mut from_b = order("10001", "buyer.b@example.nl", &[&b, &b], true);
+    from_b.key = "10001".into();
+    from_b.placed_at = "2025-06-03T08:00:00Z".into();
+    let created_a = write_one(&mut shop_a, "orders", Record::Order(from_a.clone())).await;
+    let created_b = write_one(&mut shop_b, "orders", Record::Order(from_b.clone())).await;
+    assert_eq!(created_a.status, OutcomeStatus::Created, "{created_a:?}");
+    assert_eq!(created_b.status, OutcomeStatus::Created, "{created_b:?}");
+    let till_a = h.sim.order_by_ext_id("A-10001").expect("shop A's");
+    let till_b = h.sim.order_by_ext_id("B-10001").expect("shop B's");
+    assert_ne!(till_a.id, till_b.id);
+    assert_eq!(till_a.total_incl, from_a.totals.gross);
+    assert_eq!(till_b.total_incl, from_b.totals.gross);
+    // The idempotency keys differ too: each create was executed, none replayed.
+    let keys: BTreeSet<String> = h
+        .sink
+        .exchanges()
+        .iter()
+        .filter(|x| x.request_body.contains("<ns1:createOrderV3>"))
+        .filter_map(|x| {
+            let body = &x.request_body;
+            let start = body.find("<ns1:idempotencyKey>")? + "<ns1:idempotencyKey>".len();
+            let end = body[start..].find('<')? + start;
+            Some(body[start..end].to_owned())
+        })
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    // A lookup by the shop's number finds its own shop's order.
+    let found = shop_b.lookup("orders", "10001").await.expect("lookup");
+    assert_eq!(found.map(|f| f.id), Some(till_b.id.clone()));
+
+    // Each shop's order status comes back to that shop alone, by its own number.
+    h.sim.deliver_order(&till_b.id).expect("deliver B's");
+    let (records, _, _) = read_all(&mut shop_a, "order-status", None, 100).await;
+    let a_status = statuses(records);
+    assert_eq!(a_status.len(), 1, "{a_status:?}");
+    assert_eq!(a_status[0].key, "10001");
+    assert_eq!(a_status[0].delivery_state, Some(DeliveryState::Open));
+    let (records, _, _) = read_all(&mut shop_b, "order-status", None, 100).await;
+    let b_status = statuses(records);
+    assert_eq!(b_status.len(), 1, "{b_status:?}");
+    assert_eq!(b_status[0].key, "10001");
+    assert_eq!(b_status[0].delivery_state, Some(DeliveryState::Shipped));
+
+    // Without prefixes the second shop's 10001 would be the first's: it is not taken for
+    // done, it fails naming both totals.
+    let mut plain = h.session(&[]).await;
+    let first = write_one(&mut plain, "orders", Record::Order(from_a.clone())).await;
+    assert_eq!(first.status, OutcomeStatus::Created, "{first:?}");
+    let clash = write_one(&mut plain, "orders", Record::Order(from_b)).await;
+    assert_eq!(clash.status, OutcomeStatus::Failed, "{clash:?}");
+    assert_eq!(clash.field.as_deref(), Some("totals"));
+    h.finish();
+}
+
+#[tokio::test]
 async fn an_unknown_sku_fails_its_order_by_name_and_the_batch_goes_on() {
     let h = harness(10).await;
     let (a, _) = skus(&h.sim);
