@@ -181,6 +181,20 @@ pub fn get_orders_since(marker: i64, limit: u32) -> Envelope {
     e
 }
 
+/// `getOrders` for these orders, with their lines: the documented way to have their invoice
+/// references (`includeLineList` false leaves them out).
+pub fn get_orders_by_id(ids: &[&str]) -> Envelope {
+    let mut e = Envelope::new("getOrders");
+    e.open("request")
+        .empty("articlePluNumbers")
+        .empty("articleBarcodes");
+    for id in ids {
+        e.text("orderIds", id);
+    }
+    e.flag("includeLineList", true).close("request");
+    e
+}
+
 pub fn get_vat_group_list() -> Envelope {
     Envelope::new("getVatGroupList")
 }

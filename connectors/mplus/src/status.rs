@@ -16,9 +16,32 @@ use crate::wire::{GetOrdersResponse, Order};
 pub fn read<T: Transport>(m: &mut Mplus<T>, state: Option<&str>, limit: u32) -> Result<Page> {
     let from = marker_state("order-status", state)?;
     let want = page_size(limit);
+    // Headers only: fast over the till's whole order history. They leave the invoice
+    // references out (the WSDL's documentation of `includeLineList`), so the page's web
+    // orders are read again with their lines, the way that has them.
     let answer: GetOrdersResponse = m.client.call(ops::get_orders_since(from, want), true)?;
-    let orders = answer.order_list.order;
+    let mut orders = answer.order_list.order;
     let highest = orders.iter().filter_map(|o| o.sync_marker).max();
+    let prefix = m.config.order_prefix.clone();
+    let ours: Vec<&str> = orders
+        .iter()
+        .filter(|o| to_status(o, &prefix).is_some())
+        .map(|o| o.order_id.as_str())
+        .filter(|id| !id.is_empty())
+        .collect();
+    if !ours.is_empty() {
+        let whole: GetOrdersResponse = m.client.call(ops::get_orders_by_id(&ours), true)?;
+        for o in &mut orders {
+            if let Some(full) = whole
+                .order_list
+                .order
+                .iter()
+                .find(|f| f.order_id == o.order_id)
+            {
+                o.invoice_ids = full.invoice_ids.clone();
+            }
+        }
+    }
     Ok(Page {
         has_more: orders.len() >= want as usize && highest.is_some(),
         records: orders

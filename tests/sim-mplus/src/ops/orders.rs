@@ -218,14 +218,19 @@ fn write_payments(out: &mut Out, payments: &[Payment], employee: i64) {
     out.close("paymentList");
 }
 
-/// One `Order` in schema order.
+/// One `Order` in schema order. Without lines (`includeLineList` false) the proposal and
+/// invoice references are left out too, as the WSDL's documentation of
+/// `GetOrdersRequest.includeLineList` says ("The proposals/invoices references will not be
+/// loaded").
 pub(crate) fn write_order(out: &mut Out, state: &State, o: &Order, with_lines: bool) {
     out.open("order");
     out.text("orderId", &o.id);
     if !o.ext_id.is_empty() {
         out.text("extOrderId", &o.ext_id);
     }
-    write_ids(out, "invoiceIds", &o.invoice_ids);
+    if with_lines {
+        write_ids(out, "invoiceIds", &o.invoice_ids);
+    }
     out.val("syncMarker", o.sync_marker);
     out.val("orderType", "ORDER-TYPE-SALES-ORDER");
     out.val("entryBranchNumber", o.entry_branch);
