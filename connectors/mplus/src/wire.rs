@@ -81,7 +81,9 @@ pub struct ApiVersion {
 #[serde(rename_all = "camelCase")]
 pub struct SyncMarkers {
     pub article_sync_marker: Option<i64>,
+    pub article_group_sync_marker: Option<i64>,
     pub relation_sync_marker: Option<i64>,
+    pub employee_sync_marker: Option<i64>,
     pub order_sync_marker: Option<i64>,
     pub stock_id: Option<i64>,
 }
