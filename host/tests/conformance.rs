@@ -135,6 +135,8 @@ async fn mplus_keeps_the_contract() {
             ("3.4", "read turnover-groups"),
             ("3.4", "read payment-methods"),
             ("3.4", "read branches"),
+            // So is `changes`, the current markers for the change watch.
+            ("3.4", "read changes"),
         ],
     );
     assert_eq!(sim.orders().len(), 3, "each order once: {}", report.text());

@@ -4,7 +4,8 @@
 //! whenever that stream has something new: the stock marker for `stock`, the article marker
 //! (products and articles share it) and the article group marker for `products`, the relation
 //! marker for `customers`, the order marker for `order-status`, the employee marker for
-//! `employees`. No state: every read is the current picture.
+//! `employees`. Every read is the current picture: no state, but an offset while a page is cut
+//! (a limit below five; the watch asks for more).
 
 use koppel_sdk::{NamedValue, Page, Record, ReferenceEntry, Result};
 
@@ -13,7 +14,7 @@ use crate::ops;
 use crate::soap::Transport;
 use crate::wire::SyncMarkers;
 
-pub fn read<T: Transport>(m: &mut Mplus<T>) -> Result<Page> {
+pub fn read<T: Transport>(m: &mut Mplus<T>, state: Option<&str>, limit: u32) -> Result<Page> {
     let markers: SyncMarkers = m.client.call(ops::get_current_sync_markers(), true)?;
     let marker = |value: Option<i64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
     let entry = |stream: &str, version: String, fields: Vec<(&str, Option<i64>)>| {
@@ -63,9 +64,5 @@ pub fn read<T: Transport>(m: &mut Mplus<T>) -> Result<Page> {
             vec![("employee_sync_marker", markers.employee_sync_marker)],
         ),
     ];
-    Ok(Page {
-        records,
-        state: None,
-        has_more: false,
-    })
+    crate::reference::snapshot_page("changes", records, state, limit)
 }

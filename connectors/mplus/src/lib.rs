@@ -160,7 +160,7 @@ pub fn read_stream<T: Transport>(
         "stock" => stock::read(m, state, limit),
         "customers" => customers::read(m, state, limit),
         "order-status" => status::read(m, state, limit),
-        "changes" => changes::read(m),
+        "changes" => changes::read(m, state, limit),
         "orders" => Err(ConnectorError::unsupported(
             "the orders stream is written, not read: read `order-status` for what happened to them",
         )),

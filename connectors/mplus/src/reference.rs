@@ -162,7 +162,7 @@ pub fn read<T: Transport>(
 }
 
 /// A page of a snapshot: from the offset in `state`, at most `limit` entries.
-fn snapshot_page(
+pub(crate) fn snapshot_page(
     stream: &str,
     records: Vec<Record>,
     state: Option<&str>,

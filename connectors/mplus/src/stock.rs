@@ -75,9 +75,12 @@ fn read_full<T: Transport>(m: &mut Mplus<T>, from: i64, since: i64, limit: u32) 
         .call_raw(ops::get_products_since(from, want), true)?;
     let page = crate::products::scan_page(&body)?;
     let highest = page.highest(from);
+    // The articles that came for their own marker: a product that came for its own marker
+    // brings its older articles too, which an earlier page of this read had already.
     let stock_articles: Vec<i64> = page
         .articles
         .iter()
+        .filter(|a| a.sync_marker.is_some_and(|m| m >= from))
         .filter(|a| a.stock_article != Some(false))
         .map(|a| a.number)
         .collect();
