@@ -159,6 +159,10 @@ pub struct MplusConfig {
     pub always_default_relation: bool,
     /// A known customer's relation takes the order's name, addresses, phone and VAT number.
     pub update_relations: bool,
+    /// Put before the shop's order number in `extOrderId` (and the idempotency key), so that
+    /// several shops (or a shop whose numbers restart) share one till; order status is read
+    /// back for this prefix's orders only.
+    pub order_prefix: String,
 }
 
 impl MplusConfig {
@@ -266,6 +270,19 @@ impl MplusConfig {
                 ),
             ));
         }
+        let order_prefix = s.get("order_prefix").unwrap_or("").trim().to_owned();
+        if order_prefix.chars().count() > 20
+            || order_prefix
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/')))
+        {
+            return Err(ConnectorError::config(
+                "order_prefix",
+                format!(
+                    "`order_prefix` = {order_prefix:?} must be at most 20 letters, digits or - _ . : /, like \"NL-\""
+                ),
+            ));
+        }
         Ok(MplusConfig {
             endpoint,
             host,
@@ -301,6 +318,7 @@ impl MplusConfig {
             default_relation,
             always_default_relation,
             update_relations: s.flag("update_relations", true)?,
+            order_prefix,
         })
     }
 
@@ -503,7 +521,7 @@ pub fn schema() -> Vec<ConfigField> {
             Integer,
             false,
             None,
-            "The article number order lines without an article (discounts, promotions) are booked on; without it such orders fail.",
+            "The article number a shop's lines that are no product (promotions, discounts, credits) are booked on; without it an order with such a line worth something fails.",
         ),
         field(
             "payment_methods",
@@ -543,6 +561,14 @@ pub fn schema() -> Vec<ConfigField> {
             false,
             Some(Value::Boolean(true)),
             "When an order's customer is found by e-mail, bring the relation's name, addresses, phone and VAT number up to date from the order (what the order leaves empty is kept); false: the till keeps the relation as it is.",
+        ),
+        field(
+            "order_prefix",
+            "Order number prefix",
+            Text,
+            false,
+            None,
+            "Put before the shop's order number in MplusKASSA's external order id (NL-10001), so that several shops, or a shop whose order numbers start over, share one till; each shop's connection gets its own. Order status is read back for this prefix's orders only. Default: none.",
         ),
         field(
             "default_relation",

@@ -9,7 +9,9 @@ use koppel_sdk::{ConnectorError, Decimal, Result};
 use crate::config::MplusConfig;
 use crate::ops;
 use crate::soap::{Client, Transport};
-use crate::wire::{ArticleGroup, GetArticleGroupsResponse, VatGroup, VatGroupListResponse};
+use crate::wire::{
+    ArticleGroup, BranchesResponse, GetArticleGroupsResponse, VatGroup, VatGroupListResponse,
+};
 
 /// The most items one marker-paged call asks for (the vendor documents 1000 for relations).
 pub const MAX_PAGE: u32 = 1000;
@@ -29,6 +31,30 @@ pub struct Mplus<T> {
     pub client: Client<T>,
     catalogue: Option<Rc<Catalogue>>,
     vat_groups: Option<Rc<Vec<VatGroup>>>,
+    branch_country: Option<Option<String>>,
+}
+
+/// The order branch's VAT tables (code → rate): its own country's, and per country (alpha-3)
+/// every one the branch has.
+#[derive(Clone, Debug, Default)]
+pub struct VatTables {
+    pub own: HashMap<i32, Decimal>,
+    pub own_country: Option<String>,
+    pub by_country: HashMap<String, HashMap<i32, Decimal>>,
+}
+
+impl VatTables {
+    /// The table an order taxed in `country` (alpha-2) is booked with, and the country to name
+    /// in `vatCountryIso3`: the country's own table when the branch has one, else the
+    /// branch's (no country named).
+    pub fn for_country(&self, country: &str) -> (&HashMap<i32, Decimal>, Option<String>) {
+        match crate::country::alpha3(country)
+            .and_then(|c| self.by_country.get(&c).map(|table| (table, c)))
+        {
+            Some((table, c)) => (table, Some(c)),
+            None => (&self.own, None),
+        }
+    }
 }
 
 impl<T: Transport> Mplus<T> {
@@ -38,6 +64,7 @@ impl<T: Transport> Mplus<T> {
             client: Client::new(transport),
             catalogue: None,
             vat_groups: None,
+            branch_country: None,
         }
     }
 
@@ -52,18 +79,85 @@ impl<T: Transport> Mplus<T> {
         Ok(groups)
     }
 
-    /// The VAT table of the configured branch (entries without a branch apply to all).
-    pub fn vat_table(&mut self) -> Result<HashMap<i32, Decimal>> {
+    /// The order branch's VAT tables: its own country's, and every other country's the
+    /// branch has one for (`getVatGroupList` has an entry per branch and country).
+    pub fn vat_tables(&mut self) -> Result<VatTables> {
         let branch = self.config.branch;
         let groups = self.vat_groups()?;
-        let mut table = HashMap::new();
-        for g in groups.iter().filter(|g| g.branch_number.is_none()) {
-            table.insert(g.vat_code, vat_rate(g.vat_percentage));
+        let of_branch: Vec<&VatGroup> = groups
+            .iter()
+            .filter(|g| g.branch_number.is_none_or(|b| b == branch))
+            .collect();
+        let mut countries: Vec<String> = of_branch
+            .iter()
+            .filter_map(|g| g.country_iso3.as_deref())
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        countries.sort_unstable();
+        countries.dedup();
+        // The branch's own country decides which table its articles' codes are in; it only
+        // needs asking when the branch has tables of several countries.
+        let own = match countries.as_slice() {
+            [] => None,
+            [only] => Some(only.clone()),
+            _ => self.branch_country()?,
+        };
+        let table = |country: Option<&str>| -> HashMap<i32, Decimal> {
+            let applies = |g: &&&VatGroup| match (country, g.country_iso3.as_deref()) {
+                (_, None) => true,
+                (Some(c), Some(gc)) => gc.trim().eq_ignore_ascii_case(c),
+                (None, Some(_)) => true,
+            };
+            let mut table = HashMap::new();
+            // Entries without a branch apply to all; the branch's own win.
+            for g in of_branch
+                .iter()
+                .filter(|g| g.branch_number.is_none())
+                .filter(applies)
+            {
+                table.insert(g.vat_code, vat_rate(g.vat_percentage));
+            }
+            for g in of_branch
+                .iter()
+                .filter(|g| g.branch_number.is_some())
+                .filter(applies)
+            {
+                table.insert(g.vat_code, vat_rate(g.vat_percentage));
+            }
+            table
+        };
+        Ok(VatTables {
+            own: table(own.as_deref()),
+            own_country: own.clone(),
+            by_country: countries
+                .iter()
+                .map(|c| (c.clone(), table(Some(c))))
+                .collect(),
+        })
+    }
+
+    /// The order branch's country (`getBranches`), once per instance.
+    pub fn branch_country(&mut self) -> Result<Option<String>> {
+        if let Some(country) = &self.branch_country {
+            return Ok(country.clone());
         }
-        for g in groups.iter().filter(|g| g.branch_number == Some(branch)) {
-            table.insert(g.vat_code, vat_rate(g.vat_percentage));
-        }
-        Ok(table)
+        let answer: BranchesResponse = self.client.call(ops::get_branches(), true)?;
+        let country = answer
+            .branches
+            .branch
+            .iter()
+            .find(|b| b.branch_number == self.config.branch)
+            .and_then(|b| b.country_iso3.as_deref())
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| !c.is_empty());
+        self.branch_country = Some(country.clone());
+        Ok(country)
+    }
+
+    /// The VAT table of the order branch's own country.
+    pub fn vat_table(&mut self) -> Result<HashMap<i32, Decimal>> {
+        Ok(self.vat_tables()?.own)
     }
 
     /// The article group paths and the VAT table, once per instance.

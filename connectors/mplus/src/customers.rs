@@ -10,6 +10,7 @@ use koppel_sdk::{
 use crate::connector::{Mplus, marker_state, page_size};
 use crate::ops;
 use crate::soap::Transport;
+use crate::whole::RawRelation;
 use crate::wire::{
     CreateRelationResponse, FindRelationResponse, GetRelationsResponse, Relation,
     UpdateRelationResponse,
@@ -32,19 +33,36 @@ pub fn read<T: Transport>(m: &mut Mplus<T>, state: Option<&str>, limit: u32) -> 
     })
 }
 
+/// A relation found in MplusKASSA: the fields this connector reads, and the whole element as
+/// it came, to be sent back whole on an update.
+#[derive(Clone, Debug)]
+pub struct Known {
+    pub relation: Relation,
+    pub raw: RawRelation,
+}
+
 /// The relation with exactly this e-mail address, if any.
-pub fn find<T: Transport>(m: &mut Mplus<T>, email: &str) -> Result<Option<Relation>> {
+pub fn find<T: Transport>(m: &mut Mplus<T>, email: &str) -> Result<Option<Known>> {
     let email = email.trim();
     if email.is_empty() {
         return Ok(None);
     }
-    let answer: FindRelationResponse = m.client.call(ops::find_relation_by_email(email), true)?;
+    let body = m
+        .client
+        .call_raw(ops::find_relation_by_email(email), true)?;
+    let answer: FindRelationResponse = crate::soap::parse("findRelationV2", &body)?;
     match answer.result.as_str() {
-        "FIND-RELATION-RESULT-OK" => Ok(answer.relation.filter(|r| {
-            r.email
-                .as_deref()
-                .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
-        })),
+        "FIND-RELATION-RESULT-OK" => {
+            let Some(relation) = answer.relation.filter(|r| {
+                r.email
+                    .as_deref()
+                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
+            }) else {
+                return Ok(None);
+            };
+            let raw = RawRelation::read(&body)?.unwrap_or_default();
+            Ok(Some(Known { relation, raw }))
+        }
         "FIND-RELATION-RESULT-NOT-FOUND" => Ok(None),
         other => Err(ConnectorError::protocol(format!(
             "findRelationV2 answered {other:?}"
@@ -53,7 +71,7 @@ pub fn find<T: Transport>(m: &mut Mplus<T>, email: &str) -> Result<Option<Relati
 }
 
 pub fn lookup<T: Transport>(m: &mut Mplus<T>, email: &str) -> Result<Option<Found>> {
-    Ok(find(m, email)?.and_then(|r| {
+    Ok(find(m, email)?.map(|k| k.relation).and_then(|r| {
         r.relation_number.map(|n| Found {
             id: n.to_string(),
             record: Some(Record::Customer(to_customer(&r))),
@@ -96,10 +114,11 @@ pub fn upsert<T: Transport>(m: &mut Mplus<T>, c: &Customer) -> Result<Written> {
     }
     match find(m, email)? {
         Some(existing) => {
-            let number = existing.relation_number.ok_or_else(|| {
+            let number = existing.relation.relation_number.ok_or_else(|| {
                 ConnectorError::protocol("findRelationV2 returned a relation without a number")
             })?;
-            update(m, number, &existing, merge(&existing, c))
+            let merged = merge(&existing.relation, c);
+            update(m, number, &existing, merged)
         }
         None => create(m, c).map(Written::Created),
     }
@@ -110,25 +129,34 @@ pub fn upsert<T: Transport>(m: &mut Mplus<T>, c: &Customer) -> Result<Written> {
 /// number does not wipe the till's). Nothing is sent when nothing differs.
 pub fn update_from_order<T: Transport>(
     m: &mut Mplus<T>,
-    existing: &Relation,
+    existing: &Known,
     c: &Customer,
 ) -> Result<Written> {
-    let number = existing.relation_number.unwrap_or_default();
-    update(m, number, existing, overlay_present(existing, c))
+    let number = existing.relation.relation_number.unwrap_or_default();
+    let merged = overlay_present(&existing.relation, c);
+    update(m, number, existing, merged)
 }
 
-/// Sends `merged` (the full relation as read, with the managed fields changed: idempotent)
-/// when it differs from `existing`.
+/// Sends the relation as read, whole, with the managed fields of `merged` in place
+/// (idempotent), when they differ from what MplusKASSA has.
 fn update<T: Transport>(
     m: &mut Mplus<T>,
     number: i64,
-    existing: &Relation,
+    existing: &Known,
     merged: Relation,
 ) -> Result<Written> {
-    if same_managed(&merged, existing) {
+    if same_managed(&merged, &existing.relation) {
         return Ok(Written::Unchanged(number));
     }
-    let answer: UpdateRelationResponse = m.client.call(ops::update_relation(&merged), true)?;
+    let mut changes = vec![("relationNumber", number.to_string())];
+    changes.extend(
+        managed_fields(&merged)
+            .into_iter()
+            .filter_map(|(name, value)| value.clone().map(|v| (name, v))),
+    );
+    let answer: UpdateRelationResponse = m
+        .client
+        .call(ops::update_relation(&existing.raw, &changes), true)?;
     match answer.result.as_str() {
         "UPDATE-RELATION-RESULT-OK" => Ok(Written::Updated(number)),
         other => Err(ConnectorError::rejected(format!(
@@ -293,26 +321,37 @@ pub fn merge(existing: &Relation, c: &Customer) -> Relation {
     }
 }
 
+/// The fields a customer determines, by their element names.
+fn managed_fields(r: &Relation) -> [(&'static str, &Option<String>); 14] {
+    [
+        ("name", &r.name),
+        ("address", &r.address),
+        ("zipcode", &r.zipcode),
+        ("city", &r.city),
+        ("country", &r.country),
+        ("deliveryAddress", &r.delivery_address),
+        ("deliveryZipcode", &r.delivery_zipcode),
+        ("deliveryCity", &r.delivery_city),
+        ("deliveryCountry", &r.delivery_country),
+        ("contact", &r.contact),
+        ("telephone", &r.telephone),
+        ("email", &r.email),
+        ("vatNumber", &r.vat_number),
+        ("companyName", &r.company_name),
+    ]
+}
+
 /// Whether two relations agree on every field a customer determines (absent = empty).
 pub fn same_managed(a: &Relation, b: &Relation) -> bool {
-    let v = |s: &Option<String>| s.as_deref().unwrap_or("").trim().to_owned();
     let fields = |r: &Relation| {
-        [
-            v(&r.name),
-            v(&r.address),
-            v(&r.zipcode),
-            v(&r.city),
-            v(&r.country),
-            v(&r.delivery_address),
-            v(&r.delivery_zipcode),
-            v(&r.delivery_city),
-            v(&r.delivery_country),
-            v(&r.contact),
-            v(&r.telephone),
-            v(&r.email).to_lowercase(),
-            v(&r.vat_number),
-            v(&r.company_name),
-        ]
+        managed_fields(r).map(|(name, value)| {
+            let text = value.as_deref().unwrap_or("").trim();
+            if name == "email" {
+                text.to_lowercase()
+            } else {
+                text.to_owned()
+            }
+        })
     };
     fields(a) == fields(b)
 }

@@ -6,8 +6,10 @@
 //! that the component implements with the host's `http-send`. Streams and their states are
 //! described in `README.md`.
 
+pub mod changes;
 pub mod config;
 pub mod connector;
+pub mod country;
 pub mod customers;
 pub mod ops;
 pub mod orders;
@@ -17,6 +19,7 @@ pub mod soap;
 pub mod status;
 pub mod stock;
 pub mod time;
+pub mod whole;
 pub mod wire;
 
 use std::cell::RefCell;
@@ -128,6 +131,12 @@ pub fn manifest() -> Manifest {
     streams.extend(reference::STREAMS.iter().map(|(name, description)| {
         stream(name, RecordKind::Reference, StreamAccess::READ, description)
     }));
+    streams.push(stream(
+        "changes",
+        RecordKind::Reference,
+        StreamAccess::READ,
+        "What moved, for koppel's change watch: per stream (stock, products, customers, order-status, employees) its current sync marker, from one getCurrentSyncMarkers.",
+    ));
     Manifest {
         id: "mplus".into(),
         name: "MplusKASSA".into(),
@@ -151,6 +160,7 @@ pub fn read_stream<T: Transport>(
         "stock" => stock::read(m, state, limit),
         "customers" => customers::read(m, state, limit),
         "order-status" => status::read(m, state, limit),
+        "changes" => changes::read(m, state, limit),
         "orders" => Err(ConnectorError::unsupported(
             "the orders stream is written, not read: read `order-status` for what happened to them",
         )),

@@ -3,6 +3,7 @@
 //! there is nothing to send), and every quantity carries its `decimalPlaces`.
 
 use crate::soap::Envelope;
+use crate::whole::{Piece, RawRelation};
 use crate::wire::Relation;
 
 pub fn get_api_version() -> Vec<u8> {
@@ -56,8 +57,8 @@ pub fn get_article_groups() -> Envelope {
     e
 }
 
-/// `getStock` of `branch` (or of `branches`, when more than one), for `articles` (none: all),
-/// from a stock marker (inclusive).
+/// `getStock` of `branch` (or of `branches`, when more than one), for `articles`, from a stock
+/// marker (inclusive). What an empty article list means is undocumented: always name them.
 pub fn get_stock(branch: i32, branches: &[i32], articles: &[i64], since: Option<i64>) -> Envelope {
     let mut e = Envelope::new("getStock");
     e.open("request").num("branchNumber", branch);
@@ -75,6 +76,20 @@ pub fn get_stock(branch: i32, branches: &[i32], articles: &[i64], since: Option<
         e.close("branchNumbers");
     }
     e.close("request");
+    e
+}
+
+/// `getStockHistoryV2`: the stock changes of `branches` from a stock marker (inclusive), at
+/// most `limit` of them, oldest first: the documented feed of what changed (API-NOTES 6.2).
+pub fn get_stock_history_v2(branches: &[i32], since: i64, limit: u32) -> Envelope {
+    let mut e = Envelope::new("getStockHistoryV2");
+    e.open("request");
+    for b in branches {
+        e.num("branchNumbers", *b);
+    }
+    e.num("sinceStockId", since)
+        .num("sinceStockIdLimit", i64::from(limit))
+        .close("request");
     e
 }
 
@@ -105,9 +120,17 @@ pub fn create_relation(relation: &Relation) -> Envelope {
     e
 }
 
-pub fn update_relation(relation: &Relation) -> Envelope {
+/// `updateRelation` with the relation as read, whole, and `changes` (element, value) in place.
+pub fn update_relation(raw: &RawRelation, changes: &[(&'static str, String)]) -> Envelope {
     let mut e = Envelope::new("updateRelation");
-    write_relation(&mut e, relation);
+    e.open("relation");
+    for piece in raw.with_changes(changes) {
+        match piece {
+            Piece::Raw(xml) => e.raw(&xml),
+            Piece::Text(name, value) => e.text(name, &value),
+        };
+    }
+    e.close("relation");
     e
 }
 
@@ -155,6 +178,20 @@ pub fn get_orders_since(marker: i64, limit: u32) -> Envelope {
         .empty("articleBarcodes")
         .flag("includeLineList", false)
         .close("request");
+    e
+}
+
+/// `getOrders` for these orders, with their lines: the documented way to have their invoice
+/// references (`includeLineList` false leaves them out).
+pub fn get_orders_by_id(ids: &[&str]) -> Envelope {
+    let mut e = Envelope::new("getOrders");
+    e.open("request")
+        .empty("articlePluNumbers")
+        .empty("articleBarcodes");
+    for id in ids {
+        e.text("orderIds", id);
+    }
+    e.flag("includeLineList", true).close("request");
     e
 }
 
@@ -211,7 +248,8 @@ pub struct OrderAddress {
     pub company_name: Option<String>,
 }
 
-/// One order line: an article, a quantity with its scale, a unit price in cents.
+/// One order line: an article, a quantity with its scale, a unit price in cents, and the
+/// shop's discount on the line, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewLine {
     pub article_number: i64,
@@ -221,7 +259,20 @@ pub struct NewLine {
     pub price: i64,
     pub turnover_group: Option<i32>,
     pub vat_code: Option<i32>,
+    pub discount: Option<LineDiscount>,
 }
+
+/// A discount the shop gave on a line, sent as `DISCOUNT-TYPE-EXTERNAL-DISCOUNT`: cents off the
+/// line (price × quantity), with and without VAT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineDiscount {
+    pub amount: i64,
+    pub amount_excl: i64,
+}
+
+/// `redeemedVoucherIssuanceId` that keeps MplusKASSA from redeeming a relation's voucher on a
+/// line (the WSDL's documentation of `LineData`).
+pub const NO_VOUCHER: &str = "00000000-0000-0000-0000-000000000000";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewPayment {
@@ -243,6 +294,8 @@ pub struct NewOrder {
     pub workplace: Option<i32>,
     pub reference: String,
     pub vat_method: &'static str,
+    /// `vatCountryIso3`: the country whose VAT table the lines' codes are in.
+    pub vat_country_iso3: Option<String>,
     pub delivery_method: Option<String>,
     pub payment_method: Option<String>,
     pub lines: Vec<NewLine>,
@@ -289,11 +342,24 @@ pub fn create_order_v3(key: &str, order: &NewOrder) -> Envelope {
             .num("decimalPlaces", line.decimal_places)
             .num("price", line.price)
             .opt_num("turnoverGroup", line.turnover_group)
-            .opt_num("vatCode", line.vat_code)
+            .opt_num("vatCode", line.vat_code);
+        if let Some(d) = line.discount {
+            e.text("discountType", "DISCOUNT-TYPE-EXTERNAL-DISCOUNT")
+                .num("discountAmount", d.amount)
+                .num("discountAmountExcl", d.amount_excl);
+        }
+        e.text("redeemedVoucherIssuanceId", NO_VOUCHER)
             .close("data")
             .close("line");
     }
-    e.close("lineList").close("order");
+    e.close("lineList")
+        .opt_text("vatCountryIso3", order.vat_country_iso3.as_deref())
+        .close("order");
+    // The shop's prices are final: no sales, actions, sales prices or price groups of the
+    // till's own on top (their defaults are not documented).
+    e.flag("applySalesAndActions", false)
+        .flag("applySalesPrices", false)
+        .flag("applyPriceGroups", false);
     if let Some(prepay) = order.prepay {
         e.flag("prepay", prepay);
     }
@@ -426,6 +492,7 @@ mod tests {
             workplace: None,
             reference: "Webshop order 100234".into(),
             vat_method: "VAT-METHOD-INCLUSIVE",
+            vat_country_iso3: None,
             delivery_method: Some("POST".into()),
             payment_method: None,
             lines: vec![
@@ -437,6 +504,7 @@ mod tests {
                     price: 7995,
                     turnover_group: None,
                     vat_code: None,
+                    discount: None,
                 },
                 NewLine {
                     article_number: 999,
@@ -446,6 +514,7 @@ mod tests {
                     price: 495,
                     turnover_group: None,
                     vat_code: None,
+                    discount: None,
                 },
             ],
             prepay: Some(true),
@@ -459,8 +528,23 @@ mod tests {
             "3f0c6f0e-2a4b-4f43-9c55-6f2f1d0b7a11",
             &order,
         ));
+        // The example plus what makes the shop's prices final: no vouchers of the relation on
+        // a line, none of the till's own sales, actions, sales prices or price groups.
+        let voucher =
+            format!("<ns1:redeemedVoucherIssuanceId>{NO_VOUCHER}</ns1:redeemedVoucherIssuanceId>");
+        let flags = "<ns1:applySalesAndActions>false</ns1:applySalesAndActions>\
+                     <ns1:applySalesPrices>false</ns1:applySalesPrices>\
+                     <ns1:applyPriceGroups>false</ns1:applyPriceGroups>";
+        assert_eq!(xml.matches(&voucher).count(), 2, "{xml}");
+        assert!(
+            xml.contains(&format!("</ns1:order>{flags}<ns1:prepay>")),
+            "{xml}"
+        );
         assert_eq!(
-            squash(&xml).replace("<ns1:orderId></ns1:orderId>", ""),
+            squash(&xml)
+                .replace("<ns1:orderId></ns1:orderId>", "")
+                .replace(&voucher, "")
+                .replace(flags, ""),
             expected("04-createOrderV3.request.xml").replace("<ns1:orderId></ns1:orderId>", "")
         );
         assert!(xml.contains("<ns1:orderId></ns1:orderId>"));
@@ -478,7 +562,7 @@ mod tests {
             active: Some(true),
             ..Relation::default()
         };
-        let xml = text(update_relation(&r));
+        let xml = text(create_relation(&r));
         let positions: Vec<usize> = [
             "relationNumber",
             "active",

@@ -13,23 +13,22 @@
 use std::collections::HashSet;
 
 use koppel_sdk::{
-    Address, ConnectorError, Decimal, Found, Order, OutcomeStatus, PaymentState, Record, Result,
-    Value, WriteOptions, WriteOutcome,
+    Address, Amount, ConnectorError, Decimal, Found, Order, OutcomeStatus, PaymentState, Record,
+    Result, Value, WriteOptions, WriteOutcome,
 };
 
 use crate::config::{OrderKind, normalise_rate};
-use crate::connector::Mplus;
+use crate::connector::{Mplus, VatTables};
 use crate::customers;
-use crate::ops::{self, NewLine, NewOrder, NewPayment, OrderAddress};
+use crate::ops::{self, LineDiscount, NewLine, NewOrder, NewPayment, OrderAddress};
 use crate::soap::Transport;
-use crate::wire::{CreateOrderV3Response, GetOrderResponse, GetProductsResponse};
+use crate::wire::{self, CreateOrderV3Response, GetOrderResponse, GetProductsResponse};
 
 /// How many stored failures a write walks past before it gives up.
 const MAX_REPLAYED_FAILURES: u32 = 8;
 
-/// The external order id an order is stored under in MplusKASSA: the shop's order number (its
-/// key when it has none).
-pub fn ext_order_id(o: &Order) -> &str {
+/// The shop's number of an order: its `number` (its key when it has none).
+pub fn shop_number(o: &Order) -> &str {
     let number = o.number.trim();
     if number.is_empty() {
         o.key.trim()
@@ -38,8 +37,19 @@ pub fn ext_order_id(o: &Order) -> &str {
     }
 }
 
-/// The idempotency key of an order's `n`th attempt: derived from the shop's order id only, so
-/// a resend of the same order carries the same key.
+/// The external order id an order is stored under in MplusKASSA: `order_prefix` and the
+/// shop's number (empty when the order has neither number nor key).
+pub fn ext_order_id(config: &crate::config::MplusConfig, o: &Order) -> String {
+    let number = shop_number(o);
+    if number.is_empty() {
+        String::new()
+    } else {
+        format!("{}{number}", config.order_prefix)
+    }
+}
+
+/// The idempotency key of an order's `n`th attempt: derived from the shop's order id (after
+/// `order_prefix`) only, so a resend of the same order carries the same key.
 pub fn idempotency_key(order_key: &str, attempt: u32) -> String {
     let safe = order_key.len() <= 64
         && !order_key.is_empty()
@@ -71,11 +81,14 @@ fn fnv1a(text: &str, salt: u8) -> u64 {
     hash
 }
 
-/// `findOrder`: the MplusKASSA order id of an external order id.
-pub fn find<T: Transport>(m: &mut Mplus<T>, ext_order_id: &str) -> Result<Option<String>> {
+/// `findOrder`: the MplusKASSA order of an external order id.
+pub fn find_order<T: Transport>(
+    m: &mut Mplus<T>,
+    ext_order_id: &str,
+) -> Result<Option<wire::Order>> {
     let answer: GetOrderResponse = m.client.call(ops::find_order(ext_order_id), true)?;
     match answer.result.as_str() {
-        "GET-ORDER-RESULT-OK" => Ok(answer.order.map(|o| o.order_id).filter(|id| !id.is_empty())),
+        "GET-ORDER-RESULT-OK" => Ok(answer.order.filter(|o| !o.order_id.is_empty())),
         "GET-ORDER-RESULT-NOT-FOUND" => Ok(None),
         other => Err(ConnectorError::protocol(format!(
             "findOrder answered {other:?}"
@@ -83,8 +96,69 @@ pub fn find<T: Transport>(m: &mut Mplus<T>, ext_order_id: &str) -> Result<Option
     }
 }
 
-pub fn lookup<T: Transport>(m: &mut Mplus<T>, ext_order_id: &str) -> Result<Option<Found>> {
-    Ok(find(m, ext_order_id)?.map(|id| Found { id, record: None }))
+/// `findOrder`: the MplusKASSA order id of an external order id.
+pub fn find<T: Transport>(m: &mut Mplus<T>, ext_order_id: &str) -> Result<Option<String>> {
+    Ok(find_order(m, ext_order_id)?.map(|o| o.order_id))
+}
+
+/// The till's total of an order in the prices the VAT method sends (incl. VAT under the
+/// inclusive method, else excl.), when it says.
+fn till_total(config: &crate::config::MplusConfig, order: &wire::Order) -> Option<i64> {
+    if config.vat_method.gross_prices() {
+        order.total_incl_amount
+    } else {
+        order.total_excl_amount
+    }
+}
+
+/// Whether the till booked the order at what the shop charged: `None` when it did (or does not
+/// say), else the message naming both totals.
+fn total_mismatch(
+    config: &crate::config::MplusConfig,
+    o: &Order,
+    ext_id: &str,
+    till: &wire::Order,
+) -> Option<String> {
+    let booked = till_total(config, till)?;
+    let charged = amount(config, o.totals.gross, o.totals.net);
+    (booked != charged).then(|| {
+        format!(
+            "MplusKASSA booked order {ext_id} (order id {}) at {}, the shop charged {}: correct or cancel it in the till",
+            till.order_id,
+            money(booked, &o.currency),
+            money(charged, &o.currency)
+        )
+    })
+}
+
+/// The outcome for an order MplusKASSA has already: `unchanged`, unless its total is not what
+/// the shop charged.
+fn already_there(
+    config: &crate::config::MplusConfig,
+    o: &Order,
+    ext_id: &str,
+    till: &wire::Order,
+) -> WriteOutcome {
+    match total_mismatch(config, o, ext_id, till) {
+        Some(message) => mismatch(o, till, message),
+        None => WriteOutcome {
+            message: Some(format!("order {ext_id} is already in MplusKASSA")),
+            ..WriteOutcome::unchanged(&o.key, Some(till.order_id.clone()))
+        },
+    }
+}
+
+fn mismatch(o: &Order, till: &wire::Order, message: String) -> WriteOutcome {
+    WriteOutcome {
+        target_id: Some(till.order_id.clone()),
+        ..WriteOutcome::failed(&o.key, message, Some("totals"))
+    }
+}
+
+/// Finds an order by the shop's number (`order_prefix` goes before it).
+pub fn lookup<T: Transport>(m: &mut Mplus<T>, number: &str) -> Result<Option<Found>> {
+    let ext_id = format!("{}{}", m.config.order_prefix, number.trim());
+    Ok(find(m, &ext_id)?.map(|id| Found { id, record: None }))
 }
 
 /// A record-level failure: the message and the field at fault.
@@ -107,8 +181,8 @@ pub struct Context<'a> {
     pub kind: OrderKind,
     /// Article numbers MplusKASSA knows.
     pub known: &'a HashSet<i64>,
-    /// VAT code → rate of the order branch.
-    pub vat_table: &'a std::collections::HashMap<i32, Decimal>,
+    /// The order branch's VAT tables, per country.
+    pub vat_tables: &'a VatTables,
 }
 
 pub fn write<T: Transport>(
@@ -137,10 +211,10 @@ pub fn write<T: Transport>(
     } else {
         known_articles(m, &orders)?
     };
-    let vat_table = if orders.is_empty() {
-        Default::default()
+    let vat_tables = if orders.is_empty() {
+        VatTables::default()
     } else {
-        m.vat_table()?
+        m.vat_tables()?
     };
     let mut outcomes = Vec::with_capacity(records.len());
     for record in records {
@@ -152,7 +226,7 @@ pub fn write<T: Transport>(
             ));
             continue;
         };
-        let outcome = match write_one(m, o, kind, &known, &vat_table) {
+        let outcome = match write_one(m, o, kind, &known, &vat_tables) {
             Ok(outcome) => outcome,
             Err(error) if crate::aborts_batch(&error) => return Err(error),
             Err(error) => WriteOutcome::from_error(&o.key, &error),
@@ -191,9 +265,9 @@ fn write_one<T: Transport>(
     o: &Order,
     kind: OrderKind,
     known: &HashSet<i64>,
-    vat_table: &std::collections::HashMap<i32, Decimal>,
+    vat_tables: &VatTables,
 ) -> Result<WriteOutcome> {
-    let ext_id = ext_order_id(o).to_owned();
+    let ext_id = ext_order_id(&m.config, o);
     if ext_id.is_empty() {
         return Ok(WriteOutcome::failed(
             &o.key,
@@ -201,17 +275,14 @@ fn write_one<T: Transport>(
             Some("number"),
         ));
     }
-    if let Some(id) = find(m, &ext_id)? {
-        return Ok(WriteOutcome {
-            message: Some(format!("order {ext_id} is already in MplusKASSA")),
-            ..WriteOutcome::unchanged(&o.key, Some(id))
-        });
+    if let Some(till) = find_order(m, &ext_id)? {
+        return Ok(already_there(&m.config, o, &ext_id, &till));
     }
     let context = Context {
         config: &m.config,
         kind,
         known,
-        vat_table,
+        vat_tables,
     };
     let mut order = match build(o, 0, &context) {
         Ok(order) => order,
@@ -245,14 +316,29 @@ fn create<T: Transport>(
     order: &NewOrder,
 ) -> Result<WriteOutcome> {
     for attempt in 0..=MAX_REPLAYED_FAILURES {
-        let key = idempotency_key(&o.key, attempt);
-        let answer: CreateOrderV3Response =
+        let key = idempotency_key(
+            &format!("{}{}", m.config.order_prefix, o.key.trim()),
+            attempt,
+        );
+        let mut answer: CreateOrderV3Response =
             m.client.call(ops::create_order_v3(&key, order), true)?;
         match answer.result.as_str() {
             "CREATE-ORDER-RESULT-OK" => {
                 let id = answer.order_id().map(str::to_owned).ok_or_else(|| {
                     ConnectorError::protocol("createOrderV3 succeeded without an orderId")
                 })?;
+                // The till's own answer: what it booked must be what the shop charged.
+                let stored = match answer.order.take() {
+                    Some(stored) => Some(stored),
+                    None => find_order(m, ext_id)?,
+                };
+                if let Some(message) = stored
+                    .as_ref()
+                    .and_then(|till| total_mismatch(&m.config, o, ext_id, till))
+                {
+                    let till = stored.unwrap_or_default();
+                    return Ok(mismatch(o, &till, message));
+                }
                 let mut outcome = WriteOutcome::created(&o.key, id);
                 if answer.replayed() {
                     outcome.message = Some(
@@ -276,10 +362,12 @@ fn create<T: Transport>(
                 });
             }
             "CREATE-ORDER-RESULT-EXT-ORDER-ID-ALREADY-EXISTS" => {
-                let id = find(m, ext_id)?;
-                return Ok(WriteOutcome {
-                    message: Some(format!("order {ext_id} is already in MplusKASSA")),
-                    ..WriteOutcome::unchanged(&o.key, id)
+                return Ok(match find_order(m, ext_id)? {
+                    Some(till) => already_there(&m.config, o, ext_id, &till),
+                    None => WriteOutcome {
+                        message: Some(format!("order {ext_id} is already in MplusKASSA")),
+                        ..WriteOutcome::unchanged(&o.key, None)
+                    },
                 });
             }
             "CREATE-ORDER-RESULT-FAILED" if answer.replayed() => continue,
@@ -337,7 +425,7 @@ fn relation<T: Transport>(
         customer.shipping_address = o.shipping_address.clone();
     }
     if let Some(existing) = customers::find(m, email)? {
-        let number = existing.relation_number.ok_or_else(|| {
+        let number = existing.relation.relation_number.ok_or_else(|| {
             ConnectorError::protocol("findRelationV2 returned a relation without a number")
         })?;
         // The order goes on the relation found even when MplusKASSA refuses the update:
@@ -362,6 +450,31 @@ fn relation<T: Transport>(
     customers::create(m, &customer).map(Ok)
 }
 
+/// `unit × quantity` in cents, rounded half away from zero, in integers.
+fn times(unit: i64, quantity: Decimal) -> i64 {
+    let scale = 10i128.pow(u32::from(quantity.scale.min(18)));
+    let n = i128::from(unit) * i128::from(quantity.units);
+    let q = n / scale;
+    let r = n % scale;
+    let q = if r.abs() * 2 >= scale {
+        q + n.signum()
+    } else {
+        q
+    };
+    i64::try_from(q).unwrap_or(if q < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Cents as a person reads them: `€ 84.90`.
+pub fn money(cents: i64, currency: &str) -> String {
+    let symbol = match currency.trim().to_ascii_uppercase().as_str() {
+        "EUR" | "" => "€".to_owned(),
+        other => other.to_owned(),
+    };
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{symbol} {sign}{}.{:02}", abs / 100, abs % 100)
+}
+
 fn amount(config: &crate::config::MplusConfig, gross: i64, net: i64) -> i64 {
     if config.vat_method.gross_prices() {
         gross
@@ -370,9 +483,11 @@ fn amount(config: &crate::config::MplusConfig, gross: i64, net: i64) -> i64 {
     }
 }
 
-/// The VAT code of a rate in a country: from `vat_codes`, else the branch's VAT table.
+/// The VAT code of a rate in a country: from `vat_codes`, else the VAT table the order is
+/// booked with (the country's own, when the branch has one; else the branch's).
 pub fn vat_code(
     context: &Context<'_>,
+    table: &std::collections::HashMap<i32, Decimal>,
     country: &str,
     rate: Decimal,
     field: &str,
@@ -384,8 +499,7 @@ pub fn vat_code(
             format!("no VAT code for {rate_text}% in {country}: add it to `vat_codes`"),
             field,
         )),
-        None => context
-            .vat_table
+        None => table
             .iter()
             .filter(|(_, r)| r.same_value(rate))
             .map(|(code, _)| *code)
@@ -463,42 +577,66 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
         })?;
     let country = o.country.trim();
     let turnover_group = config.turnover_group_for(country);
+    // The VAT table of the country the order is taxed in, when the branch has one (one-stop
+    // shop: the same codes at the country's rates), named to the till in `vatCountryIso3`.
+    let (vat_table, vat_country) = c.vat_tables.for_country(country);
     let mut lines = Vec::with_capacity(o.lines.len() + 1);
+    // What the lines as sent add up to, in the prices the VAT method sends.
+    let mut booked: i64 = 0;
     for (i, line) in o.lines.iter().enumerate() {
         let sku = line.sku.trim();
         let field = format!("lines[{i}].sku");
-        let article = if sku.is_empty() {
-            config.discount_article.ok_or_else(|| {
-                refuse(
-                    format!(
-                        "line {:?} has no SKU: set `discount_article` to book such lines",
-                        line.name
-                    ),
-                    &field,
-                )
-            })?
-        } else {
+        // A shop's line that is no product (a promotion, a discount, a credit) is booked on
+        // the discount article; one worth nothing (free shipping) has nothing to book.
+        let kind = koppel_sdk::extra(&line.extra, "line_type").and_then(Value::as_text);
+        let is_product = !sku.is_empty() && kind.as_deref().is_none_or(|k| k == "product");
+        if !is_product && line.total.gross == 0 && line.total.net == 0 {
+            continue;
+        }
+        let article = if is_product {
             sku.parse::<i64>().map_err(|_| {
                 refuse(
                     format!("unknown article: SKU `{sku}` is not an MplusKASSA article number (they are numeric)"),
                     &field,
                 )
             })?
+        } else {
+            config.discount_article.ok_or_else(|| {
+                refuse(
+                    format!(
+                        "line {:?} is no article ({}): set `discount_article` to book such lines",
+                        line.name,
+                        kind.as_deref().unwrap_or("no SKU")
+                    ),
+                    &field,
+                )
+            })?
         };
         if !c.known.contains(&article) {
             return Err(refuse(
-                if sku.is_empty() {
-                    format!("the discount article {article} does not exist in MplusKASSA")
-                } else {
+                if is_product {
                     format!("unknown article: SKU `{sku}` is not an article in MplusKASSA")
-                },
-                if sku.is_empty() {
-                    "discount_article".to_owned()
                 } else {
+                    format!("the discount article {article} does not exist in MplusKASSA")
+                },
+                if is_product {
                     field
+                } else {
+                    "discount_article".to_owned()
                 },
             ));
         }
+        // The shop's price and its discount on the line, as the shop charged them.
+        let full = Amount {
+            gross: times(line.unit_price.gross, line.quantity),
+            net: times(line.unit_price.net, line.quantity),
+        };
+        let discount =
+            ((full.gross, full.net) != (line.total.gross, line.total.net)).then(|| LineDiscount {
+                amount: full.gross - line.total.gross,
+                amount_excl: full.net - line.total.net,
+            });
+        booked += amount(config, line.total.gross, line.total.net);
         lines.push(NewLine {
             article_number: article,
             text: line.name.trim().to_owned(),
@@ -512,10 +650,12 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
             turnover_group,
             vat_code: Some(vat_code(
                 c,
+                vat_table,
                 country,
                 line.tax_rate,
                 &format!("lines[{i}].tax-rate"),
             )?),
+            discount,
         });
     }
     if lines.is_empty() {
@@ -535,6 +675,7 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
                 "shipping_article",
             ));
         }
+        booked += amount(config, s.cost.gross, s.cost.net);
         lines.push(NewLine {
             article_number: config.shipping_article,
             text: Some(s.method.trim())
@@ -545,8 +686,28 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
             decimal_places: config.decimal_places,
             price: amount(config, s.cost.gross, s.cost.net),
             turnover_group,
-            vat_code: Some(vat_code(c, country, s.tax_rate, "shipping.tax-rate")?),
+            vat_code: Some(vat_code(
+                c,
+                vat_table,
+                country,
+                s.tax_rate,
+                "shipping.tax-rate",
+            )?),
+            discount: None,
         });
+    }
+    // The till books what the lines say; a shop total they do not add up to (a discount on the
+    // order that is no line) would be booked as something else than was charged.
+    let charged = amount(config, o.totals.gross, o.totals.net);
+    if booked != charged {
+        return Err(refuse(
+            format!(
+                "the order's lines and shipping add up to {}, its total is {}: koppel books an order line by line, and this one does not add up",
+                money(booked, &o.currency),
+                money(charged, &o.currency)
+            ),
+            "totals",
+        ));
     }
     let shop_method = o.payment_method.as_deref().map(str::trim).unwrap_or("");
     let method = config
@@ -605,7 +766,7 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
     };
     let billing = order_address(&o.billing_address);
     Ok(NewOrder {
-        ext_order_id: ext_order_id(o).to_owned(),
+        ext_order_id: ext_order_id(config, o),
         branch: config.branch,
         employee: config.employee,
         entered,
@@ -620,6 +781,7 @@ pub fn build(o: &Order, relation: i64, c: &Context<'_>) -> std::result::Result<N
         workplace: config.workplace,
         reference: o.number.trim().to_owned(),
         vat_method: config.vat_method.wire(),
+        vat_country_iso3: vat_country,
         delivery_method,
         payment_method: method,
         lines,
@@ -727,14 +889,28 @@ mod tests {
         }
     }
 
-    fn vat() -> std::collections::HashMap<i32, Decimal> {
-        [
+    fn vat() -> VatTables {
+        let nl: std::collections::HashMap<i32, Decimal> = [
             (1, Decimal::integer(21)),
             (2, Decimal::integer(9)),
             (3, Decimal::ZERO),
         ]
         .into_iter()
-        .collect()
+        .collect();
+        let de: std::collections::HashMap<i32, Decimal> = [
+            (1, Decimal::integer(19)),
+            (2, Decimal::integer(7)),
+            (3, Decimal::ZERO),
+        ]
+        .into_iter()
+        .collect();
+        VatTables {
+            own: nl.clone(),
+            own_country: Some("NLD".into()),
+            by_country: [("NLD".to_owned(), nl), ("DEU".to_owned(), de)]
+                .into_iter()
+                .collect(),
+        }
     }
 
     #[test]
@@ -746,7 +922,7 @@ mod tests {
             config: &config,
             kind: OrderKind::Order,
             known: &known,
-            vat_table: &table,
+            vat_tables: &table,
         };
         let built = build(&order(&["10021"]), 2045, &c).expect("valid");
         assert_eq!(built.ext_order_id, "100234");
@@ -779,7 +955,7 @@ mod tests {
             config: &config,
             kind: OrderKind::Order,
             known: &known,
-            vat_table: &table,
+            vat_tables: &table,
         };
         let refusal = build(&order(&["10021", "4242"]), 1, &c).expect_err("unknown");
         assert!(refusal.message.contains("`4242`"), "{}", refusal.message);
@@ -797,7 +973,7 @@ mod tests {
             config: &config,
             kind: OrderKind::Order,
             known: &known,
-            vat_table: &table,
+            vat_tables: &table,
         };
         let mut german = order(&["10021"]);
         german.country = "DE".into();
@@ -813,6 +989,34 @@ mod tests {
     }
 
     #[test]
+    fn an_order_taxed_abroad_takes_that_country_s_table_and_names_it() {
+        let config = config(&[]);
+        let known: HashSet<i64> = [10021, 999].into_iter().collect();
+        let tables = vat();
+        let c = Context {
+            config: &config,
+            kind: OrderKind::Order,
+            known: &known,
+            vat_tables: &tables,
+        };
+        let mut german = order(&["10021"]);
+        german.country = "DE".into();
+        german.lines[0].tax_rate = Decimal::integer(19);
+        if let Some(s) = german.shipping.as_mut() {
+            s.tax_rate = Decimal::integer(19);
+        }
+        let built = build(&german, 1, &c).expect("valid");
+        assert_eq!(built.vat_country_iso3.as_deref(), Some("DEU"));
+        assert_eq!(built.lines[0].vat_code, Some(1), "19% is code 1 in Germany");
+        // A country without a table of its own is booked with the branch's.
+        let mut swiss = order(&["10021"]);
+        swiss.country = "CH".into();
+        let built = build(&swiss, 1, &c).expect("valid");
+        assert_eq!(built.vat_country_iso3, None);
+        assert_eq!(built.lines[0].vat_code, Some(1));
+    }
+
+    #[test]
     fn shipping_methods_need_a_mapping_once_some_are_mapped() {
         let known: HashSet<i64> = [10021, 999].into_iter().collect();
         let table = vat();
@@ -821,7 +1025,7 @@ mod tests {
             config: &unmapped,
             kind: OrderKind::Order,
             known: &known,
-            vat_table: &table,
+            vat_tables: &table,
         };
         let built = build(&order(&["10021"]), 1, &c).expect("no mapping: none sent");
         assert_eq!(built.delivery_method, None);

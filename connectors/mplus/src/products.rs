@@ -3,10 +3,12 @@
 //! several articles is a variant family keyed `P<productNumber>`, its articles the variants
 //! (options from size and colour).
 //!
-//! Paging: `getProducts` from the state's marker returns the next articles in marker order,
-//! which may hold part of a family only. The page's products are then read whole, and a family
-//! is emitted on the page that holds its highest article marker, with all its articles: every
-//! article is read exactly once across pages, and no family is ever emitted half.
+//! Paging: `getProducts` from the state's marker returns the next articles and products in
+//! marker order (one sequence: a product has a marker of its own, which moves when the
+//! product itself changes while its articles keep theirs), which may hold part of a family
+//! only. The page's products are then read whole, and a family is emitted on the page that
+//! holds its highest marker (its own or an article's), with all its articles: no family is
+//! ever emitted half, and after a change only the changed products come again.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -20,7 +22,7 @@ use crate::ops;
 use crate::soap::Transport;
 use crate::wire::{self, Article, GetProductsResponse};
 
-/// Reads the next page of products after `state` (the next article sync marker).
+/// Reads the next page of products after `state` (the next sync marker).
 pub fn read<T: Transport>(m: &mut Mplus<T>, state: Option<&str>, limit: u32) -> Result<Page> {
     let from = marker_state("products", state)?;
     let want = page_size(limit);
@@ -28,21 +30,18 @@ pub fn read<T: Transport>(m: &mut Mplus<T>, state: Option<&str>, limit: u32) -> 
         .client
         .call_raw(ops::get_products_since(from, want), true)?;
     let page = scan_page(&body)?;
-    if page.articles.is_empty() {
+    if page.products.is_empty() {
         return Ok(Page {
             records: Vec::new(),
             state: Some(from.to_string()),
             has_more: false,
         });
     }
-    let highest = page.highest().ok_or_else(|| {
-        ConnectorError::protocol("getProducts returned articles without a syncMarker")
+    let highest = page.highest(from).ok_or_else(|| {
+        ConnectorError::protocol(format!(
+            "getProducts from marker {from} returned only products and articles with older markers"
+        ))
     })?;
-    if highest < from {
-        return Err(ConnectorError::protocol(format!(
-            "getProducts from marker {from} returned articles up to marker {highest} only"
-        )));
-    }
     let whole: GetProductsResponse = m
         .client
         .call(ops::get_products_by_number(&page.products), true)?;
@@ -53,10 +52,12 @@ pub fn read<T: Transport>(m: &mut Mplus<T>, state: Option<&str>, limit: u32) -> 
         highest,
         &catalogue,
     );
+    // The server's page cap is undocumented: a page shorter than asked is not the end; an
+    // empty one is (the next read asks once more).
     Ok(Page {
         records,
         state: Some((highest + 1).to_string()),
-        has_more: page.articles.len() >= want as usize,
+        has_more: true,
     })
 }
 
@@ -65,6 +66,8 @@ pub fn read<T: Transport>(m: &mut Mplus<T>, state: Option<&str>, limit: u32) -> 
 pub struct PageScan {
     /// Product numbers, in page order.
     pub products: Vec<i64>,
+    /// The products' own sync markers, beside `products`.
+    pub product_markers: Vec<Option<i64>>,
     pub articles: Vec<ScannedArticle>,
 }
 
@@ -73,12 +76,35 @@ pub struct ScannedArticle {
     pub number: i64,
     pub sync_marker: Option<i64>,
     pub stock_article: Option<bool>,
+    /// Index of its product in [`PageScan::products`].
+    pub product: usize,
 }
 
 impl PageScan {
-    /// The highest article sync marker of the page.
-    pub fn highest(&self) -> Option<i64> {
-        self.articles.iter().filter_map(|a| a.sync_marker).max()
+    /// The highest marker of a page read from `from` (API-NOTES 5: over products and
+    /// articles alike): the articles' markers, and the own marker of each product that came
+    /// for it (none of its articles on the page is at `from` or later). A product that came
+    /// for one of its articles may carry a marker of its own beyond the page; taking that one
+    /// would skip the articles in between, so it is left for the page that reaches it.
+    pub fn highest(&self, from: i64) -> Option<i64> {
+        let articles = self
+            .articles
+            .iter()
+            .filter_map(|a| a.sync_marker)
+            .filter(|m| *m >= from);
+        let products = self
+            .product_markers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                !self
+                    .articles
+                    .iter()
+                    .any(|a| a.product == *i && a.sync_marker.is_some_and(|m| m >= from))
+            })
+            .filter_map(|(_, m)| *m)
+            .filter(|m| *m >= from);
+        articles.chain(products).max()
     }
 }
 
@@ -130,7 +156,10 @@ pub fn scan_page(body: &[u8]) -> Result<PageScan> {
             Event::Start(e) => {
                 path.push(tag(e.local_name().as_ref()));
                 if at(&path, &IN_ARTICLE) {
-                    scan.articles.push(ScannedArticle::default());
+                    scan.articles.push(ScannedArticle {
+                        product: scan.products.len().saturating_sub(1),
+                        ..ScannedArticle::default()
+                    });
                 }
             }
             Event::End(_) => {
@@ -142,15 +171,22 @@ pub fn scan_page(body: &[u8]) -> Result<PageScan> {
                 };
                 let in_product = at(parent, &[PRODUCT_LIST, PRODUCT]);
                 let in_article = at(parent, &IN_ARTICLE);
-                if !(in_product && field == PRODUCT_NUMBER
-                    || in_article && matches!(field, ARTICLE_NUMBER | SYNC_MARKER | STOCK_ARTICLE))
-                {
+                if in_product && matches!(field, PRODUCT_NUMBER | SYNC_MARKER) {
+                    let value = t.decode().map_err(|e| bad(e.to_string()))?;
+                    if field == PRODUCT_NUMBER {
+                        scan.products.push(number(&value)?);
+                        scan.product_markers.push(None);
+                    } else if let Some(marker) = scan.product_markers.last_mut() {
+                        *marker = Some(number(&value)?);
+                    }
+                    continue;
+                }
+                if !(in_article && matches!(field, ARTICLE_NUMBER | SYNC_MARKER | STOCK_ARTICLE)) {
                     continue;
                 }
                 let value = t.decode().map_err(|e| bad(e.to_string()))?;
                 let article = scan.articles.last_mut();
                 match (field, article) {
-                    (PRODUCT_NUMBER, _) => scan.products.push(number(&value)?),
                     (ARTICLE_NUMBER, Some(a)) => a.number = number(&value)?,
                     (SYNC_MARKER, Some(a)) => a.sync_marker = Some(number(&value)?),
                     (STOCK_ARTICLE, Some(a)) => {
@@ -166,7 +202,8 @@ pub fn scan_page(body: &[u8]) -> Result<PageScan> {
     Ok(scan)
 }
 
-/// The products (whole) whose highest article marker is at most `highest`, in page order.
+/// The products (whole) whose highest marker (their own or an article's) is at most
+/// `highest`, in page order.
 pub fn emit_complete(
     order: &[i64],
     whole: Vec<wire::Product>,
@@ -185,6 +222,7 @@ pub fn emit_complete(
                 .article
                 .iter()
                 .filter_map(|a| a.sync_marker)
+                .chain(p.sync_marker)
                 .max()
                 .is_some_and(|top| top <= highest)
         })
@@ -656,6 +694,7 @@ mod tests {
         let body = std::fs::read(example("01-getProducts.response.xml")).expect("example");
         let scan = scan_page(&body).expect("scans");
         assert_eq!(scan.products, vec![5001]);
+        assert_eq!(scan.product_markers, vec![Some(1204)]);
         assert_eq!(
             scan.articles,
             vec![
@@ -663,18 +702,40 @@ mod tests {
                     number: 10021,
                     sync_marker: Some(1203),
                     stock_article: Some(true),
+                    product: 0,
                 },
                 ScannedArticle {
                     number: 10022,
                     sync_marker: Some(1204),
                     stock_article: Some(true),
+                    product: 0,
                 },
             ]
         );
-        assert_eq!(scan.highest(), Some(1204));
+        assert_eq!(scan.highest(1201), Some(1204));
         let empty = br#"<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><GetProductsResponse xmlns="urn:mplusqapi"><productList/></GetProductsResponse></S:Body></S:Envelope>"#;
         assert_eq!(scan_page(empty).expect("scans"), PageScan::default());
         assert!(scan_page(b"<a><productList><product><productNumber>x</productNumber></product></productList></a>").is_err());
+    }
+
+    #[test]
+    fn a_product_marker_counts_only_for_a_product_that_came_for_it() {
+        let article = |number, marker, product| ScannedArticle {
+            number,
+            sync_marker: Some(marker),
+            stock_article: None,
+            product,
+        };
+        // Product 1 came for its own marker 90 (its articles are older): 90 counts.
+        // Product 2 came for its article 60; its own marker 500 lies beyond the page.
+        let scan = PageScan {
+            products: vec![1, 2],
+            product_markers: vec![Some(90), Some(500)],
+            articles: vec![article(11, 10, 0), article(21, 60, 1)],
+        };
+        assert_eq!(scan.highest(50), Some(90));
+        // Only older markers: nothing on the page is at `from` or later.
+        assert_eq!(scan.highest(600), None);
     }
 
     #[test]

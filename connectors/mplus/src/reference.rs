@@ -1,5 +1,5 @@
 //! Reference data the flows' mappings refer to, as readable streams of reference entries:
-//! `vat-groups` (code → rate, order branch), `turnover-groups`, `payment-methods`, `branches`,
+//! `vat-groups` (code → rate, the order branch's own country), `turnover-groups`, `payment-methods`, `branches`,
 //! `employees`. The first four are small snapshots, read whole (state: an offset while a page
 //! is cut, then none, so the next read starts over); employees page by their sync marker.
 
@@ -63,24 +63,25 @@ pub fn read<T: Transport>(
     }
     let records = match stream {
         "vat-groups" => {
-            let mut table: Vec<_> = m.vat_table()?.into_iter().collect();
+            let tables = m.vat_tables()?;
+            let mut table: Vec<_> = tables.own.into_iter().collect();
             table.sort_by_key(|(code, _)| *code);
             let branch = m.config.branch;
             table
                 .into_iter()
                 .map(|(code, rate)| {
-                    entry(
-                        code,
-                        format!("{rate}%"),
-                        vec![
-                            NamedValue::integer("vat_code", i64::from(code)),
-                            NamedValue {
-                                name: "rate".into(),
-                                value: Value::Number(rate),
-                            },
-                            NamedValue::integer("branch_number", i64::from(branch)),
-                        ],
-                    )
+                    let mut fields = vec![
+                        NamedValue::integer("vat_code", i64::from(code)),
+                        NamedValue {
+                            name: "rate".into(),
+                            value: Value::Number(rate),
+                        },
+                        NamedValue::integer("branch_number", i64::from(branch)),
+                    ];
+                    if let Some(country) = &tables.own_country {
+                        fields.push(NamedValue::text("country_iso3", country.clone()));
+                    }
+                    entry(code, format!("{rate}%"), fields)
                 })
                 .collect()
         }
@@ -161,7 +162,7 @@ pub fn read<T: Transport>(
 }
 
 /// A page of a snapshot: from the offset in `state`, at most `limit` entries.
-fn snapshot_page(
+pub(crate) fn snapshot_page(
     stream: &str,
     records: Vec<Record>,
     state: Option<&str>,

@@ -98,6 +98,13 @@ impl Envelope {
         self
     }
 
+    /// XML written as it is: an element read from an answer and re-prefixed for a request
+    /// ([`crate::whole`]).
+    pub fn raw(&mut self, xml: &[u8]) -> &mut Self {
+        self.writer.get_mut().extend_from_slice(xml);
+        self
+    }
+
     pub fn flag(&mut self, name: &str, value: bool) -> &mut Self {
         self.text(name, if value { "true" } else { "false" })
     }

@@ -3,10 +3,11 @@
 //! Without state it reads everything: it notes the current stock marker (`stockId` of
 //! `getCurrentSyncMarkers`), pages through the articles by their sync marker and asks
 //! `getStock` for each page's articles; then it continues incrementally from the noted marker,
-//! so a change made during the full read is read again, never lost. Incremental reads ask
-//! `getStock` for the records whose `stockId` is at least the state's; with several
-//! `stock_branches`, a changed article comes with its stock in every one of them (one more
-//! `getStock` by article number), so that every page holds all branches of its articles.
+//! so a change made during the full read is read again, never lost. Incremental reads page
+//! through the documented change feed, `getStockHistoryV2` from the state's marker
+//! (`sinceStockId`, at most `sinceStockIdLimit` changes), and ask `getStock` for the current
+//! stock of the articles those changes name, in every one of the `stock_branches` (so that
+//! every page holds all branches of its articles).
 //!
 //! State (JSON): `{"full":<next article marker>,"since":<stock marker>}` during the full read,
 //! then `{"since":<next stock marker>}`.
@@ -18,7 +19,9 @@ use koppel_sdk::{ConnectorError, Decimal, NamedValue, Page, Record, Result, Stoc
 use crate::connector::{Mplus, page_size};
 use crate::ops;
 use crate::soap::Transport;
-use crate::wire::{ArticleStock, GetStockResponse, SyncMarkers};
+use crate::wire::{
+    ArticleStock, ArticleStockHistory, GetStockHistoryResponse, GetStockResponse, SyncMarkers,
+};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,10 +74,13 @@ fn read_full<T: Transport>(m: &mut Mplus<T>, from: i64, since: i64, limit: u32) 
         .client
         .call_raw(ops::get_products_since(from, want), true)?;
     let page = crate::products::scan_page(&body)?;
-    let highest = page.highest();
+    let highest = page.highest(from);
+    // The articles that came for their own marker: a product that came for its own marker
+    // brings its older articles too, which an earlier page of this read had already.
     let stock_articles: Vec<i64> = page
         .articles
         .iter()
+        .filter(|a| a.sync_marker.is_some_and(|m| m >= from))
         .filter(|a| a.stock_article != Some(false))
         .map(|a| a.number)
         .collect();
@@ -88,13 +94,15 @@ fn read_full<T: Transport>(m: &mut Mplus<T>, from: i64, since: i64, limit: u32) 
             records.push(Record::Stock(to_stock_level(s, m.config.branch)?));
         }
     }
+    // The server's page cap is undocumented: a page shorter than asked is not the end, only
+    // one with nothing at or after the marker is.
     let next = match highest {
-        Some(h) if page.articles.len() >= want as usize => StockState {
+        Some(h) => StockState {
             full: Some(h + 1),
             since,
         },
-        // The last page: continue with the changes since the full read began.
-        _ => StockState { full: None, since },
+        // The end: continue with the changes since the full read began.
+        None => StockState { full: None, since },
     };
     Ok(Page {
         records,
@@ -103,64 +111,54 @@ fn read_full<T: Transport>(m: &mut Mplus<T>, from: i64, since: i64, limit: u32) 
     })
 }
 
-/// Records whose stock marker is at least `since`, oldest first, at most `limit` (a page never
-/// splits records that share a marker).
+/// The stock, now, of the articles changed from stock marker `since` on: one page of the change
+/// feed (at most as many changes as the page may hold records), then one `getStock` for the
+/// articles it names, in every branch read.
 fn read_changes<T: Transport>(m: &mut Mplus<T>, since: i64, limit: u32) -> Result<Page> {
     let branches = m.config.stock_branches.clone();
-    let answer: GetStockResponse = m.client.call(
-        ops::get_stock(branches[0], &branches, &[], Some(since)),
-        true,
-    )?;
-    let mut stocks = answer.article_stocks;
-    stocks.retain(|s| s.stock_id >= since);
-    stocks.sort_by_key(|s| s.stock_id);
-    let (taken, more) = take_page(&stocks, limit.max(1) as usize);
-    let next = taken.last().map_or(since, |s| s.stock_id + 1);
-    let complete;
-    let emitted: &[ArticleStock] = if branches.len() > 1 && !taken.is_empty() {
-        // A change in one branch comes with the article's stock in every branch read, so a
-        // flow that adds the branches up (`combine = "sum-by-key"`) never sees a part alone.
-        let mut articles: Vec<i64> = taken.iter().map(|s| s.article_number).collect();
-        articles.sort_unstable();
-        articles.dedup();
+    let want = page_size(limit / branches.len().max(1) as u32);
+    let feed: GetStockHistoryResponse = m
+        .client
+        .call(ops::get_stock_history_v2(&branches, since, want), true)?;
+    let changes: Vec<&ArticleStockHistory> = feed
+        .article_stock_history
+        .iter()
+        .filter(|c| c.stock_id >= since)
+        .filter(|c| c.branch_number.is_none_or(|b| branches.contains(&b)))
+        .collect();
+    let Some(highest) = feed.article_stock_history.iter().map(|c| c.stock_id).max() else {
+        return Ok(Page {
+            records: Vec::new(),
+            state: Some(StockState { full: None, since }.text()),
+            has_more: false,
+        });
+    };
+    let mut articles: Vec<i64> = changes.iter().map(|c| c.article_number).collect();
+    articles.sort_unstable();
+    articles.dedup();
+    let mut records = Vec::new();
+    if !articles.is_empty() {
         let answer: GetStockResponse = m.client.call(
             ops::get_stock(branches[0], &branches, &articles, None),
             true,
         )?;
-        complete = answer.article_stocks;
-        &complete
-    } else {
-        taken
-    };
-    let records = emitted
-        .iter()
-        .map(|s| to_stock_level(s, m.config.branch).map(Record::Stock))
-        .collect::<Result<Vec<_>>>()?;
+        for s in &answer.article_stocks {
+            records.push(Record::Stock(to_stock_level(s, m.config.branch)?));
+        }
+    }
+    // The feed's page cap is undocumented: a page shorter than asked is not the end; one with
+    // nothing at or after the marker is.
     Ok(Page {
         records,
         state: Some(
             StockState {
                 full: None,
-                since: next,
+                since: (highest + 1).max(since),
             }
             .text(),
         ),
-        has_more: more,
+        has_more: highest >= since,
     })
-}
-
-/// The first `limit` records, plus any that share the last one's marker; whether more remain.
-pub fn take_page(sorted: &[ArticleStock], limit: usize) -> (&[ArticleStock], bool) {
-    if sorted.len() <= limit {
-        return (sorted, false);
-    }
-    let last = sorted[limit - 1].stock_id;
-    let end = limit
-        + sorted[limit..]
-            .iter()
-            .take_while(|s| s.stock_id == last)
-            .count();
-    (&sorted[..end], end < sorted.len())
 }
 
 fn quantity(amount: i64, places: Option<i32>) -> Result<Decimal> {
@@ -230,20 +228,6 @@ mod tests {
         scaled.decimal_places_free = Some(3);
         let s = to_stock_level(&scaled, 1).expect("valid");
         assert_eq!(s.on_hand.to_string(), "3.530");
-    }
-
-    #[test]
-    fn pages_never_split_a_marker() {
-        let mut all = stocks();
-        all[0].stock_id = 5;
-        all[1].stock_id = 5;
-        let mut third = all[0].clone();
-        third.stock_id = 6;
-        all.push(third);
-        let (page, more) = take_page(&all, 1);
-        assert_eq!((page.len(), more), (2, true));
-        let (page, more) = take_page(&all, 3);
-        assert_eq!((page.len(), more), (3, false));
     }
 
     #[test]

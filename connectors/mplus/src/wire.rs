@@ -81,7 +81,9 @@ pub struct ApiVersion {
 #[serde(rename_all = "camelCase")]
 pub struct SyncMarkers {
     pub article_sync_marker: Option<i64>,
+    pub article_group_sync_marker: Option<i64>,
     pub relation_sync_marker: Option<i64>,
+    pub employee_sync_marker: Option<i64>,
     pub order_sync_marker: Option<i64>,
     pub stock_id: Option<i64>,
 }
@@ -211,6 +213,22 @@ pub struct ArticleStock {
     pub decimal_places_incoming: Option<i32>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetStockHistoryResponse {
+    #[serde(default)]
+    pub article_stock_history: Vec<ArticleStockHistory>,
+}
+
+/// One stock change of the history feed; only what paging and the re-read need.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArticleStockHistory {
+    pub stock_id: i64,
+    pub branch_number: Option<i32>,
+    pub article_number: i64,
+}
+
 // ----- relations -----
 
 #[derive(Debug, Default, Deserialize)]
@@ -289,6 +307,8 @@ pub struct CreateOrderV3Response {
     pub idempotency_result: String,
     #[serde(default)]
     pub result: String,
+    /// The order as stored (`CreateOrderV3Response.order`).
+    pub order: Option<Order>,
     #[serde(default)]
     pub error_message: String,
     pub info: Option<CreateOrderInfo>,

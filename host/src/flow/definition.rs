@@ -52,6 +52,11 @@ pub struct FlowDef {
     /// `30s`, `1m`, `15m`, `1h`.
     #[serde(default = "default_interval")]
     pub interval: String,
+    /// Ask the source connection this often whether the source stream has something new
+    /// (`1s`), and run as soon as it has: near real time at the cost of one small read per
+    /// interval. The source's connector must offer a `changes` stream (docs/flows.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<String>,
     #[serde(default = "default_page_size")]
     pub page_size: u32,
     #[serde(default = "default_batch_size")]
@@ -137,6 +142,16 @@ impl FlowDef {
         parse_duration(&self.interval)
     }
 
+    /// How often the change watch asks the source, if the flow is watched.
+    pub fn watch(&self) -> Result<Option<Duration>, String> {
+        let Some(text) = &self.watch else {
+            return Ok(None);
+        };
+        parse_duration(text)
+            .map(Some)
+            .map_err(|e| format!("watch: {e}"))
+    }
+
     /// How long without success before the flow counts as stale.
     pub fn stale_after(&self) -> Result<Duration, String> {
         match &self.stale_after {
@@ -148,6 +163,7 @@ impl FlowDef {
     /// Checks everything that can be checked without the connectors.
     pub fn check(&self) -> Result<(), String> {
         self.interval()?;
+        self.watch()?;
         self.stale_after()?;
         if self.page_size == 0 || self.batch_size == 0 || self.write_concurrency == 0 {
             return Err("page_size, batch_size and write_concurrency must be at least 1".into());
@@ -184,6 +200,7 @@ pub struct FlowOverride {
     pub source: Option<Endpoint>,
     pub target: Option<Endpoint>,
     pub interval: Option<String>,
+    pub watch: Option<String>,
     pub page_size: Option<u32>,
     pub batch_size: Option<u32>,
     pub write_concurrency: Option<u32>,
@@ -220,6 +237,9 @@ impl FlowOverride {
         }
         if let Some(v) = &self.interval {
             base.interval = v.clone();
+        }
+        if let Some(v) = &self.watch {
+            base.watch = Some(v.clone());
         }
         if let Some(v) = self.page_size {
             base.page_size = v;
@@ -275,6 +295,7 @@ impl FlowOverride {
             source: source.clone(),
             target: target.clone(),
             interval: default_interval(),
+            watch: None,
             page_size: default_page_size(),
             batch_size: default_batch_size(),
             write_concurrency: default_write_concurrency(),

@@ -113,6 +113,21 @@ impl Loaded {
                 check_combine(flow, setup.connector.manifest())
                     .map_err(|m| config.error(format!("flows.{}.combine", flow.name), m))?;
             }
+            // A watched flow needs a source that can tell what changed.
+            if flow.watch.is_some()
+                && let Some(setup) = connections.get(&flow.source.connection)
+                && !super::watch::offers_changes(setup.connector.manifest())
+            {
+                return Err(config.error(
+                    format!("flows.{}.watch", flow.name),
+                    format!(
+                        "connection `{}` ({}) has no `{}` stream to watch; leave `watch` out and run on `interval`",
+                        flow.source.connection,
+                        setup.connector.id(),
+                        super::watch::CHANGES_STREAM
+                    ),
+                ));
+            }
             // A target connector may know fields of its own (Shopware's `visibilities`), so
             // a name that is no canonical field is a warning, not an error.
             if let Some(setup) = connections.get(&flow.target.connection)

@@ -1,5 +1,6 @@
 //! Flows: their definitions (`flows/*.toml` and the user's `koppel.toml`), the engine that
-//! runs them, and the scheduler that runs them on their intervals.
+//! runs them, the scheduler that runs them on their intervals, and the change watch that runs
+//! them when their source has something new.
 
 pub mod definition;
 pub mod engine;
@@ -11,6 +12,7 @@ pub mod loaded;
 mod runner;
 pub mod schedule;
 pub mod side;
+pub mod watch;
 
 pub use definition::{Delivery, Endpoint, FlowDef, FlowOverride};
 pub use engine::{

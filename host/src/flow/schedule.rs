@@ -1,6 +1,7 @@
 //! `koppel run`: each enabled flow on its interval, one run per flow at a time (one task per
-//! flow), "run now" on request (dashboard, webhooks), the dashboard's enable/interval
-//! settings over `koppel.toml`, and a clean stop after the current batch.
+//! flow), "run now" on request (dashboard, webhooks), a run as soon as the source changed for
+//! a flow with `watch` ([`super::watch`]), the dashboard's enable/interval settings over
+//! `koppel.toml`, and a clean stop after the current batch.
 //!
 //! Run-now requests coalesce: while a run of a flow is queued or going, more requests for
 //! it merge into at most one follow-up run (a hundred webhooks in a burst are one run after
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::definition::FlowDef;
 use super::engine::{Environment, Progress, RunOptions, RunSummary, run_flow};
+use super::watch::{self, Watcher};
 
 /// What a flow's task is asked to do when it wakes up.
 #[derive(Debug, Default)]
@@ -102,9 +104,30 @@ impl Scheduler {
         let (finished, _) = broadcast::channel(256);
         let mut wakers = BTreeMap::new();
         let mut tasks = JoinSet::new();
+        let mut watchers = Vec::new();
         for flow in flows {
             let waker = Arc::new(Waker::default());
             wakers.insert(flow.name.clone(), waker.clone());
+            match flow.watch() {
+                Ok(Some(every)) => {
+                    let woken = waker.clone();
+                    watchers.push((
+                        flow.source.connection.clone(),
+                        Watcher {
+                            flow: flow.name.clone(),
+                            stream: flow.source.stream.clone(),
+                            every,
+                            wake: Arc::new(move || {
+                                woken.request_run("watch");
+                            }),
+                        },
+                    ));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(flow = %flow.name, %error, "Not watched; the flow runs on its interval.")
+                }
+            }
             let env = env.clone();
             let cancel = cancel.clone();
             let progress = progress.clone();
@@ -113,9 +136,10 @@ impl Scheduler {
                 let mut trigger = Some("schedule");
                 loop {
                     let (enabled, interval) = effective(&env, &flow).await;
-                    // A scheduled run needs the flow enabled; a requested one runs anyway.
+                    // A scheduled or watched run needs the flow enabled; a requested one
+                    // runs anyway.
                     let run = match trigger {
-                        Some("schedule") => enabled,
+                        Some("schedule" | "watch") => enabled,
                         Some(_) => true,
                         None => false,
                     };
@@ -153,6 +177,7 @@ impl Scheduler {
                 waker.closed.store(true, Ordering::Release);
             });
         }
+        watch::start(&mut tasks, &env, watchers, &cancel);
         Scheduler {
             wakers,
             tasks,

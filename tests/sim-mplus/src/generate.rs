@@ -8,7 +8,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::model::{
-    Article, ArticleGroup, Branch, Employee, LineInput, MILLI, OrderInput, PaymentInput,
+    Article, ArticleGroup, Branch, Contact, Employee, LineInput, MILLI, OrderInput, PaymentInput,
     PaymentMethod, Relation, State, TurnoverGroup, excl_from_incl, vat_percentage,
 };
 
@@ -306,6 +306,7 @@ fn orders(state: &mut State, rng: &mut StdRng, count: usize) {
                 price: None,
                 turnover_group: None,
                 vat_code: None,
+                ..LineInput::default()
             })
             .collect();
         let web = rng.random_bool(0.5);
@@ -521,7 +522,28 @@ fn relations(state: &mut State, rng: &mut StdRng, count: usize) {
             default_vat_method: "VAT-METHOD-INCLUSIVE".into(),
             ..Relation::default()
         };
+        // What a till knows of its customers besides the address, from the number alone (the
+        // random stream stays as it was): birthdays, price groups, loyalty cards, discounts.
+        let n = i as i32;
+        if i % 3 == 0 {
+            relation.birth_date = Some((1 + n % 28, 1 + n % 12, 1960 + n % 40));
+            relation.card_numbers = vec![format!("2{:012}", FIRST_RELATION + i as i64)];
+        }
+        if i % 4 == 1 {
+            relation.price_group_number = Some(1 + n % 3);
+            relation.mobile = format!("06-{:08}", 20_000_000 + i);
+        }
+        if i % 5 == 2 {
+            relation.discount_percentage = 5 + n % 3 * 5;
+        }
         if company {
+            relation.credit_limit = Some(250_000);
+            relation.website = format!("https://{}.example", email_name.replace('.', "-"));
+            relation.contacts = vec![Contact {
+                name: person.clone(),
+                telephone: relation.telephone.clone(),
+                email: relation.email.clone(),
+            }];
             let trade = TRADES.choose(rng).unwrap_or(&"Kantoor");
             let name = format!("{trade} {last} B.V.");
             relation.name = name.clone();

@@ -30,8 +30,8 @@ use koppel_sim_faults::Faults;
 
 pub use generate::{SHIPPING_ARTICLE, ean13};
 pub use model::{
-    Address, Branch, CancelState, CompleteState, DeliveryState, Employee, Invoice, Markers, Order,
-    OrderLine, Payment, Relation, StateError, StockLevel,
+    Address, Branch, CancelState, CompleteState, Contact, DeliveryState, Employee, Invoice,
+    Markers, Order, OrderLine, Payment, Relation, StateError, StockLevel,
 };
 pub use ops::OPERATIONS;
 pub use schema::default_reference_dir;
@@ -182,6 +182,15 @@ pub struct ArticleChange {
     pub webshop: Option<bool>,
     pub barcode: Option<String>,
     pub vat_code: Option<i32>,
+}
+
+/// A change to a product itself (not its articles) for [`MplusSimulator::change_product`];
+/// `None` keeps the value.
+#[derive(Clone, Debug, Default)]
+pub struct ProductChange {
+    pub description: Option<String>,
+    pub extra_text: Option<String>,
+    pub group_numbers: Option<Vec<i32>>,
 }
 
 /// An article as the till holds it, with its product: what tests compare a shop against.
@@ -561,6 +570,34 @@ impl MplusSimulator {
             article.barcode = barcode.into();
         }
         Ok(state.touch_article(idx, clock::now()))
+    }
+
+    /// Changes a product itself (description, extra text, groups): the product gets a new
+    /// sync marker, which is returned; its articles keep theirs.
+    pub fn change_product(&self, number: i64, change: ProductChange) -> Result<u64, StateError> {
+        let mut state = self.write();
+        let idx = *state
+            .product_index
+            .get(&number)
+            .ok_or(StateError::UnknownProduct(number))?;
+        let product = &mut state.products[idx as usize];
+        if let Some(d) = change.description {
+            product.description = d.into();
+        }
+        if let Some(t) = change.extra_text {
+            product.extra_text = t.into();
+        }
+        if let Some(groups) = change.group_numbers {
+            product.groups = groups.iter().map(|&g| (g, 1)).collect();
+        }
+        Ok(state.touch_product(idx))
+    }
+
+    /// A product's own sync marker.
+    pub fn product_marker(&self, number: i64) -> Option<u64> {
+        let state = self.read();
+        let idx = *state.product_index.get(&number)?;
+        state.products.get(idx as usize).map(|p| p.sync_marker)
     }
 
     // ----- stock -----

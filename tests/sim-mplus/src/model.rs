@@ -12,15 +12,36 @@ use crate::clock;
 /// Quantities are kept in thousandths (scale 3) and money in cents, never as floats.
 pub const MILLI: i64 = 1000;
 
-/// The VAT table of the Netherlands: code → percent.
-pub const VAT_CODES: [(i32, i64); 3] = [(1, 21), (2, 9), (3, 0)];
+/// A VAT table: code → percent.
+pub type VatTable = [(i32, i64); 3];
 
-/// The percentage of a VAT code (0 when unknown).
+/// The VAT table of the Netherlands, the branches' country.
+pub const VAT_CODES: VatTable = [(1, 21), (2, 9), (3, 0)];
+
+/// The VAT tables per country (ISO 3166 numeric, alpha-3) a Dutch till selling across the EU
+/// holds (one-stop shop): `getVatGroupList` has an entry per branch and country (API-NOTES
+/// 6.6), the same codes with each country's rates; an order names its country with
+/// `vatCountryIso3`.
+pub const VAT_TABLES: [(i32, &str, VatTable); 3] = [
+    (528, "NLD", VAT_CODES),
+    (276, "DEU", [(1, 19), (2, 7), (3, 0)]),
+    (56, "BEL", [(1, 21), (2, 6), (3, 0)]),
+];
+
+/// The percentage of a VAT code in the branches' own country (0 when unknown).
 pub fn vat_percentage(code: i32) -> i64 {
     VAT_CODES
         .iter()
         .find(|(c, _)| *c == code)
         .map_or(0, |(_, p)| *p)
+}
+
+/// The VAT table of a country by its alpha-3 code.
+pub fn vat_table(iso3: &str) -> Option<&'static VatTable> {
+    VAT_TABLES
+        .iter()
+        .find(|(_, code, _)| code.eq_ignore_ascii_case(iso3))
+        .map(|(_, _, table)| table)
 }
 
 /// `incl / (1 + pct/100)` in cents, rounded half away from zero.
@@ -126,10 +147,14 @@ pub(crate) struct Article {
     pub stock_article: bool,
 }
 
-/// A product: a group of articles with shared description and group membership.
+/// A product: a group of articles with shared description and group membership. It has a
+/// sync marker of its own, from the articles' sequence (API-NOTES 5: `getCurrentSyncMarkers`
+/// has one `articleSyncMarker`), which moves when the product itself changes (its
+/// description, extra text or groups) while its articles keep theirs.
 #[derive(Clone, Debug)]
 pub(crate) struct Product {
     pub number: i64,
+    pub sync_marker: u64,
     pub description: Box<str>,
     pub extra_text: Box<str>,
     /// (group number, sort order in that group).
@@ -260,12 +285,29 @@ pub struct Relation {
     pub mobile: String,
     pub email: String,
     pub website: String,
+    /// (day, month, year).
+    pub birth_date: Option<(i32, i32, i32)>,
+    pub price_group_number: Option<i32>,
     pub discount_percentage: i32,
+    /// Cents.
+    pub credit_limit: Option<i64>,
     pub vat_number: String,
     pub commerce_number: String,
     pub default_vat_method: String,
+    /// Contact persons (`contactList`).
+    pub contacts: Vec<Contact>,
     /// Empty for a person; the company name for a company.
     pub company_name: String,
+    /// Loyalty and customer cards (`cardNumbers`).
+    pub card_numbers: Vec<String>,
+}
+
+/// A contact person of a relation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Contact {
+    pub name: String,
+    pub telephone: String,
+    pub email: String,
 }
 
 impl Relation {
@@ -356,6 +398,12 @@ pub struct OrderLine {
     pub vat_code: i32,
     pub vat_percentage: i64,
     pub turnover_group: i32,
+    /// `DiscountType` of the line (`DISCOUNT-TYPE-EXTERNAL-DISCOUNT` as sent,
+    /// `DISCOUNT-TYPE-CUSTOMER-DISCOUNT` applied by the till), `None` without a discount.
+    pub discount_type: Option<&'static str>,
+    pub discount_percentage: i32,
+    /// Cents off the line (incl. VAT).
+    pub discount_amount: i64,
     pub total_incl: i64,
     pub total_excl: i64,
 }
@@ -388,6 +436,8 @@ pub struct Order {
     pub created: i64,
     pub reference: String,
     pub vat_method: String,
+    /// `vatCountryIso3` as sent (empty: the branch's country).
+    pub vat_country: String,
     pub delivery_method: String,
     pub delivery_address: Option<Address>,
     pub invoice_address: Option<Address>,
@@ -465,6 +515,10 @@ pub(crate) struct LineInput {
     /// Sent by the client: these win over the article's own.
     pub turnover_group: Option<i32>,
     pub vat_code: Option<i32>,
+    /// `discountType`, `discountAmount`, `discountAmountExcl` as sent.
+    pub discount_type: Option<String>,
+    pub discount_amount: Option<i64>,
+    pub discount_amount_excl: Option<i64>,
 }
 
 /// What a client sends for one payment.
@@ -486,10 +540,31 @@ pub(crate) struct OrderInput {
     pub relation_number: Option<i64>,
     pub reference: String,
     pub vat_method: Option<String>,
+    /// `vatCountryIso3`: whose VAT table the lines' codes are in (none: the branch's).
+    pub vat_country: Option<String>,
     pub delivery_method: String,
     pub delivery_address: Option<Address>,
     pub invoice_address: Option<Address>,
     pub lines: Vec<LineInput>,
+    /// What the till may apply of its own (`createOrderV2/V3`'s `apply…` flags; absent means
+    /// apply: the least forgiving reading, as the WSDL gives no default).
+    pub pricing: Pricing,
+}
+
+/// The till's own pricing a create may apply. The WSDL's flags are `applySalesAndActions`,
+/// `applySalesPrices` and `applyPriceGroups`; the simulator models what the last one stands
+/// for (sale promotions and sales prices it has none of).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pricing {
+    /// `applyPriceGroups`: the relation's price group and discount percentage
+    /// (`DISCOUNT-TYPE-CUSTOMER-DISCOUNT`).
+    pub price_groups: bool,
+}
+
+impl Default for Pricing {
+    fn default() -> Self {
+        Self { price_groups: true }
+    }
 }
 
 /// The outcome of a create-order call, kept for idempotent replay.
@@ -522,6 +597,8 @@ pub(crate) struct State {
     pub article_index: HashMap<i64, u32>,
     /// Article marker → article index, for paging by sync marker.
     pub by_marker: BTreeMap<u64, u32>,
+    /// Product marker → product index (the same sequence as the articles').
+    pub product_by_marker: BTreeMap<u64, u32>,
     pub groups: Vec<ArticleGroup>,
     pub turnover_groups: Vec<TurnoverGroup>,
     pub branches: Vec<Branch>,
@@ -587,6 +664,7 @@ impl State {
             articles: Vec::new(),
             article_index: HashMap::new(),
             by_marker: BTreeMap::new(),
+            product_by_marker: BTreeMap::new(),
             groups: Vec::new(),
             turnover_groups: Vec::new(),
             branches: Vec::new(),
@@ -698,8 +776,11 @@ impl State {
             }
         }
         self.product_index.insert(number, product_idx);
+        let sync_marker = Self::next_marker(&mut self.markers.article);
+        self.product_by_marker.insert(sync_marker, product_idx);
         self.products.push(Product {
             number,
+            sync_marker,
             description,
             extra_text,
             groups,
@@ -716,6 +797,17 @@ impl State {
         article.sync_marker = marker;
         article.changed = at;
         self.by_marker.insert(marker, idx);
+        marker
+    }
+
+    /// Gives a product a new sync marker (after a change to the product itself); its
+    /// articles keep theirs.
+    pub fn touch_product(&mut self, idx: u32) -> u64 {
+        let marker = Self::next_marker(&mut self.markers.article);
+        let product = &mut self.products[idx as usize];
+        self.product_by_marker.remove(&product.sync_marker);
+        product.sync_marker = marker;
+        self.product_by_marker.insert(marker, idx);
         marker
     }
 
@@ -979,11 +1071,18 @@ impl State {
         {
             return failed(format!("Payment method {} not found.", p.method));
         }
+        let table = match input.vat_country.as_deref().filter(|c| !c.is_empty()) {
+            None => &VAT_CODES,
+            Some(country) => match vat_table(country) {
+                Some(table) => table,
+                None => return failed(format!("No VAT table for country {country}.")),
+            },
+        };
         if let Some(code) = input
             .lines
             .iter()
             .filter_map(|l| l.vat_code)
-            .find(|code| !VAT_CODES.iter().any(|(c, _)| c == code))
+            .find(|code| !table.iter().any(|(c, _)| c == code))
         {
             return failed(format!("VAT code {code} not found."));
         }
@@ -999,6 +1098,9 @@ impl State {
             .vat_method
             .clone()
             .unwrap_or_else(|| "VAT-METHOD-INCLUSIVE".into());
+        let customer_discount = self
+            .relation(relation_number)
+            .map_or(0, |r| r.discount_percentage);
         let mut lines = Vec::with_capacity(input.lines.len());
         for line in &input.lines {
             let Some(article) = self.article(line.article_number).cloned() else {
@@ -1007,15 +1109,44 @@ impl State {
             let vat_code = line.vat_code.unwrap_or(article.vat_code);
             let pct = match vat_method.as_str() {
                 "VAT-METHOD-SHIFTED" | "VAT-METHOD-NONE" => 0,
-                _ => vat_percentage(vat_code),
+                _ => table
+                    .iter()
+                    .find(|(c, _)| *c == vat_code)
+                    .map_or(0, |(_, p)| *p),
             };
             let price = line.price.unwrap_or(article.price_incl);
-            let (price_incl, price_excl) = if vat_method == "VAT-METHOD-EXCLUSIVE" {
+            let exclusive = vat_method == "VAT-METHOD-EXCLUSIVE";
+            let (price_incl, price_excl) = if exclusive {
                 (incl_from_excl(price, pct), price)
             } else {
                 (price, excl_from_incl(price, pct))
             };
-            let total_incl = line_total(price_incl, line.quantity_milli);
+            let gross = line_total(price_incl, line.quantity_milli);
+            // A discount the client sends (the shop's own) is taken as given; otherwise the
+            // till applies the relation's discount unless told not to (`applyPriceGroups`).
+            let (discount_type, discount_percentage, discount_amount) =
+                match line.discount_type.as_deref() {
+                    Some("DISCOUNT-TYPE-EXTERNAL-DISCOUNT") => {
+                        let amount = match (exclusive, line.discount_amount_excl) {
+                            (true, Some(excl)) => incl_from_excl(excl, pct),
+                            _ => line.discount_amount.unwrap_or(0),
+                        };
+                        (Some("DISCOUNT-TYPE-EXTERNAL-DISCOUNT"), 0, amount)
+                    }
+                    _ if input.pricing.price_groups
+                        && customer_discount > 0
+                        && gross > 0
+                        && article.number != crate::generate::SHIPPING_ARTICLE =>
+                    {
+                        (
+                            Some("DISCOUNT-TYPE-CUSTOMER-DISCOUNT"),
+                            customer_discount,
+                            div_round(i128::from(gross) * i128::from(customer_discount), 100),
+                        )
+                    }
+                    _ => (None, 0, 0),
+                };
+            let total_incl = gross - discount_amount;
             let total_excl = excl_from_incl(total_incl, pct);
             let id = format!("{:016x}", self.next_line);
             self.next_line += 1;
@@ -1034,6 +1165,9 @@ impl State {
                 vat_code,
                 vat_percentage: pct,
                 turnover_group: line.turnover_group.unwrap_or(article.turnover_group),
+                discount_type,
+                discount_percentage,
+                discount_amount,
                 total_incl,
                 total_excl,
             });
@@ -1056,6 +1190,7 @@ impl State {
             created: at,
             reference: input.reference,
             vat_method,
+            vat_country: input.vat_country.clone().unwrap_or_default(),
             delivery_method: input.delivery_method,
             delivery_address: input.delivery_address,
             invoice_address: input.invoice_address,

@@ -10,11 +10,14 @@ use crate::clock::write_datetime;
 use crate::model::{Article, State, vat_percentage};
 use crate::xml::{Element, Out, Payload, SoapFault};
 
-/// `getProducts`. With `syncMarker`, articles whose marker is at least that value are taken in
-/// marker order, at most `syncMarkerLimit` of them (and the hard cap); each product then holds
-/// only its selected articles, so paging reaches every article exactly once. A product's
-/// `syncMarker` is the highest marker among the articles it is returned with, so "highest
-/// marker seen + 1" is always a safe next lower bound.
+/// `getProducts`. With `syncMarker`, the articles and products whose own marker is at least
+/// that value are taken in marker order (one sequence: API-NOTES 5), at most
+/// `syncMarkerLimit` of them (and the hard cap). A product taken for one of its articles holds
+/// only its selected articles; a product taken for its own marker (a change to the product
+/// itself: description, extra text, groups) comes with all its articles, whose markers are
+/// older than the one asked for. Every product carries its own `syncMarker`, which may be
+/// lower or higher than its articles': a client must take the highest marker of the page
+/// over products and articles alike (API-NOTES 5), and not a product's marker beyond the page.
 pub fn get_products(state: &State, limits: Limits, op: &Element) -> Result<Payload, SoapFault> {
     let r = request_of(op);
     let article_numbers = list_i64(&r, "articleNumbers")?;
@@ -85,14 +88,50 @@ pub fn get_products(state: &State, limits: Limits, op: &Element) -> Result<Paylo
         let from = marker.unwrap_or(0).max(0) as u64;
         let page = page_size(limit, limits);
         let mut taken = 0;
-        for (_, &idx) in state.by_marker.range(from..) {
-            if taken == page {
-                break;
+        let mut articles = state.by_marker.range(from..).peekable();
+        let mut products = state.product_by_marker.range(from..).peekable();
+        let mut whole: Vec<u32> = Vec::new();
+        while taken < page {
+            let next_article = articles.peek().map(|(m, _)| **m);
+            let next_product = products.peek().map(|(m, _)| **m);
+            match (next_article, next_product) {
+                (Some(a), p) if p.is_none_or(|p| a < p) => {
+                    let Some((_, &idx)) = articles.next() else {
+                        break;
+                    };
+                    if wanted(idx) {
+                        add(idx, state.articles[idx as usize].product);
+                        taken += 1;
+                    }
+                }
+                (_, Some(_)) => {
+                    let Some((_, &p)) = products.next() else {
+                        break;
+                    };
+                    if state.products[p as usize]
+                        .articles
+                        .iter()
+                        .any(|&i| wanted(i))
+                    {
+                        whole.push(p);
+                        taken += 1;
+                    }
+                }
+                _ => break,
             }
-            if wanted(idx) {
-                add(idx, state.articles[idx as usize].product);
-                taken += 1;
+        }
+        for p in whole {
+            let selected: Vec<u32> = state.products[p as usize]
+                .articles
+                .iter()
+                .copied()
+                .filter(|&i| wanted(i))
+                .collect();
+            per_product.remove(&p);
+            if !order.contains(&p) {
+                order.push(p);
             }
+            per_product.insert(p, selected);
         }
     } else if !product_filter.is_empty() || !article_filter.is_empty() {
         let mut products: Vec<u32> = product_filter
@@ -128,14 +167,9 @@ pub fn get_products(state: &State, limits: Limits, op: &Element) -> Result<Paylo
     for p in order {
         let product = &state.products[p as usize];
         let articles = &per_product[&p];
-        let marker = articles
-            .iter()
-            .map(|&i| state.articles[i as usize].sync_marker)
-            .max()
-            .unwrap_or(0);
         out.open("product");
         out.val("productNumber", product.number);
-        out.val("syncMarker", marker);
+        out.val("syncMarker", product.sync_marker);
         out.text("description", &product.description);
         out.text("extraText", &product.extra_text);
         out.open("articleList");

@@ -9,7 +9,7 @@ use super::{
 use crate::clock::{write_date, write_datetime};
 use crate::model::{
     Address, CreateOutcome, Invoice, LineInput, Order, OrderInput, OrderLine, PayOutcome, Payment,
-    PaymentInput, State, from_milli, to_milli,
+    PaymentInput, Pricing, State, VAT_TABLES, from_milli, to_milli,
 };
 use crate::xml::{Element, Out, Payload, SoapFault};
 
@@ -38,6 +38,14 @@ fn read_order(el: &Element) -> Result<OrderInput, SoapFault> {
                 Some(data) => (opt_i32(data, "turnoverGroup")?, opt_i32(data, "vatCode")?),
                 None => (None, None),
             };
+            let (discount_type, discount_amount, discount_amount_excl) = match line.child("data") {
+                Some(data) => (
+                    opt_str(data, "discountType"),
+                    opt_i64(data, "discountAmount")?,
+                    opt_i64(data, "discountAmountExcl")?,
+                ),
+                None => (None, None, None),
+            };
             let (quantity_milli, price) = match line.child("data") {
                 Some(data) => {
                     let quantity = req_i64(data, "quantity")?;
@@ -60,6 +68,9 @@ fn read_order(el: &Element) -> Result<OrderInput, SoapFault> {
                 price,
                 turnover_group,
                 vat_code,
+                discount_type,
+                discount_amount,
+                discount_amount_excl,
             });
         }
     }
@@ -72,10 +83,23 @@ fn read_order(el: &Element) -> Result<OrderInput, SoapFault> {
         relation_number: opt_i64(el, "relationNumber")?,
         reference: opt_str(el, "reference").unwrap_or_default(),
         vat_method: opt_str(el, "vatMethod").filter(|v| !v.is_empty()),
+        vat_country: opt_str(el, "vatCountryIso3").filter(|v| !v.is_empty()),
         delivery_method: opt_str(el, "deliveryMethod").unwrap_or_default(),
         delivery_address: read_address(el.child("deliveryAddress")),
         invoice_address: read_address(el.child("invoiceAddress")),
         lines,
+        pricing: Pricing::default(),
+    })
+}
+
+/// The `apply…` flags of a `createOrderV2/V3` request (absent: apply; the WSDL gives no
+/// default, so the simulator takes the least forgiving one).
+fn read_pricing(request: &Element) -> Result<Pricing, SoapFault> {
+    // Read (and so checked) all three; only price groups have something to apply here.
+    let _sales_and_actions = opt_bool(request, "applySalesAndActions")?;
+    let _sales_prices = opt_bool(request, "applySalesPrices")?;
+    Ok(Pricing {
+        price_groups: opt_bool(request, "applyPriceGroups")?.unwrap_or(true),
     })
 }
 
@@ -162,6 +186,11 @@ fn write_lines(out: &mut Out, lines: &[OrderLine], employee: i64) {
         out.val("turnoverGroup", l.turnover_group);
         out.val("vatCode", l.vat_code);
         out.val("vatPercentage", l.vat_percentage);
+        if let Some(kind) = l.discount_type {
+            out.val("discountType", kind);
+            out.val("discountPercentage", l.discount_percentage);
+            out.val("discountAmount", l.discount_amount);
+        }
         out.val("totalInclAmount", l.total_incl);
         out.val("totalExclAmount", l.total_excl);
         out.close("data");
@@ -189,14 +218,19 @@ fn write_payments(out: &mut Out, payments: &[Payment], employee: i64) {
     out.close("paymentList");
 }
 
-/// One `Order` in schema order.
+/// One `Order` in schema order. Without lines (`includeLineList` false) the proposal and
+/// invoice references are left out too, as the WSDL's documentation of
+/// `GetOrdersRequest.includeLineList` says ("The proposals/invoices references will not be
+/// loaded").
 pub(crate) fn write_order(out: &mut Out, state: &State, o: &Order, with_lines: bool) {
     out.open("order");
     out.text("orderId", &o.id);
     if !o.ext_id.is_empty() {
         out.text("extOrderId", &o.ext_id);
     }
-    write_ids(out, "invoiceIds", &o.invoice_ids);
+    if with_lines {
+        write_ids(out, "invoiceIds", &o.invoice_ids);
+    }
     out.val("syncMarker", o.sync_marker);
     out.val("orderType", "ORDER-TYPE-SALES-ORDER");
     out.val("entryBranchNumber", o.entry_branch);
@@ -243,6 +277,13 @@ pub(crate) fn write_order(out: &mut Out, state: &State, o: &Order, with_lines: b
         write_lines(out, &o.lines, o.employee_number);
     }
     write_payments(out, &o.payments, o.employee_number);
+    if let Some((code, iso3, _)) = VAT_TABLES
+        .iter()
+        .find(|(_, iso3, _)| iso3.eq_ignore_ascii_case(&o.vat_country))
+    {
+        out.val("vatCountryCode", code);
+        out.text("vatCountryIso3", iso3);
+    }
     write_ids(out, "packingSlipIds", &o.packing_slip_ids);
     out.close("order");
 }
@@ -343,7 +384,8 @@ pub fn create_v3(state: &mut State, op: &Element, now: i64) -> Result<Payload, S
             let order = r
                 .child("order")
                 .ok_or_else(|| SoapFault::missing("request", "order"))?;
-            let input = read_order(order)?;
+            let mut input = read_order(order)?;
+            input.pricing = read_pricing(r)?;
             let payments = read_payments(r.child("paymentList"))?;
             // Without `prepay`, payments are taken as a deposit on the open order.
             let prepay = opt_bool(r, "prepay")?.unwrap_or(true);
@@ -369,6 +411,10 @@ pub fn create_v3(state: &mut State, op: &Element, now: i64) -> Result<Payload, S
         },
     );
     out.val("result", outcome.result);
+    // The stored order, as the WSDL's `CreateOrderV3Response.order` gives it.
+    if let Some(idx) = state.order_idx(&outcome.order_id) {
+        write_order(&mut out, state, &state.orders[idx], true);
+    }
     out.text("errorMessage", &outcome.error_message);
     write_info(&mut out, &outcome);
     if let Some(pay) = outcome.pay_result {

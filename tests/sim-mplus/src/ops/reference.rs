@@ -2,7 +2,7 @@
 //! methods, branches and employees.
 
 use super::{Limits, list_i64, opt_bool, opt_i32, opt_i64, page_size, req_i64, request_of};
-use crate::model::{Employee, State, VAT_CODES};
+use crate::model::{Employee, State, VAT_TABLES};
 use crate::xml::{Element, Out, Payload, SoapFault};
 
 /// The API version the saved WSDL was generated for.
@@ -37,18 +37,22 @@ pub fn sync_markers(state: &State) -> Payload {
     out.finish()
 }
 
-/// `getVatGroupList`: the rate of every code for every branch (amounts are meaningless here).
+/// `getVatGroupList`: the rate of every code for every branch and country (API-NOTES 6.6:
+/// "per branch/country"; amounts are meaningless here). A Dutch till selling across the EU
+/// holds the tables of the countries it delivers to, with the same codes at their rates.
 pub fn vat_groups(state: &State) -> Payload {
     let mut out = Out::new("getVatGroupListResponse");
     for branch in &state.branches {
-        for (code, pct) in VAT_CODES {
-            out.open("vatGroup");
-            out.val("branchNumber", branch.number);
-            out.val("countryCode", NL.0);
-            out.val("countryIso3", NL.1);
-            out.val("vatCode", code);
-            out.val("vatPercentage", pct);
-            out.close("vatGroup");
+        for (country, iso3, table) in VAT_TABLES {
+            for (code, pct) in table {
+                out.open("vatGroup");
+                out.val("branchNumber", branch.number);
+                out.val("countryCode", country);
+                out.val("countryIso3", iso3);
+                out.val("vatCode", code);
+                out.val("vatPercentage", pct);
+                out.close("vatGroup");
+            }
         }
     }
     out.finish()

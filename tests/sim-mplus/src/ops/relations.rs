@@ -6,7 +6,7 @@ use super::{
     Limits, list_i64, opt_bool, opt_i32, opt_i64, opt_str, page_size, req_i64, request_of,
 };
 use crate::clock::write_datetime;
-use crate::model::{Relation, State};
+use crate::model::{Contact, Relation, State};
 use crate::xml::{Element, Out, Payload, SoapFault};
 
 /// The text fields of a relation that can be searched and set, with their element names.
@@ -34,25 +34,50 @@ fn text_fields(r: &mut Relation) -> [(&'static str, &mut String); 19] {
     ]
 }
 
-/// Applies the fields present in a `Relation` element; absent fields stay as they are.
-fn apply(relation: &mut Relation, el: &Element) -> Result<(), SoapFault> {
-    for (name, field) in text_fields(relation) {
+/// A `Relation` element as a whole relation: what it leaves out is empty (false, none).
+/// `createRelation` fills defaults in afterwards; `updateRelation` replaces the stored
+/// relation with it (API-NOTES 10, gap 5: whether the real server keeps fields an update
+/// leaves out is undocumented, so the simulator takes the least forgiving reading).
+fn read_relation(el: &Element) -> Result<Relation, SoapFault> {
+    let mut relation = Relation::default();
+    for (name, field) in text_fields(&mut relation) {
         if let Some(value) = opt_str(el, name) {
             *field = value;
         }
     }
-    if let Some(active) = opt_bool(el, "active")? {
-        relation.active = active;
-    }
-    if let Some(discount) = opt_i32(el, "discountPercentage")? {
-        relation.discount_percentage = discount;
-    }
-    Ok(())
+    relation.active = opt_bool(el, "active")?.unwrap_or(false);
+    relation.discount_percentage = opt_i32(el, "discountPercentage")?.unwrap_or(0);
+    relation.price_group_number = opt_i32(el, "priceGroupNumber")?;
+    relation.credit_limit = opt_i64(el, "creditLimit")?;
+    relation.birth_date = match el.child("birthDate") {
+        Some(date) => Some((
+            super::req_i32(date, "day")?,
+            super::req_i32(date, "mon")?,
+            super::req_i32(date, "year")?,
+        )),
+        None => None,
+    };
+    relation.contacts = el
+        .child("contactList")
+        .map(|list| {
+            list.children_named("relation")
+                .map(|c| Contact {
+                    name: opt_str(c, "name").unwrap_or_default(),
+                    telephone: opt_str(c, "telephone").unwrap_or_default(),
+                    email: opt_str(c, "email").unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    relation.card_numbers = el
+        .children_named("cardNumbers")
+        .map(|c| c.value().to_owned())
+        .collect();
+    Ok(relation)
 }
 
 /// One `Relation` in schema order.
 pub(crate) fn write_relation(out: &mut Out, name: &str, r: &Relation) {
-    let mut r = r.clone();
     out.open(name);
     out.val("relationNumber", r.number);
     if !r.ext_id.is_empty() {
@@ -62,22 +87,68 @@ pub(crate) fn write_relation(out: &mut Out, name: &str, r: &Relation) {
     write_datetime(out, "createTimestamp", r.created);
     write_datetime(out, "changeTimestamp", r.changed);
     out.bool("active", r.active);
-    let discount = r.discount_percentage;
-    let mut wrote_discount = false;
-    for (field, value) in text_fields(&mut r) {
-        if field == "extRelationId" {
-            continue;
-        }
-        if field == "vatNumber" {
-            out.val("discountPercentage", discount);
-            wrote_discount = true;
-        }
-        // The real server writes the VAT number and company name even when empty.
-        if !value.is_empty() || matches!(field, "vatNumber" | "companyName") {
+    let texts = [
+        ("name", &r.name),
+        ("address", &r.address),
+        ("zipcode", &r.zipcode),
+        ("city", &r.city),
+        ("country", &r.country),
+        ("deliveryAddress", &r.delivery_address),
+        ("deliveryZipcode", &r.delivery_zipcode),
+        ("deliveryCity", &r.delivery_city),
+        ("deliveryCountry", &r.delivery_country),
+        ("contact", &r.contact),
+        ("telephone", &r.telephone),
+        ("mobile", &r.mobile),
+        ("email", &r.email),
+        ("website", &r.website),
+    ];
+    for (field, value) in texts {
+        if !value.is_empty() {
             out.text(field, value);
         }
     }
-    debug_assert!(wrote_discount);
+    if let Some((day, mon, year)) = r.birth_date {
+        out.open("birthDate");
+        out.val("day", day);
+        out.val("mon", mon);
+        out.val("year", year);
+        out.close("birthDate");
+    }
+    if let Some(group) = r.price_group_number {
+        out.val("priceGroupNumber", group);
+    }
+    out.val("discountPercentage", r.discount_percentage);
+    if let Some(limit) = r.credit_limit {
+        out.val("creditLimit", limit);
+    }
+    // The real server writes the VAT number and company name even when empty.
+    out.text("vatNumber", &r.vat_number);
+    if !r.commerce_number.is_empty() {
+        out.text("commerceNumber", &r.commerce_number);
+    }
+    if !r.default_vat_method.is_empty() {
+        out.val("defaultVatMethod", &r.default_vat_method);
+    }
+    if !r.contacts.is_empty() {
+        out.open("contactList");
+        for c in &r.contacts {
+            out.open("relation");
+            out.text("name", &c.name);
+            if !c.telephone.is_empty() {
+                out.text("telephone", &c.telephone);
+            }
+            if !c.email.is_empty() {
+                out.text("email", &c.email);
+            }
+            out.close("relation");
+        }
+        out.close("contactList");
+    }
+    out.text("companyName", &r.company_name);
+    for card in &r.card_numbers {
+        out.text("cardNumbers", card);
+    }
     out.close(name);
 }
 
@@ -195,12 +266,11 @@ pub fn create(state: &mut State, op: &Element, now: i64) -> Result<Payload, Soap
         out.text("errorMessage", "No relation given.");
         return Ok(out.finish());
     };
-    let mut relation = Relation {
-        active: true,
-        default_vat_method: "VAT-METHOD-INCLUSIVE".into(),
-        ..Relation::default()
-    };
-    apply(&mut relation, el)?;
+    let mut relation = read_relation(el)?;
+    relation.active = opt_bool(el, "active")?.unwrap_or(true);
+    if relation.default_vat_method.is_empty() {
+        relation.default_vat_method = "VAT-METHOD-INCLUSIVE".into();
+    }
     relation.number = opt_i64(el, "relationNumber")?.unwrap_or(0);
     if relation.name.trim().is_empty() {
         out.val("result", "CREATE-RELATION-RESULT-FAILED");
@@ -230,7 +300,9 @@ pub fn create(state: &mut State, op: &Element, now: i64) -> Result<Payload, Soap
     Ok(out.finish())
 }
 
-/// `updateRelation`: fields left out keep their value; fields sent empty are cleared.
+/// `updateRelation`: the relation sent replaces the stored one whole; what it leaves out is
+/// cleared (see `read_relation`). Number, external id... all come from the request; only the
+/// creation time stays.
 pub fn update(state: &mut State, op: &Element, now: i64) -> Result<Payload, SoapFault> {
     let mut out = Out::new("UpdateRelationResponse");
     let el = op.child("relation");
@@ -251,8 +323,9 @@ pub fn update(state: &mut State, op: &Element, now: i64) -> Result<Payload, Soap
         out.text("errorMessage", &format!("Relation {number} not found."));
         return Ok(out.finish());
     };
-    let mut changed = existing.clone();
-    apply(&mut changed, el)?;
+    let created = existing.created;
+    let mut changed = read_relation(el)?;
+    changed.created = created;
     match state.update_relation(number, now, |r| *r = changed) {
         Some((marker, at)) => {
             out.val("result", "UPDATE-RELATION-RESULT-OK");

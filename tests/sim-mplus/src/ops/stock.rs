@@ -8,9 +8,11 @@ use crate::clock::write_datetime;
 use crate::model::{State, StockChangeKind, from_milli, to_milli};
 use crate::xml::{Element, Out, Payload, SoapFault};
 
-/// `getStock`. An empty `articleNumbers` means every stock article (API-NOTES 6.2); `stockId`
-/// keeps records whose stock marker is at least that value; `branchNumbers`, when given,
-/// replaces the single `branchNumber`. Articles that keep no stock have no records.
+/// `getStock` for the named articles. What an empty `articleNumbers` means is undocumented
+/// (API-NOTES 6.2 and 10, gap 7), so the simulator takes the least forgiving reading: no
+/// article named, no record (the documented feed of changes is `getStockHistoryV2`).
+/// `stockId` keeps records whose stock marker is at least that value; `branchNumbers`, when
+/// given, replaces the single `branchNumber`. Articles that keep no stock have no records.
 pub fn get_stock(state: &State, op: &Element) -> Result<Payload, SoapFault> {
     let r = required_request(op)?;
     let branch = req_i32(r, "branchNumber")?;
@@ -30,25 +32,9 @@ pub fn get_stock(state: &State, op: &Element) -> Result<Payload, SoapFault> {
     };
     let n = state.branches.len();
     let mut slots: Vec<usize> = Vec::new();
-    if articles.is_empty() {
-        if let Some(since) = since {
-            slots.extend(
-                state
-                    .stock_by_id
-                    .range(since.max(0) as u64..)
-                    .map(|(_, &slot)| slot as usize)
-                    .filter(|slot| branches.contains(&(slot % n))),
-            );
-        } else {
-            for a in 0..state.articles.len() {
-                slots.extend(branches.iter().map(|b| a * n + b));
-            }
-        }
-    } else {
-        for number in &articles {
-            if let Some(&a) = state.article_index.get(number) {
-                slots.extend(branches.iter().map(|b| a as usize * n + b));
-            }
+    for number in &articles {
+        if let Some(&a) = state.article_index.get(number) {
+            slots.extend(branches.iter().map(|b| a as usize * n + b));
         }
     }
     let mut out = Out::new("GetStockResponse");
