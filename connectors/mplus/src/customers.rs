@@ -4,7 +4,8 @@
 //! sync marker (state: the next marker).
 
 use koppel_sdk::{
-    Address, ConnectorError, Customer, Found, NamedValue, Page, Record, Result, WriteOutcome,
+    Address, ConnectorError, CreateOnly, Customer, Found, NamedValue, Page, Record, Result,
+    WriteOutcome,
 };
 
 use crate::connector::{Mplus, marker_state, page_size};
@@ -102,8 +103,13 @@ impl Written {
     }
 }
 
-/// Creates the relation of a customer, or updates the one with its e-mail address.
-pub fn upsert<T: Transport>(m: &mut Mplus<T>, c: &Customer) -> Result<Written> {
+/// Creates the relation of a customer, or updates the one with its e-mail address; an update
+/// leaves the relation's fields that come from `create_only` customer fields as they are.
+pub fn upsert<T: Transport>(
+    m: &mut Mplus<T>,
+    c: &Customer,
+    create_only: &CreateOnly,
+) -> Result<Written> {
     let email = c.email.trim();
     if email.is_empty() {
         return Err(ConnectorError::rejected(format!(
@@ -117,7 +123,11 @@ pub fn upsert<T: Transport>(m: &mut Mplus<T>, c: &Customer) -> Result<Written> {
             let number = existing.relation.relation_number.ok_or_else(|| {
                 ConnectorError::protocol("findRelationV2 returned a relation without a number")
             })?;
-            let merged = merge(&existing.relation, c);
+            let merged = keep_create_only(
+                &existing.relation,
+                merge(&existing.relation, c),
+                create_only,
+            );
             update(m, number, &existing, merged)
         }
         None => create(m, c).map(Written::Created),
@@ -210,7 +220,11 @@ pub fn create<T: Transport>(m: &mut Mplus<T>, c: &Customer) -> Result<i64> {
     }
 }
 
-pub fn write<T: Transport>(m: &mut Mplus<T>, records: &[Record]) -> Result<Vec<WriteOutcome>> {
+pub fn write<T: Transport>(
+    m: &mut Mplus<T>,
+    records: &[Record],
+    create_only: &CreateOnly,
+) -> Result<Vec<WriteOutcome>> {
     let mut outcomes = Vec::with_capacity(records.len());
     for record in records {
         let Record::Customer(c) = record else {
@@ -221,7 +235,7 @@ pub fn write<T: Transport>(m: &mut Mplus<T>, records: &[Record]) -> Result<Vec<W
             ));
             continue;
         };
-        outcomes.push(match upsert(m, c) {
+        outcomes.push(match upsert(m, c, create_only) {
             Ok(written) => written.outcome(&c.key),
             Err(error) if crate::aborts_batch(&error) => return Err(error),
             Err(error) => WriteOutcome::from_error(&c.key, &error),
@@ -319,6 +333,90 @@ pub fn merge(existing: &Relation, c: &Customer) -> Relation {
         company_name: d.company_name,
         ..existing.clone()
     }
+}
+
+/// Each relation field a customer determines, with the customer fields it comes from.
+const SOURCES: [(&str, &[&str]); 14] = [
+    (
+        "name",
+        &["company_name", "first_name", "last_name", "billing_address"],
+    ),
+    ("address", &["billing_address"]),
+    ("zipcode", &["billing_address"]),
+    ("city", &["billing_address"]),
+    ("country", &["billing_address"]),
+    ("deliveryAddress", &["shipping_address"]),
+    ("deliveryZipcode", &["shipping_address"]),
+    ("deliveryCity", &["shipping_address"]),
+    ("deliveryCountry", &["shipping_address"]),
+    (
+        "contact",
+        &["company_name", "first_name", "last_name", "billing_address"],
+    ),
+    ("telephone", &["phone", "billing_address"]),
+    ("email", &["email"]),
+    ("vatNumber", &["vat_id"]),
+    ("companyName", &["company_name", "billing_address"]),
+];
+
+/// `merged` with every relation field that comes from a create-only customer field put back
+/// as the till has it (contract rule 4.7).
+pub fn keep_create_only(
+    existing: &Relation,
+    mut merged: Relation,
+    create_only: &CreateOnly,
+) -> Relation {
+    if create_only.is_empty() {
+        return merged;
+    }
+    let kept = |name: &str| {
+        SOURCES
+            .iter()
+            .find(|(field, _)| *field == name)
+            .is_some_and(|(_, sources)| sources.iter().any(|s| create_only.has(s)))
+    };
+    let pairs: [(&str, &mut Option<String>, &Option<String>); 14] = [
+        ("name", &mut merged.name, &existing.name),
+        ("address", &mut merged.address, &existing.address),
+        ("zipcode", &mut merged.zipcode, &existing.zipcode),
+        ("city", &mut merged.city, &existing.city),
+        ("country", &mut merged.country, &existing.country),
+        (
+            "deliveryAddress",
+            &mut merged.delivery_address,
+            &existing.delivery_address,
+        ),
+        (
+            "deliveryZipcode",
+            &mut merged.delivery_zipcode,
+            &existing.delivery_zipcode,
+        ),
+        (
+            "deliveryCity",
+            &mut merged.delivery_city,
+            &existing.delivery_city,
+        ),
+        (
+            "deliveryCountry",
+            &mut merged.delivery_country,
+            &existing.delivery_country,
+        ),
+        ("contact", &mut merged.contact, &existing.contact),
+        ("telephone", &mut merged.telephone, &existing.telephone),
+        ("email", &mut merged.email, &existing.email),
+        ("vatNumber", &mut merged.vat_number, &existing.vat_number),
+        (
+            "companyName",
+            &mut merged.company_name,
+            &existing.company_name,
+        ),
+    ];
+    for (name, slot, held) in pairs {
+        if kept(name) {
+            *slot = held.clone();
+        }
+    }
+    merged
 }
 
 /// The fields a customer determines, by their element names.
@@ -513,6 +611,35 @@ mod tests {
         let merged = merge(&stored, &moved);
         assert!(!same_managed(&merged, &stored));
         assert_eq!(merged.relation_number, Some(3), "the rest is kept");
+    }
+
+    #[test]
+    fn create_only_customer_fields_leave_their_relation_fields_as_the_till_has_them() {
+        let c = customer(None);
+        let stored = Relation {
+            relation_number: Some(5),
+            ..desired(&c)
+        };
+        let mut renamed = c.clone();
+        renamed.first_name = Some("Johanna".into());
+        renamed.billing_address = Some(address("Kerkweg", "1"));
+        let merged = merge(&stored, &renamed);
+        assert!(
+            !same_managed(&merged, &stored),
+            "without create-only it changes"
+        );
+        let kept = keep_create_only(
+            &stored,
+            merged.clone(),
+            &CreateOnly::new(&["first_name", "billing_address"]),
+        );
+        assert!(same_managed(&kept, &stored), "the name and address stay");
+        let only_name = keep_create_only(&stored, merged, &CreateOnly::new(&["first_name"]));
+        assert_eq!(only_name.name, stored.name);
+        assert_ne!(
+            only_name.address, stored.address,
+            "the address is not create-only"
+        );
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub fn write_stream<T: Transport>(
         }
         "customers" => {
             options.expect_settings("customers", &[])?;
-            customers::write(m, records)
+            customers::write(m, records, &CreateOnly::of(options))
         }
         other => Err(ConnectorError::unsupported(format!(
             "mplus does not write {other:?}: it writes `orders` and `customers`"

@@ -1,6 +1,7 @@
 //! Section 4 of the contract: `write` — idempotent writes with a bad record among good ones.
 
 use super::*;
+use crate::model::{Customer, Product};
 
 impl Suite {
     pub(super) async fn write_stream(
@@ -94,6 +95,8 @@ impl Suite {
                 error.to_string(),
             ),
         }
+        self.create_only_check(&label, &mut session, stream, &records, &options)
+            .await;
         // A bad record among good ones fails alone.
         let mut batch: Vec<Record> = records.iter().take(2).cloned().collect();
         let at = batch.len().min(1);
@@ -148,4 +151,87 @@ impl Suite {
         }
         self.report.peak_memory_bytes = self.report.peak_memory_bytes.max(session.peak_memory());
     }
+
+    /// 4.7: the same records with one create-only field changed: the system keeps its own
+    /// value, so nothing is written. Then what was there is written back, in case it was not.
+    async fn create_only_check(
+        &mut self,
+        label: &str,
+        session: &mut Session,
+        stream: &str,
+        records: &[Record],
+        options: &WriteOptions,
+    ) {
+        let Some((field, changed)) = create_only_probe(records) else {
+            return; // No record kind here with a field a system keeps (stock, orders, ...).
+        };
+        let name = format!("{label}: a create-only `{field}` is left as the system has it");
+        let create_only = WriteOptions {
+            create_only: vec![field.to_owned()],
+            settings: options.settings.clone(),
+        };
+        let outcome = self
+            .call(
+                &format!("{label} (create-only)"),
+                session.write(stream, &changed, &create_only),
+            )
+            .await;
+        match outcome {
+            Ok(outcomes) => {
+                let problems: Vec<String> = changed
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, o)| o.status != OutcomeStatus::Unchanged)
+                    .map(|(r, o)| {
+                        format!(
+                            "{} was {} although only its create-only `{field}` differed",
+                            key_of(r),
+                            o.status.name()
+                        )
+                    })
+                    .collect();
+                self.pass_or_fail(
+                    "4.7",
+                    name,
+                    problems,
+                    format!("{} unchanged", outcomes.len()),
+                );
+            }
+            Err(error) => self.add("4.7", name, Status::Fail, error.to_string()),
+        }
+        let _ = self
+            .call(
+                &format!("{label} (restore)"),
+                session.write(stream, records, options),
+            )
+            .await;
+    }
+}
+
+/// The records with one field a system keeps changed, and that field's name: a product's
+/// `name`, a customer's `first_name`. None for kinds without one.
+fn create_only_probe(records: &[Record]) -> Option<(&'static str, Vec<Record>)> {
+    const MARK: &str = " (changed by koppel's conformance suite)";
+    let mut field = None;
+    let changed = records
+        .iter()
+        .map(|record| match record {
+            Record::Product(p) => {
+                field = Some("name");
+                Some(Record::Product(Product {
+                    name: format!("{}{MARK}", p.name),
+                    ..p.clone()
+                }))
+            }
+            Record::Customer(c) => {
+                field = Some("first_name");
+                Some(Record::Customer(Customer {
+                    first_name: Some(format!("{}{MARK}", c.first_name.as_deref().unwrap_or(""))),
+                    ..c.clone()
+                }))
+            }
+            _ => None,
+        })
+        .collect::<Option<Vec<Record>>>()?;
+    Some((field?, changed))
 }
