@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use koppel_sdk::{
     ConnectorError, Decimal, NamedValue, Product, Record, Result, Value as KValue, Variant,
-    WriteOptions, WriteOutcome, log,
+    WriteOptions, WriteOutcome,
 };
 use serde_json::{Map, Value, json};
 
@@ -23,7 +23,7 @@ use crate::errors::{self, ApiError};
 use crate::ids;
 use crate::money;
 use crate::refdata::{Currency, NewCategory, Shop};
-use crate::sync::{self, Fate, Written};
+use crate::sync::{self, Fate, Op};
 
 /// Canonical field names the flow may mark create-only; also used to name fields in errors.
 #[derive(Clone, Debug, Default)]
@@ -882,52 +882,12 @@ pub fn lookup_criteria(numbers: &[String]) -> Value {
     })
 }
 
-/// The sync headers of product and stock writes.
-pub fn sync_call(version: Version, config: &Config, body: &Value, what: impl Into<String>) -> Call {
-    let mut call = Call::post("/_action/sync", body, what)
-        .retry_safe(true)
-        .header("sw-skip-trigger-flow", "1");
-    if !version.flat_sync() {
-        call = call.header("fail-on-error", "false");
+/// How this connection sends syncs.
+pub fn sync_settings(version: Version, config: &Config) -> sync::Settings {
+    sync::Settings {
+        version,
+        queue_indexing: config.queue_indexing,
     }
-    if config.queue_indexing {
-        call = call.header("indexing-behavior", "use-queue-indexing");
-    }
-    call
-}
-
-/// Sends an upsert of `payloads` (one per record) and splits around refused records.
-pub fn upsert_split(
-    client: &Client,
-    config: &Config,
-    version: Version,
-    entity: &str,
-    payloads: &[Value],
-    what: &str,
-) -> Vec<Fate> {
-    let flat = version.flat_sync();
-    sync::write_split(payloads.len(), &mut |group| {
-        let chosen: Vec<Value> = group.iter().map(|&i| payloads[i].clone()).collect();
-        let body = sync::upsert_body(flat, entity, &chosen);
-        let call = sync_call(version, config, &body, what);
-        let response = client.send(&call)?;
-        match sync::parse_answer(flat, response.status(), response.bytes(), group.len()) {
-            Some(written) => {
-                if !matches!(written, Written::All) {
-                    log::info(
-                        "Shopware refused part of a batch; splitting it.",
-                        &[("what", what), ("records", &group.len().to_string())],
-                    );
-                }
-                Ok(written)
-            }
-            None => Err(errors::for_status(
-                response.status(),
-                response.bytes(),
-                what,
-            )),
-        }
-    })
 }
 
 /// Writes the `products` stream.
@@ -1049,25 +1009,26 @@ fn resolve_refs(
                 refs.categories.insert(path_key(path), id);
             }
         }
-        if let Err(error) = shop.create_categories(client, &new) {
-            for (i, product) in batch.iter().enumerate() {
-                if product.categories.iter().any(|p| {
-                    new.iter()
-                        .any(|n| refs.categories.get(&path_key(p)) == Some(&n.id))
-                }) {
-                    failed.insert(
-                        i,
-                        WriteOutcome::from_error(
-                            &product.key,
-                            &error.clone().with_field("categories"),
-                        ),
-                    );
-                }
-            }
-            for n in &new {
-                refs.categories.retain(|_, id| *id != n.id);
+        let failed_categories = shop.create_categories(client, config, &new)?;
+        for (i, product) in batch.iter().enumerate() {
+            let broken = product.categories.iter().find_map(|path| {
+                let id = refs.categories.get(&path_key(path))?;
+                Some((path, failed_categories.get(id)?))
+            });
+            if let Some((path, error)) = broken {
+                let message = format!(
+                    "category {} could not be created in Shopware: {}",
+                    path.join(" > "),
+                    error.message
+                );
+                let error = ConnectorError::new(error.kind, message)
+                    .retryable(error.retryable)
+                    .with_field("categories");
+                failed.insert(i, WriteOutcome::from_error(&product.key, &error));
             }
         }
+        refs.categories
+            .retain(|_, id| !failed_categories.contains_key(id));
     }
     // Property groups and options by name.
     let pairs: Vec<(String, String)> = batch
@@ -1081,27 +1042,41 @@ fn resolve_refs(
         .filter(|(g, o)| !g.is_empty() && !o.is_empty())
         .collect();
     if !pairs.is_empty() {
-        match shop.ensure_options(client, &pairs) {
-            Ok(()) => {
-                for (group, option) in &pairs {
-                    let id = shop.groups.option_id(group, option);
-                    refs.options.insert(option_key(group, option), id);
-                }
+        let failed_groups = shop.ensure_options(client, config, &pairs)?;
+        for (group, option) in &pairs {
+            if !failed_groups.contains_key(&group.to_lowercase()) {
+                let id = shop.groups.option_id(group, option);
+                refs.options.insert(option_key(group, option), id);
             }
-            Err(error) if !error.retryable => {
-                for (i, product) in batch.iter().enumerate() {
-                    if !product.properties.is_empty() || !product.variants.is_empty() {
-                        failed.insert(
-                            i,
-                            WriteOutcome::from_error(
-                                &product.key,
-                                &error.clone().with_field("properties"),
-                            ),
-                        );
-                    }
-                }
+        }
+        for (i, product) in batch.iter().enumerate() {
+            let used = product
+                .properties
+                .iter()
+                .map(|p| (p, "properties".to_owned()))
+                .chain(product.variants.iter().flat_map(|v| {
+                    v.options
+                        .iter()
+                        .map(move |o| (o, format!("variants.{}.options", v.key.trim())))
+                }));
+            let broken = used.into_iter().find_map(|(property, field)| {
+                let error = failed_groups.get(&property.group.trim().to_lowercase())?;
+                Some((property, field, error))
+            });
+            if let Some((property, field, error)) = broken {
+                let message = format!(
+                    "property group {} (option {}) could not be created in Shopware: {}",
+                    property.group.trim(),
+                    property.option.trim(),
+                    error.message
+                );
+                let error = ConnectorError::new(error.kind, message)
+                    .retryable(error.retryable)
+                    .with_field(field);
+                failed
+                    .entry(i)
+                    .or_insert_with(|| WriteOutcome::from_error(&product.key, &error));
             }
-            Err(error) => return Err(error),
         }
     }
     Ok(refs)
@@ -1200,17 +1175,11 @@ fn try_write_batch(
         .iter()
         .filter_map(|(_, c)| c.payload.clone())
         .collect();
+    let settings = sync_settings(version, config);
     let fates = if payloads.is_empty() {
         Vec::new()
     } else {
-        upsert_split(
-            client,
-            config,
-            version,
-            "product",
-            &payloads,
-            "writing products",
-        )
+        sync::upsert(client, &settings, "product", &payloads, "writing products")
     };
     // Records with only links to remove count as written.
     let mut written: HashSet<usize> = changes
@@ -1231,28 +1200,29 @@ fn try_write_batch(
         }
     }
 
-    // Links no longer wanted, for the records that were written.
-    let mut unlinks: HashMap<&'static str, Vec<Value>> = HashMap::new();
-    for (i, change) in &changes {
-        if written.contains(i) {
-            for (entity, key) in &change.unlinks {
-                unlinks.entry(entity).or_default().push(key.clone());
-            }
-        }
-    }
-    let mut unlink_error = None;
-    let mut entities: Vec<&&'static str> = unlinks.keys().collect();
-    entities.sort();
-    for entity in entities {
-        let body = sync::delete_body(entity, &unlinks[*entity]);
-        let call = sync_call(
-            version,
-            config,
-            &body,
+    // Links no longer wanted, for the records that were written: one operation per record
+    // and entity on 6.4 (a failed one fails its record only), one per entity from 6.5 on.
+    let unlinking: Vec<(usize, &Change)> = changes
+        .iter()
+        .filter(|(i, c)| written.contains(i) && !c.unlinks.is_empty())
+        .map(|(i, c)| (*i, c))
+        .collect();
+    let unlink_fates = sync::write_split(unlinking.len(), &mut |group| {
+        let ops = unlink_ops(settings.mode(), group, &unlinking);
+        sync::send(
+            client,
+            &settings,
+            &ops,
+            group.len(),
             "removing links that are no longer wanted",
-        );
-        if let Err(error) = client.json(call) {
-            unlink_error = Some(error);
+        )
+    });
+    let mut unlink_errors: HashMap<usize, ConnectorError> = HashMap::new();
+    for ((i, _), fate) in unlinking.iter().zip(&unlink_fates) {
+        let key = &batch[*i].key;
+        let what = format!("removing links of product {key} that are no longer wanted");
+        if let Some(error) = sync::fate_error(fate, &what) {
+            unlink_errors.insert(*i, error);
         }
     }
     for (i, change) in &changes {
@@ -1261,10 +1231,10 @@ fn try_write_batch(
         }
         let key = &batch[*i].key;
         let id = ids_of(batch[*i], &existing);
-        outcomes[*i] = Some(match &unlink_error {
-            Some(error) if !change.unlinks.is_empty() => WriteOutcome::from_error(key, error),
-            _ if change.created => WriteOutcome::created(key, id),
-            _ => WriteOutcome::updated(key, id),
+        outcomes[*i] = Some(match unlink_errors.get(i) {
+            Some(error) => WriteOutcome::from_error(key, error),
+            None if change.created => WriteOutcome::created(key, id),
+            None => WriteOutcome::updated(key, id),
         });
     }
     Ok(outcomes
@@ -1272,6 +1242,28 @@ fn try_write_batch(
         .zip(batch)
         .map(|(o, p)| o.unwrap_or_else(|| WriteOutcome::failed(&p.key, "not written", None)))
         .collect())
+}
+
+/// The delete operations of the records at `group` (positions in `unlinking`).
+fn unlink_ops(mode: sync::Mode, group: &[usize], unlinking: &[(usize, &Change)]) -> Vec<Op> {
+    let mut ops: Vec<Op> = Vec::new();
+    for (position, &u) in group.iter().enumerate() {
+        for (entity, key) in &unlinking[u].1.unlinks {
+            let op_key = match mode {
+                sync::Mode::Transaction => format!("delete-{entity}"),
+                sync::Mode::PerRecord => format!("{position}-{entity}"),
+            };
+            match ops.iter_mut().find(|op| op.key == op_key) {
+                Some(op) => op.push(position, key.clone()),
+                None => {
+                    let mut op = Op::new(op_key, entity, "delete");
+                    op.push(position, key.clone());
+                    ops.push(op);
+                }
+            }
+        }
+    }
+    ops
 }
 
 fn ids_of(product: &Product, existing: &HashMap<String, Value>) -> String {

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use crate::api::{Call, Client, Version};
 use crate::config::Config;
 use crate::criteria;
-use crate::products::upsert_split;
-use crate::sync::Fate;
+use crate::products::sync_settings;
+use crate::sync::{self, Fate};
 
 /// The stock one product number should get.
 #[derive(Clone, Debug, PartialEq)]
@@ -253,14 +253,8 @@ fn write_chunk(
         }
     }
     if !payloads.is_empty() {
-        let fates = upsert_split(
-            client,
-            config,
-            version,
-            "product",
-            &payloads,
-            "writing stock",
-        );
+        let settings = sync_settings(version, config);
+        let fates = sync::upsert(client, &settings, "product", &payloads, "writing stock");
         for ((i, id), fate) in sending.into_iter().zip(fates) {
             let key = &chunk[i].key;
             outcomes[i] = Some(match fate {

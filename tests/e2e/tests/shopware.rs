@@ -603,6 +603,133 @@ async fn a_bad_record_does_not_sink_its_batch_64() {
     a_bad_record_does_not_sink_its_batch(Version::V6_4).await;
 }
 
+/// Issue 12 item 1: on 6.4 a sync of ten records or fewer answers `data` as a JSON list (a
+/// PHP list, `SyncService::sync`), and with `fail-on-error: false` the status is 200 even
+/// when records failed (`SyncController::sync`). A refused record is still reported failed.
+#[tokio::test]
+async fn a_refused_record_in_a_small_64_sync_is_reported_failed() {
+    let h = harness(Version::V6_4).await;
+    let mut records = catalog(6);
+    if let Record::Product(p) = &mut records[2] {
+        p.prices.clear();
+    }
+    let keys: Vec<String> = records.iter().map(|r| as_product(r).key.clone()).collect();
+    let mut session = h.session(&[]).await;
+    let outcomes = write(&mut session, "products", &records).await;
+    assert_eq!(
+        outcomes[2].status,
+        OutcomeStatus::Failed,
+        "{:?}",
+        outcomes[2]
+    );
+    assert_eq!(
+        outcomes[2].field.as_deref(),
+        Some("prices"),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(h.sim.product_by_number(&keys[2]).is_none());
+    for (i, key) in keys.iter().enumerate().filter(|(i, _)| *i != 2) {
+        assert_eq!(outcomes[i].status, OutcomeStatus::Created, "{key}");
+        assert!(h.sim.product_by_number(key).is_some(), "{key}");
+    }
+    h.finish();
+}
+
+/// Issue 12 item 9: a link that cannot be removed (here the integration may not delete
+/// category links) fails the product on every version, although 6.4 answers such a sync
+/// with 200 (`fail-on-error: false`).
+async fn a_failed_unlink_fails_the_product(version: Version) {
+    let h = harness(version).await;
+    let mut p = as_product(&catalog(1)[0]).clone();
+    let mut session = h.session(&[]).await;
+    write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    h.sim.revoke("product_category:delete");
+    p.categories = vec![vec!["Shoes".into(), "Boots".into()]];
+    let outcomes = write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Failed,
+        "{version:?}: {:?}",
+        outcomes[0]
+    );
+    let message = outcomes[0].message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("FRAMEWORK__MISSING_PRIVILEGE_ERROR"),
+        "{version:?}: {message}"
+    );
+    let row = h.sim.product_by_number(&p.key).expect("product");
+    assert_eq!(
+        category_paths(&h.sim, &row).len(),
+        2,
+        "the old link stays beside the new one"
+    );
+    h.finish();
+}
+
+#[tokio::test]
+async fn a_failed_unlink_fails_the_product_64() {
+    a_failed_unlink_fails_the_product(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn a_failed_unlink_fails_the_product_66() {
+    a_failed_unlink_fails_the_product(Version::V6_6).await;
+}
+
+/// Issue 12 item 2: Shopware runs a sync's operations in body order. Eleven or more new
+/// categories, a child among them after its parent: the child must not be sent first (on
+/// 6.4 a body keyed "0".."11" sorted as text did that and rolled the whole category sync
+/// back). A category Shopware refuses (a name over 255 characters, `StringField`) fails
+/// only the products that need it, naming it.
+async fn new_categories_land_parents_first(version: Version) {
+    let h = harness(version).await;
+    let long = "Very long range name ".repeat(13);
+    let mut records: Vec<Record> = (0..14).map(|n| Record::Product(product(n, 0))).collect();
+    for (i, record) in records.iter_mut().enumerate() {
+        let Record::Product(p) = record else { continue };
+        p.categories = match i {
+            0..=9 => vec![vec![format!("Range {i}")]],
+            10 => vec![vec!["Range 9".into(), "Outlet".into()]],
+            11 => vec![vec![long.clone()]],
+            12 => vec![vec![long.clone(), "Below".into()]],
+            _ => vec![vec!["Range 0".into()]],
+        };
+    }
+    let mut session = h.session(&[]).await;
+    let outcomes = write(&mut session, "products", &records).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 11 || i == 12 {
+            assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+            assert_eq!(outcome.field.as_deref(), Some("categories"), "{outcome:?}");
+            let message = outcome.message.as_deref().unwrap_or("");
+            assert!(
+                message.contains(long.trim_end()) && message.contains("could not be created"),
+                "names the category: {message}"
+            );
+            assert!(h.sim.product_by_number(&outcome.key).is_none());
+        } else {
+            assert_eq!(
+                outcome.status,
+                OutcomeStatus::Created,
+                "{version:?} {outcome:?}"
+            );
+            assert_product_in_shop(&h, as_product(&records[i]));
+        }
+    }
+    h.finish();
+}
+
+#[tokio::test]
+async fn new_categories_land_parents_first_64() {
+    new_categories_land_parents_first(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn new_categories_land_parents_first_66() {
+    new_categories_land_parents_first(Version::V6_6).await;
+}
+
 #[tokio::test]
 async fn prices_in_two_currencies_land_and_the_default_one_is_required() {
     let h = harness(Version::V6_6).await;

@@ -141,6 +141,12 @@ pub struct ShopwareOptions {
     /// The `shopware` reference folder; default: `KOPPEL_REFERENCE_DIR`/shopware, else
     /// `../shared/reference/shopware` beside the repository.
     pub reference_dir: Option<PathBuf>,
+    /// What one synchronous indexing of a sync's written data costs (the sync answers that
+    /// much later). 6.4 writes and indexes each record of a sync on its own
+    /// (`SyncService::upsertRecords`), 6.5+ a whole sync at once; nothing with
+    /// `indexing-behavior: use-queue-indexing` or `disable-indexing`. Zero by default;
+    /// benchmarks set it to model a real shop.
+    pub index_delay: Duration,
 }
 
 impl Default for ShopwareOptions {
@@ -159,6 +165,7 @@ impl Default for ShopwareOptions {
             token_ttl: Duration::from_secs(600),
             validate: false,
             reference_dir: None,
+            index_delay: Duration::ZERO,
         }
     }
 }
@@ -215,6 +222,7 @@ impl ShopwareSimulator {
             unvalidated: Mutex::new(BTreeMap::new()),
             faults: Faults::new(options.seed),
             base_url: RwLock::new(format!("http://{addr}")),
+            index_delay: options.index_delay,
         });
         let router = http::router(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -490,6 +498,16 @@ impl ShopwareSimulator {
         }
         shop.store.commit();
         Ok(())
+    }
+
+    /// Takes a privilege (`"product_category:delete"`) from the integration's role, as a shop
+    /// owner editing the role would: writes that need it are refused with
+    /// `FRAMEWORK__MISSING_PRIVILEGE_ERROR` (`AclWriteValidator`).
+    pub fn revoke(&self, privilege: &str) {
+        let mut shop = self.app.shop_write();
+        if !shop.revoked.iter().any(|p| p == privilege) {
+            shop.revoked.push(privilege.to_string());
+        }
     }
 
     /// Places an order the way the storefront checkout does (see [`StorefrontOrder`]).
