@@ -16,7 +16,7 @@ use koppel_sdk::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::api::{Call, Client, Version};
+use crate::api::{Client, Version};
 use crate::config::Config;
 use crate::criteria;
 use crate::errors::{self, ApiError};
@@ -866,10 +866,10 @@ pub fn batches(products: &[&Product], rows: usize) -> Vec<std::ops::Range<usize>
     out
 }
 
-/// The criteria that find the rows of these product numbers with what is compared.
+/// The criteria that find the rows of these product numbers with what is compared (the
+/// limit and page are set by [`Client::search_all`]).
 pub fn lookup_criteria(numbers: &[String]) -> Value {
     json!({
-        "limit": numbers.len().max(1),
         "filter": [criteria::equals_any("productNumber", numbers)],
         "associations": {"visibilities": {}, "configuratorSettings": {}},
         "includes": {
@@ -1119,22 +1119,19 @@ fn try_write_batch(
         })
         .filter(|n| !n.is_empty())
         .collect();
-    let mut call = Call::search(
-        "/search/product",
-        &lookup_criteria(&numbers),
-        "looking up products by number",
-    );
-    if let Some(language) = &refs.language {
-        call = call.header("sw-language-id", language.clone());
+    let mut existing: HashMap<String, Value> = HashMap::new();
+    for chunk in numbers.chunks(client.max_limit()) {
+        let rows = client.search_all(
+            "/search/product",
+            &lookup_criteria(chunk),
+            "looking up products by number",
+            refs.language.as_deref(),
+        )?;
+        existing.extend(
+            rows.into_iter()
+                .filter_map(|row| Some((row.get("productNumber")?.as_str()?.to_owned(), row))),
+        );
     }
-    let answer = client.json(call)?;
-    let existing: HashMap<String, Value> = answer
-        .get("data")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|row| Some((row.get("productNumber")?.as_str()?.to_owned(), row.clone())))
-        .collect();
 
     // What differs.
     let mut changes: Vec<(usize, Change)> = Vec::new();

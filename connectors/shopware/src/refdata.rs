@@ -22,8 +22,6 @@ pub const DEFAULT_CURRENCY_ID: &str = "b7d2554b0ce847cd82f3ac9bd1c0dfca";
 pub const SYSTEM_LANGUAGE_ID: &str = "2fbb5fe2e29a4d70aa5854ce7ce3e20b";
 const STOREFRONT_TYPE: &str = "8a243080f92e4c719546314b577cf82b";
 const HEADLESS_TYPE: &str = "f183ee5650cf4bdb8a774337575067a6";
-/// Rows per page when reading reference tables.
-const PAGE: usize = 500;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Currency {
@@ -304,28 +302,12 @@ pub struct Shop {
 
 /// Reads every row of a small entity, page by page.
 pub fn read_all(client: &Client, entity: &str, body: Value, what: &str) -> Result<Vec<Value>> {
-    let mut rows = Vec::new();
-    for page in 1.. {
-        let mut criteria = body.clone();
-        criteria["limit"] = json!(PAGE);
-        criteria["page"] = json!(page);
-        let answer = client.json(Call::search(
-            format!("/search/{}", entity.replace('_', "-")),
-            &criteria,
-            what,
-        ))?;
-        let data = answer
-            .get("data")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let done = data.len() < PAGE;
-        rows.extend(data);
-        if done || page >= 200 {
-            break;
-        }
-    }
-    Ok(rows)
+    client.search_all(
+        &format!("/search/{}", entity.replace('_', "-")),
+        &body,
+        what,
+        None,
+    )
 }
 
 impl Shop {

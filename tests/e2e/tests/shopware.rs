@@ -1084,6 +1084,41 @@ async fn a_moved_product_loses_its_old_category() {
     h.finish();
 }
 
+/// Issue 12 item 3: from 6.6 a search may ask at most 500 rows (`shopware.api.max_limit`;
+/// 400 `FRAMEWORK__QUERY_LIMIT_EXCEEDED` above). Batches of 1,000 and a page of 500 orders
+/// still work: every search pages within the cap.
+#[tokio::test]
+async fn searches_stay_within_the_limit_of_66() {
+    let h = shop_with_orders(Version::V6_6).await;
+    let records: Vec<Record> = (0..600)
+        .map(|n| {
+            let mut p = product(n, 0);
+            p.key = format!("BIG-{n:05}");
+            p.categories.clear();
+            Record::Product(p)
+        })
+        .collect();
+    let big = [("batch_size", "1000"), ("stock_batch_size", "1000")];
+    let mut session = h.session(&big).await;
+    let outcomes = write(&mut session, "products", &records).await;
+    assert_all(&outcomes, OutcomeStatus::Created);
+    let again = write(&mut session, "products", &records).await;
+    assert_all(&again, OutcomeStatus::Unchanged);
+    let levels: Vec<Record> = (0..600).map(|n| level(&format!("BIG-{n:05}"), 7)).collect();
+    let outcomes = write(&mut session, "stock", &levels).await;
+    assert_all(&outcomes, OutcomeStatus::Updated);
+    assert_eq!(stock_of(&h.sim, "BIG-00599").0, 7);
+
+    let mut state = None;
+    let (orders, _) = read_all(&mut session, &mut state, 500).await;
+    assert_eq!(
+        orders.len(),
+        paid_orders(&h.sim).len(),
+        "every paid order is read"
+    );
+    h.finish();
+}
+
 // ----- stock -----
 
 fn level(key: &str, available: i64) -> Record {

@@ -269,6 +269,17 @@ impl ApiError {
         .at("/limit")
     }
 
+    /// `QueryLimitExceededException`, added at `/limit` by `RequestCriteriaBuilder::addLimit`.
+    pub fn limit_exceeded(max: u64, limit: u64) -> ApiError {
+        ApiError::new(
+            400,
+            "FRAMEWORK__QUERY_LIMIT_EXCEEDED",
+            format!("The limit must be lower than or equal to MAX_LIMIT(={max}). Given: {limit}"),
+        )
+        .with_parameters(json!({ "maxLimit": max, "limit": limit }))
+        .at("/limit")
+    }
+
     pub fn invalid_page(value: &Value) -> ApiError {
         ApiError::new(
             400,

@@ -537,7 +537,8 @@ fn run_search(
         let entity = entity_of(segment)?;
         let body = parse_body(body)?;
         let shop = app.shop_read();
-        let criteria = Criteria::parse(&shop, entity, &body)?;
+        let mut criteria = Criteria::parse(&shop, entity, &body)?;
+        criteria.cap_limit(shop.version)?;
         let hits = criteria::search(&shop, entity, &criteria, None);
         if ids_only {
             let ids: Vec<Value> = hits.ids.iter().map(|id| json!(id.hex())).collect();
@@ -603,6 +604,7 @@ async fn list(
         let entity = entity_of(&segment)?;
         let shop = app.shop_read();
         let mut criteria = Criteria::from_query(&shop, entity, &query)?;
+        criteria.cap_limit(shop.version)?;
         criteria.total_count_mode = 1;
         let hits = criteria::search(&shop, entity, &criteria, None);
         Ok(render_list(
