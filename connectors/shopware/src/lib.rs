@@ -11,6 +11,7 @@ pub mod criteria;
 pub mod errors;
 pub mod ids;
 pub mod lookup;
+pub mod machine_table;
 pub mod machines;
 pub mod money;
 pub mod orders;

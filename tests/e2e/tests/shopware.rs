@@ -1661,6 +1661,48 @@ async fn status_transitions(version: Version) {
     h.finish();
 }
 
+/// Issue 12 item 4: Shopware's payment machine has no `paid` action from `reminded` (only
+/// `pay`, `pay_partially`, …: `Migration1536233560BasicData`, `…AddPaymentStates`, the
+/// reference state-machines.json). A reminded payment the till reports paid gets paid.
+#[tokio::test]
+async fn a_reminded_payment_is_paid() {
+    let h = harness_with(ShopwareOptions {
+        version: Version::V6_6,
+        validate: true,
+        products: 20,
+        ..ShopwareOptions::default()
+    })
+    .await;
+    let products = sellable(&h.sim);
+    let placed = h
+        .sim
+        .place_order(&StorefrontOrder::new(
+            OrderCustomer::private("r@example.com", "Rita", "Klant", "NL"),
+            vec![OrderLine::new(&products[0], 1)],
+        ))
+        .expect("order");
+    h.sim
+        .set_payment_state(&placed.id, "reminded")
+        .expect("remind");
+    let mut session = h.session(&[]).await;
+    let record = status(
+        &placed.order_number,
+        OrderState::Open,
+        Some(PaymentState::Paid),
+        None,
+        &[],
+    );
+    let outcomes = write(&mut session, "order-status", &[record]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Updated,
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(states_of(&h.sim, &placed.id).1, "paid");
+    h.finish();
+}
+
 #[tokio::test]
 async fn status_transitions_65() {
     status_transitions(Version::V6_5).await;
