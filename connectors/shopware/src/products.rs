@@ -829,10 +829,27 @@ pub fn canonical_field(path: &str, child_keys: &[String]) -> String {
 
 /// The outcome of a record Shopware refused.
 pub fn refused_outcome(key: &str, errors: &[ApiError], child_keys: &[String]) -> WriteOutcome {
+    // A duplicate number comes from the database's unique key, without a pointer: its
+    // parameters name the number (the product's or one of its variants').
+    let duplicate = || {
+        let number = errors
+            .iter()
+            .filter(|e| e.code == "CONTENT__DUPLICATE_PRODUCT_NUMBER")
+            .find_map(|e| {
+                e.parameters
+                    .get("number")
+                    .and_then(serde_json::Value::as_str)
+            })?;
+        Some(match child_keys.iter().find(|k| k.as_str() == number) {
+            Some(variant) => format!("variants.{variant}.key"),
+            None => "key".to_owned(),
+        })
+    };
     let field = errors
         .iter()
         .find_map(|e| e.field_path())
-        .map(|path| canonical_field(&path, child_keys));
+        .map(|path| canonical_field(&path, child_keys))
+        .or_else(duplicate);
     WriteOutcome::failed(
         key,
         format!(
@@ -1581,6 +1598,22 @@ mod tests {
                 .as_deref()
                 .is_some_and(|m| m.contains("SKU") && m.contains("c1051bb4"))
         );
+    }
+
+    #[test]
+    fn a_duplicate_number_names_the_key_it_belongs_to() {
+        let duplicate = |number: &str| ApiError {
+            status: 400,
+            code: "CONTENT__DUPLICATE_PRODUCT_NUMBER".into(),
+            detail: format!("Product with number \"{number}\" already exists."),
+            parameters: json!({"number": number}),
+            ..ApiError::default()
+        };
+        let keys = vec!["V-1".to_owned()];
+        let outcome = refused_outcome("P", &[duplicate("P")], &keys);
+        assert_eq!(outcome.field.as_deref(), Some("key"));
+        let outcome = refused_outcome("P", &[duplicate("V-1")], &keys);
+        assert_eq!(outcome.field.as_deref(), Some("variants.V-1.key"));
     }
 
     #[test]

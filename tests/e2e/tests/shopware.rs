@@ -730,6 +730,77 @@ async fn new_categories_land_parents_first_66() {
     new_categories_land_parents_first(Version::V6_6).await;
 }
 
+/// Issue 12 item 10: a duplicate product number is the database's unique key
+/// (`ProductExceptionHandler`): its error points at no record. A shop owner creates one of
+/// the numbers while the batch of 250 is on its way; the batch is split until that record is
+/// alone, and only it fails.
+async fn a_duplicate_number_is_found_in_a_batch_of_250(version: Version) {
+    let h = harness(version).await;
+    let records: Vec<Record> = (0..250)
+        .map(|n| {
+            let mut p = product(n, 0);
+            p.key = format!("BATCH-{n:05}");
+            p.categories.clear();
+            Record::Product(p)
+        })
+        .collect();
+    let faults = h.sim.faults();
+    faults.push(
+        Matcher {
+            path_prefix: Some("/api/_action/sync".into()),
+            body_contains: Some("BATCH-00137".into()),
+        },
+        Fault::Delay(Duration::from_millis(300)),
+    );
+    let tax = h.sim.ids().tax(19.0).expect("tax").hex();
+    let currency = h.sim.ids().currency.hex();
+    let mut session = h.session(&[]).await;
+    let writing = write(&mut session, "products", &records);
+    let shop_owner = async {
+        // The batch's sync has arrived and waits: the number is taken meanwhile.
+        while faults.pending() > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        h.sim.create(
+            "product",
+            serde_json::json!({"productNumber": "BATCH-00137", "name": "Made in the shop",
+                "stock": 1, "taxId": tax, "price": [{"currencyId": currency, "gross": 1.0, "net": 0.84, "linked": true}]}),
+        )
+    };
+    let syncs = h.syncs();
+    let (outcomes, created) = tokio::join!(writing, shop_owner);
+    created.expect("the shop owner's product");
+    let bad = &outcomes[137];
+    assert_eq!(bad.status, OutcomeStatus::Failed, "{version:?} {bad:?}");
+    assert_eq!(bad.field.as_deref(), Some("key"), "{bad:?}");
+    let message = bad.message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("CONTENT__DUPLICATE_PRODUCT_NUMBER") && message.contains("BATCH-00137"),
+        "{message}"
+    );
+    assert_eq!(count(&outcomes, OutcomeStatus::Created), 249, "{version:?}");
+    assert_eq!(
+        h.sim.product_by_number("BATCH-00137").expect("one")["name"],
+        "Made in the shop"
+    );
+    let product_syncs = h.syncs() - syncs;
+    assert!(
+        product_syncs <= 20,
+        "{version:?}: bisecting takes about two requests per halving: {product_syncs}"
+    );
+    h.finish();
+}
+
+#[tokio::test]
+async fn a_duplicate_number_is_found_in_a_batch_of_250_64() {
+    a_duplicate_number_is_found_in_a_batch_of_250(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn a_duplicate_number_is_found_in_a_batch_of_250_66() {
+    a_duplicate_number_is_found_in_a_batch_of_250(Version::V6_6).await;
+}
+
 #[tokio::test]
 async fn prices_in_two_currencies_land_and_the_default_one_is_required() {
     let h = harness(Version::V6_6).await;

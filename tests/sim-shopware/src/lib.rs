@@ -500,6 +500,31 @@ impl ShopwareSimulator {
         Ok(())
     }
 
+    /// Creates a row through the normal write path (checks included), as a shop owner in the
+    /// Administration would; its id.
+    pub fn create(&self, entity: &str, payload: Value) -> anyhow::Result<String> {
+        let e = entities::index_of(entity).with_context(|| format!("no entity {entity}"))?;
+        let mut shop = self.app.shop_write();
+        shop.store.begin();
+        let mut batch = write::Batch::default();
+        let id = shop.write(&mut batch, e, &payload, write::Mode::Create, "/0", None);
+        match (id, batch.errors.first()) {
+            (Some(id), None) => {
+                shop.store.commit();
+                Ok(id.hex())
+            }
+            (_, error) => {
+                shop.store.rollback();
+                match error {
+                    Some(error) => {
+                        anyhow::bail!("{}: {} at {:?}", error.code, error.detail, error.pointer)
+                    }
+                    None => anyhow::bail!("{entity} was not written"),
+                }
+            }
+        }
+    }
+
     /// Takes a privilege (`"product_category:delete"`) from the integration's role, as a shop
     /// owner editing the role would: writes that need it are refused with
     /// `FRAMEWORK__MISSING_PRIVILEGE_ERROR` (`AclWriteValidator`).
