@@ -20,6 +20,7 @@ pub mod refdata;
 pub mod status;
 pub mod stock;
 pub mod sync;
+pub mod text;
 pub mod time;
 
 use std::cell::RefCell;

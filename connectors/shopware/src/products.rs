@@ -17,13 +17,14 @@ use koppel_sdk::{
 use serde_json::{Map, Value, json};
 
 use crate::api::{Client, Version};
-use crate::config::Config;
+use crate::config::{Config, ShortDescription};
 use crate::criteria;
 use crate::errors::{self, ApiError};
 use crate::ids;
 use crate::money;
 use crate::refdata::{Currency, NewCategory, Shop};
 use crate::sync::{self, Fate, Op};
+use crate::text::{self, TextError};
 
 /// Canonical field names the flow may mark create-only; also used to name fields in errors.
 #[derive(Clone, Debug, Default)]
@@ -88,6 +89,9 @@ pub struct Refs {
     pub options: HashMap<(String, String), String>,
     /// Write translated fields in this language (not the system language).
     pub language: Option<String>,
+    /// 6.5+: a text that is blank after trimming is stored as `null`.
+    pub trims: bool,
+    pub short_description: ShortDescription,
 }
 
 pub fn rate_key(rate: Decimal) -> String {
@@ -253,6 +257,27 @@ fn price_list(
     Ok(Value::Array(out))
 }
 
+/// A text for a `StringField` as the shop will store it (see [`text::stored`]), so a re-run
+/// compares equal; `null` for an empty one. Too long or only tags: refused, naming `field`.
+fn string_field(value: &str, field: &str, refs: &Refs) -> std::result::Result<Value, Refusal> {
+    match text::stored(value, refs.trims) {
+        Ok(Some(text)) => Ok(Value::String(text)),
+        Ok(None) => Ok(Value::Null),
+        Err(TextError::TooLong(chars)) => Err(refuse(
+            field,
+            format!(
+                "{field} is {chars} characters long; Shopware takes at most {} (HTML tags \
+                 removed)",
+                text::MAX_CHARS
+            ),
+        )),
+        Err(TextError::OnlyTags) => Err(refuse(
+            field,
+            format!("{field} holds nothing but HTML tags, which Shopware removes"),
+        )),
+    }
+}
+
 fn tax_for(rate: Decimal, refs: &Refs, field: &str) -> std::result::Result<String, Refusal> {
     match refs.taxes.get(&rate_key(rate)) {
         Some(Ok(id)) => Ok(id.clone()),
@@ -296,9 +321,14 @@ pub fn build_family(
         existing: found,
         ..Row::default()
     };
-    parent
-        .fields
-        .push(("name", "name".into(), Value::String(product.name.clone())));
+    let name = string_field(&product.name, "name", refs)?;
+    if name.is_null() {
+        return Err(refuse(
+            "name",
+            "the product has no name; Shopware needs one",
+        ));
+    }
+    parent.fields.push(("name", "name".into(), name));
     if let Some(description) = &product.description {
         parent.fields.push((
             "description",
@@ -306,17 +336,23 @@ pub fn build_family(
             Value::String(description.clone()),
         ));
     }
-    if let Some(short) = &product.short_description {
-        parent.fields.push((
+    match (&product.short_description, &refs.short_description) {
+        (Some(short), ShortDescription::MetaDescription) => parent.fields.push((
             "metaDescription",
             "short-description".into(),
-            Value::String(short.clone()),
-        ));
+            string_field(short, "short-description", refs)?,
+        )),
+        (Some(short), ShortDescription::CustomField(name)) => {
+            parent
+                .custom
+                .push((name.clone(), Value::String(short.clone())));
+        }
+        _ => {}
     }
     if let Some(ean) = &product.ean {
         parent
             .fields
-            .push(("ean", "ean".into(), Value::String(ean.clone())));
+            .push(("ean", "ean".into(), string_field(ean, "ean", refs)?));
     }
     parent
         .fields
@@ -336,7 +372,7 @@ pub fn build_family(
             Value::String(tax_for(rate, refs, "prices")?),
         ));
     }
-    parent.custom = customs(&product.extra)?;
+    parent.custom.extend(customs(&product.extra)?);
     let categories: BTreeSet<String> = product
         .categories
         .iter()
@@ -451,12 +487,15 @@ fn build_child(
         ..Row::default()
     };
     if let Some(name) = &variant.name {
-        row.fields
-            .push(("name", "name".into(), Value::String(name.clone())));
+        row.fields.push((
+            "name",
+            "name".into(),
+            string_field(name, &at("name"), refs)?,
+        ));
     }
     if let Some(ean) = &variant.ean {
         row.fields
-            .push(("ean", "ean".into(), Value::String(ean.clone())));
+            .push(("ean", "ean".into(), string_field(ean, &at("ean"), refs)?));
     }
     row.fields
         .push(("active", "active".into(), Value::Bool(variant.active)));
@@ -808,7 +847,12 @@ pub fn canonical_field(path: &str, child_keys: &[String]) -> String {
             }
         }
         "price" | "taxId" | "tax" => "prices".into(),
-        "name" | "translations" => "name".into(),
+        // Translated fields point into `translations/<language id>/<field>`.
+        "translations" => match (parts.next(), parts.next()) {
+            (Some(_), Some(field)) => canonical_field(field, child_keys),
+            _ => "name".into(),
+        },
+        "name" => "name".into(),
         "description" => "description".into(),
         "metaDescription" => "short-description".into(),
         "ean" => "ean".into(),
@@ -987,6 +1031,8 @@ fn resolve_refs(
             .collect(),
         visibility: config.visibility,
         language: shop.language(client, config)?,
+        trims: client.version()? >= Version::V6_5,
+        short_description: config.short_description.clone(),
         ..Refs::default()
     };
     // Taxes by rate.
@@ -1313,7 +1359,51 @@ mod tests {
                 (option_key("Material", "Cotton"), "cotton".to_owned()),
             ]),
             language: None,
+            trims: true,
+            short_description: ShortDescription::Skip,
         }
+    }
+
+    #[test]
+    fn texts_are_sent_as_the_shop_stores_them() {
+        let mut p = product("SKU-1", &[("SKU-1-M", "M")]);
+        p.name = "<b>Shirt</b> blue".into();
+        p.ean = Some("  ".into());
+        p.short_description = Some("Soft".into());
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let payload = family_change(&family, &CreateOnly::default(), None)
+            .payload
+            .expect("new");
+        assert_eq!(payload["name"], "Shirt blue");
+        assert!(payload.get("ean").is_none(), "blank is null: {payload}");
+        assert!(
+            payload.get("metaDescription").is_none(),
+            "the short description is not the SEO text"
+        );
+        // What the shop stored compares equal: nothing to send again.
+        let again = build_family(&p, &refs(), "EUR", &stored(&family)).expect("valid");
+        assert!(
+            family_change(&again, &CreateOnly::default(), None)
+                .payload
+                .is_none()
+        );
+
+        let mut refs = refs();
+        refs.short_description = ShortDescription::MetaDescription;
+        let family = build_family(&p, &refs, "EUR", &HashMap::new()).expect("valid");
+        let payload = family_change(&family, &CreateOnly::default(), None)
+            .payload
+            .expect("new");
+        assert_eq!(payload["metaDescription"], "Soft");
+
+        p.name = "x".repeat(256);
+        let refusal = build_family(&p, &refs, "EUR", &HashMap::new()).expect_err("too long");
+        assert_eq!(refusal.field, "name");
+        assert!(refusal.message.contains("256") && refusal.message.contains("255"));
+        p.name = "Fine".into();
+        p.variants[0].name = Some("<br>".into());
+        let refusal = build_family(&p, &refs, "EUR", &HashMap::new()).expect_err("tags");
+        assert_eq!(refusal.field, "variants.SKU-1-M.name");
     }
 
     fn price(gross: i64) -> Price {
@@ -1580,6 +1670,13 @@ mod tests {
             "variants.V-2.key"
         );
         assert_eq!(canonical_field("customFields/color", &keys), "extra.color");
+        assert_eq!(
+            canonical_field(
+                "translations/2fbb5fe2e29a4d70aa5854ce7ce3e20b/metaDescription",
+                &keys
+            ),
+            "short-description"
+        );
         let outcome = refused_outcome(
             "SKU",
             &[ApiError {

@@ -1142,6 +1142,91 @@ async fn create_only_fields_keep_the_shops_edits() {
     h.finish();
 }
 
+/// Issue 12 item 6: `name`, `ean` and `metaDescription` are `StringField`s
+/// (`StringFieldSerializer`): tags are stripped, a blank value (6.5+) is stored as null,
+/// more than 255 characters are refused. The connector sends what the shop will store (so a
+/// re-run sends nothing), refuses a name that is too long itself (the rest of the batch is
+/// not refused with it), and does not put the short description into the SEO field.
+async fn texts_are_written_as_the_shop_stores_them(version: Version) {
+    let h = harness(version).await;
+    let mut good = product(1, 0);
+    good.name = "<b>Linen</b> shirt".into();
+    good.short_description = Some("Soft and light.".into());
+    good.ean = Some(String::new());
+    let mut long = product(2, 0);
+    long.name = "Shirt ".repeat(50);
+    let others: Vec<Product> = (3..6).map(|n| product(n, 0)).collect();
+    let records: Vec<Record> = [good.clone(), long.clone()]
+        .into_iter()
+        .chain(others)
+        .map(|mut p| {
+            p.categories.clear();
+            p.properties.clear();
+            Record::Product(p)
+        })
+        .collect();
+    let mut session = h.session(&[]).await;
+    let outcomes = write(&mut session, "products", &records).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Created,
+        "{:?}",
+        outcomes[0]
+    );
+    let refused = &outcomes[1];
+    assert_eq!(refused.status, OutcomeStatus::Failed, "{refused:?}");
+    assert_eq!(refused.field.as_deref(), Some("name"));
+    let message = refused.message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("300") && message.contains("255"),
+        "{message}"
+    );
+    assert_eq!(count(&outcomes, OutcomeStatus::Created), 4);
+    assert_eq!(
+        h.syncs(),
+        1,
+        "{version:?}: one sync, not refused and sent again"
+    );
+    let row = h.sim.product_by_number(&good.key).expect("product");
+    assert_eq!(row["name"], "Linen shirt");
+    assert!(row["ean"].is_null(), "{}", row["ean"]);
+    assert!(
+        row["metaDescription"].is_null(),
+        "{}",
+        row["metaDescription"]
+    );
+
+    let again = write(&mut session, "products", &records).await;
+    assert_eq!(again[0].status, OutcomeStatus::Unchanged, "{:?}", again[0]);
+    assert_eq!(count(&again, OutcomeStatus::Unchanged), 4);
+    assert_eq!(h.syncs(), 1, "a re-run sends nothing");
+
+    // The short description goes where the config says.
+    let mut session = h
+        .session(&[("short_description_field", "metaDescription")])
+        .await;
+    let outcomes = write(&mut session, "products", &records[..1]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Updated,
+        "{:?}",
+        outcomes[0]
+    );
+    let row = h.sim.product_by_number(&good.key).expect("product");
+    assert_eq!(row["metaDescription"], "Soft and light.");
+    h.finish();
+}
+
+#[tokio::test]
+async fn texts_are_written_as_the_shop_stores_them_64() {
+    texts_are_written_as_the_shop_stores_them(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn texts_are_written_as_the_shop_stores_them_66() {
+    texts_are_written_as_the_shop_stores_them(Version::V6_6).await;
+}
+
 #[tokio::test]
 async fn a_moved_product_loses_its_old_category() {
     let h = harness(Version::V6_5).await;
