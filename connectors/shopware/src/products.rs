@@ -205,6 +205,28 @@ fn family_rate(prices: &[koppel_sdk::Price], default_currency: &str) -> Option<D
         .map(|p| p.tax_rate)
 }
 
+/// The price list of the variant with the lowest gross price in `default_currency` (none
+/// when no variant has one).
+fn cheapest_variant_prices<'a>(
+    product: &'a Product,
+    default_currency: &str,
+) -> &'a [koppel_sdk::Price] {
+    product
+        .variants
+        .iter()
+        .filter_map(|v| {
+            let gross = v
+                .prices
+                .iter()
+                .find(|p| p.currency.trim().eq_ignore_ascii_case(default_currency))?
+                .gross;
+            Some((gross, &v.prices[..]))
+        })
+        .min_by_key(|(gross, _)| *gross)
+        .map(|(_, prices)| prices)
+        .unwrap_or(&[])
+}
+
 /// A price list in Shopware's shape. Shopware needs a price in its default currency on every
 /// product that has prices ("No price for default currency defined"): without one the record
 /// is refused here, naming the field, instead of sinking a sync batch.
@@ -357,12 +379,18 @@ pub fn build_family(
     parent
         .fields
         .push(("active", "active".into(), Value::Bool(product.active)));
-    let family_rate = family_rate(&product.prices, default_currency);
-    if !product.prices.is_empty() {
+    // A family priced only on its variants: Shopware still needs a price and a tax on the
+    // parent (variants without their own inherit them), so it gets the cheapest variant's.
+    let parent_prices = match product.prices.is_empty() {
+        true => cheapest_variant_prices(product, default_currency),
+        false => &product.prices[..],
+    };
+    let family_rate = family_rate(parent_prices, default_currency);
+    if !parent_prices.is_empty() {
         parent.fields.push((
             "price",
             "prices".into(),
-            price_list(&product.prices, refs, default_currency, "prices")?,
+            price_list(parent_prices, refs, default_currency, "prices")?,
         ));
     }
     if let Some(rate) = family_rate {
@@ -1711,6 +1739,21 @@ mod tests {
         assert_eq!(outcome.field.as_deref(), Some("key"));
         let outcome = refused_outcome("P", &[duplicate("V-1")], &keys);
         assert_eq!(outcome.field.as_deref(), Some("variants.V-1.key"));
+    }
+
+    #[test]
+    fn a_family_priced_on_its_variants_gets_the_cheapest_on_its_parent() {
+        let mut p = product("TS-9", &[("TS-9-M", "M"), ("TS-9-L", "L")]);
+        p.prices.clear();
+        p.variants[0].prices = vec![price(1500)];
+        p.variants[1].prices = vec![price(1210)];
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let payload = family_change(&family, &CreateOnly::default(), None)
+            .payload
+            .expect("new");
+        assert_eq!(payload["price"][0]["gross"], json!(12.1));
+        assert_eq!(payload["taxId"], "tax21");
+        assert_eq!(payload["children"][0]["price"][0]["gross"], json!(15));
     }
 
     #[test]

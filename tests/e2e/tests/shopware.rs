@@ -1227,6 +1227,52 @@ async fn texts_are_written_as_the_shop_stores_them_66() {
     texts_are_written_as_the_shop_stores_them(Version::V6_6).await;
 }
 
+/// Issue 12 item 7: a family whose product has no price of its own, only its variants do.
+/// Shopware needs a price and a tax on the parent (`ProductDefinition`: price and tax are
+/// required on a product that is no variant); it gets the cheapest variant's.
+async fn a_family_priced_only_on_its_variants_lands(version: Version) {
+    let h = harness(version).await;
+    let mut p = product(5, 3);
+    assert!(p.variants.len() == 3 && !p.prices.is_empty());
+    p.prices.clear();
+    for (v, gross) in p.variants.iter_mut().zip([2500, 1999, 2200]) {
+        v.prices = vec![price(gross, 19)];
+    }
+    let mut session = h.session(&[]).await;
+    let records = [Record::Product(p.clone())];
+    let outcomes = write(&mut session, "products", &records).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Created,
+        "{:?}",
+        outcomes[0]
+    );
+    let row = h.sim.product_by_number(&p.key).expect("parent");
+    assert!(
+        (f64_of(&row["price"][0]["gross"]) - 19.99).abs() < 0.001,
+        "{}",
+        row["price"]
+    );
+    assert!(row["taxId"].is_string());
+    for (v, gross) in p.variants.iter().zip([25.0, 19.99, 22.0]) {
+        let child = h.sim.product_by_number(&v.key).expect("variant");
+        assert!((f64_of(&child["price"][0]["gross"]) - gross).abs() < 0.001);
+    }
+    let again = write(&mut session, "products", &records).await;
+    assert_eq!(again[0].status, OutcomeStatus::Unchanged, "{:?}", again[0]);
+    h.finish();
+}
+
+#[tokio::test]
+async fn a_family_priced_only_on_its_variants_lands_64() {
+    a_family_priced_only_on_its_variants_lands(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn a_family_priced_only_on_its_variants_lands_66() {
+    a_family_priced_only_on_its_variants_lands(Version::V6_6).await;
+}
+
 #[tokio::test]
 async fn a_moved_product_loses_its_old_category() {
     let h = harness(Version::V6_5).await;
