@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use koppel_sdk::{
     ConnectorError, Decimal, NamedValue, Product, Record, Result, Value as KValue, Variant,
-    WriteOptions, WriteOutcome,
+    WriteOptions, WriteOutcome, log,
 };
 use serde_json::{Map, Value, json};
 
@@ -152,6 +152,8 @@ pub struct Family {
     pub key: String,
     pub parent: Row,
     pub children: Vec<Row>,
+    /// Variants the shop holds that the source no longer lists: kept, but inactive.
+    pub dropped: Vec<Row>,
 }
 
 /// A link to remove: (mapping entity, delete key).
@@ -166,6 +168,8 @@ pub struct Change {
     pub child_keys: Vec<String>,
     pub unlinks: Vec<Unlink>,
     pub created: bool,
+    /// Numbers of the variants this change deactivates (no longer in the source).
+    pub deactivated: Vec<String>,
 }
 
 fn custom_value(name: &str, value: &KValue) -> std::result::Result<Value, Refusal> {
@@ -452,11 +456,52 @@ pub fn build_family(
         children.push(child);
     }
     parent.configurator = configurator.into_iter().collect();
+    let dropped = dropped_variants(&parent, &seen, existing);
     Ok(Family {
         key: key.to_owned(),
         parent,
         children,
+        dropped,
     })
+}
+
+/// The shop's variants of `parent` the source does not list (`listed` holds the listed
+/// numbers): each to be made inactive, nothing else about it changed. Not deleted: orders,
+/// reviews and the shop's own edits refer to it, and the till may list it again.
+fn dropped_variants(
+    parent: &Row,
+    listed: &HashSet<String>,
+    existing: &HashMap<String, Value>,
+) -> Vec<Row> {
+    if parent.existing.is_none() {
+        return Vec::new();
+    }
+    let mut out: Vec<Row> = existing
+        .iter()
+        .filter(|(number, row)| {
+            row.get("parentId").and_then(Value::as_str) == Some(parent.id.as_str())
+                && !listed.contains(*number)
+        })
+        .filter_map(|(number, row)| {
+            Some(Row {
+                id: row.get("id")?.as_str()?.to_owned(),
+                number: number.clone(),
+                parent_id: Some(parent.id.clone()),
+                existing: Some(row.clone()),
+                // Not the canonical `active`: a create-only `active` leaves the shop's choice
+                // for listed variants, not for one the till dropped.
+                fields: vec![(
+                    "active",
+                    format!("variants.{number}.active"),
+                    Value::Bool(false),
+                )],
+                options: id_list(row.get("optionIds")).into_iter().collect(),
+                ..Row::default()
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.number.cmp(&b.number));
+    out
 }
 
 fn build_child(
@@ -834,6 +879,14 @@ pub fn family_change(family: &Family, create_only: &CreateOnly, language: Option
             child_keys.push(child.number.clone());
         }
     }
+    let mut deactivated = Vec::new();
+    for child in &family.dropped {
+        if let Some(payload) = row_payload(child, create_only, language, &mut unlinks) {
+            children.push(Value::Object(payload));
+            child_keys.push(child.number.clone());
+            deactivated.push(child.number.clone());
+        }
+    }
     let payload = match (parent, children.is_empty()) {
         (None, true) => None,
         (parent, _) => {
@@ -853,6 +906,7 @@ pub fn family_change(family: &Family, create_only: &CreateOnly, language: Option
         child_keys,
         unlinks,
         created: family.parent.existing.is_none(),
+        deactivated,
     }
 }
 
@@ -962,7 +1016,8 @@ pub fn lookup_criteria(numbers: &[String]) -> Value {
         "filter": [criteria::equals_any("productNumber", numbers)],
         "associations": {"visibilities": {}, "configuratorSettings": {}},
         "includes": {
-            "product": ["id", "productNumber", "parentId", "name", "description", "metaDescription",
+            "product": ["id", "productNumber", "parentId", "childCount", "name", "description",
+                "metaDescription",
                 "ean", "active", "price", "taxId", "customFields", "categoryIds", "propertyIds",
                 "optionIds", "visibilities", "configuratorSettings"],
             "product_visibility": ["id", "salesChannelId", "visibility"],
@@ -1224,6 +1279,40 @@ fn try_write_batch(
         );
     }
 
+    // Variants the shop holds beyond those the batch lists: a parent that counts more
+    // children than were found has some the source dropped.
+    let mut found_children: HashMap<&str, u64> = HashMap::new();
+    for row in existing.values() {
+        if let Some(parent) = row.get("parentId").and_then(Value::as_str) {
+            *found_children.entry(parent).or_default() += 1;
+        }
+    }
+    let parents: Vec<String> = batch
+        .iter()
+        .filter_map(|p| existing.get(p.key.trim()))
+        .filter(|row| row.get("parentId").is_none_or(Value::is_null))
+        .filter_map(|row| {
+            let id = row.get("id")?.as_str()?;
+            let count = row.get("childCount").and_then(Value::as_u64).unwrap_or(0);
+            (count > found_children.get(id).copied().unwrap_or(0)).then(|| id.to_owned())
+        })
+        .collect();
+    for chunk in parents.chunks(client.max_limit()) {
+        let mut children = lookup_criteria(&[]);
+        children["filter"] = json!([criteria::equals_any("parentId", chunk)]);
+        let rows = client.search_all(
+            "/search/product",
+            &children,
+            "looking up variants the source no longer lists",
+            refs.language.as_deref(),
+        )?;
+        for row in rows {
+            if let Some(number) = row.get("productNumber").and_then(Value::as_str) {
+                existing.entry(number.to_owned()).or_insert(row);
+            }
+        }
+    }
+
     // What differs.
     let mut changes: Vec<(usize, Change)> = Vec::new();
     let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; batch.len()];
@@ -1322,6 +1411,18 @@ fn try_write_batch(
         outcomes[*i] = Some(match unlink_errors.get(i) {
             Some(error) => WriteOutcome::from_error(key, error),
             None if change.created => WriteOutcome::created(key, id),
+            None if !change.deactivated.is_empty() => {
+                let numbers = change.deactivated.join(", ");
+                log::info(
+                    "Deactivated variants the source no longer lists.",
+                    &[("product", key), ("variants", &numbers)],
+                );
+                let mut outcome = WriteOutcome::updated(key, id);
+                outcome.message = Some(format!(
+                    "deactivated variants no longer in the source: {numbers}"
+                ));
+                outcome
+            }
             None => WriteOutcome::updated(key, id),
         });
     }
@@ -1754,6 +1855,39 @@ mod tests {
         assert_eq!(payload["price"][0]["gross"], json!(12.1));
         assert_eq!(payload["taxId"], "tax21");
         assert_eq!(payload["children"][0]["price"][0]["gross"], json!(15));
+    }
+
+    #[test]
+    fn a_variant_no_longer_listed_is_deactivated_not_deleted() {
+        let p = product("TS-1", &[("TS-1-M", "M"), ("TS-1-L", "L")]);
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let shop = stored(&family);
+        let mut fewer = p.clone();
+        fewer.variants.pop();
+        let family = build_family(&fewer, &refs(), "EUR", &shop).expect("valid");
+        let change = family_change(&family, &CreateOnly::new(&["active".into()]), None);
+        assert_eq!(change.deactivated, vec!["TS-1-L"]);
+        let payload = change.payload.expect("deactivation");
+        assert_eq!(
+            payload["children"],
+            json!([{"id": ids::product("TS-1-L"), "active": false}])
+        );
+        assert!(
+            change
+                .unlinks
+                .iter()
+                .any(|(entity, _)| *entity == "product_configurator_setting"),
+            "its option leaves the configurator"
+        );
+        // Once inactive, nothing more to do.
+        let mut shop = shop;
+        shop.get_mut("TS-1-L").expect("row")["active"] = json!(false);
+        let family = build_family(&fewer, &refs(), "EUR", &shop).expect("valid");
+        assert!(
+            family_change(&family, &CreateOnly::default(), None)
+                .deactivated
+                .is_empty()
+        );
     }
 
     #[test]

@@ -1273,6 +1273,66 @@ async fn a_family_priced_only_on_its_variants_lands_66() {
     a_family_priced_only_on_its_variants_lands(Version::V6_6).await;
 }
 
+/// Issue 12 item 8: a variant the till no longer lists must not stay buyable in the shop.
+/// It is deactivated (not deleted: orders and reviews refer to it), and the family's
+/// outcome says so.
+async fn a_variant_dropped_by_the_till_is_deactivated(version: Version) {
+    let h = harness(version).await;
+    let mut p = product(5, 3);
+    let mut session = h.session(&[]).await;
+    write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    let dropped = p.variants.remove(1);
+    let outcomes = write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Updated,
+        "{:?}",
+        outcomes[0]
+    );
+    let message = outcomes[0].message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("deactivated") && message.contains(&dropped.key),
+        "{message}"
+    );
+    let row = h
+        .sim
+        .product_by_number(&dropped.key)
+        .expect("kept, not deleted");
+    assert_eq!(row["active"], false, "{version:?}");
+    for variant in &p.variants {
+        let row = h.sim.product_by_number(&variant.key).expect("variant");
+        assert_ne!(row["active"], false, "{}", variant.key);
+    }
+    let syncs = h.syncs();
+    let again = write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    assert_eq!(again[0].status, OutcomeStatus::Unchanged, "{:?}", again[0]);
+    assert_eq!(h.syncs(), syncs);
+    // Listed again, it is active again.
+    p.variants.push(dropped.clone());
+    let outcomes = write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Updated,
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(
+        h.sim.product_by_number(&dropped.key).expect("variant")["active"],
+        true
+    );
+    h.finish();
+}
+
+#[tokio::test]
+async fn a_variant_dropped_by_the_till_is_deactivated_64() {
+    a_variant_dropped_by_the_till_is_deactivated(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn a_variant_dropped_by_the_till_is_deactivated_66() {
+    a_variant_dropped_by_the_till_is_deactivated(Version::V6_6).await;
+}
+
 #[tokio::test]
 async fn a_moved_product_loses_its_old_category() {
     let h = harness(Version::V6_5).await;
