@@ -238,11 +238,12 @@ pub fn fields() -> Vec<ConfigField> {
         field(
             "queue_indexing",
             "Queue indexing",
-            "Index written products through Shopware's message queue (faster imports; needs \
-             running queue workers).",
+            "Let Shopware's message queue index what a sync wrote (indexing-behavior: \
+             use-queue-indexing; the shop's queue workers must run). Off: the shop indexes in \
+             the request, which on 6.4 means once per record.",
             ConfigKind::Boolean,
             false,
-            Some(Value::Boolean(false)),
+            Some(Value::Boolean(true)),
         ),
     ]
 }
@@ -382,7 +383,7 @@ impl Config {
             delivery_states: states(settings, "delivery_states", Machine::Delivery)?,
             orders_since,
             send_status_mails: settings.flag("send_status_mails", false)?,
-            queue_indexing: settings.flag("queue_indexing", false)?,
+            queue_indexing: settings.flag("queue_indexing", true)?,
             short_description,
         })
     }
@@ -424,6 +425,10 @@ mod tests {
         assert_eq!(config.tax_missing, TaxMissing::Create);
         assert!(!config.send_status_mails);
         assert_eq!(config.short_description, ShortDescription::Skip);
+        assert!(
+            config.queue_indexing,
+            "every supported version queues indexing"
+        );
 
         let mut entries = base();
         entries.push(("short_description_field", "customFields.teaser"));

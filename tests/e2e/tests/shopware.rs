@@ -1333,6 +1333,30 @@ async fn a_variant_dropped_by_the_till_is_deactivated_66() {
     a_variant_dropped_by_the_till_is_deactivated(Version::V6_6).await;
 }
 
+/// Issue 12 item 11: 6.4 writes and indexes every record of a sync on its own
+/// (`SyncService::upsertRecords`), which makes a large import slow; every version from 6.4
+/// has `indexing-behavior: use-queue-indexing` (`EntityIndexerRegistry::USE_INDEXING_QUEUE`),
+/// and the connector sends it unless told not to.
+#[tokio::test]
+async fn syncs_queue_their_indexing_by_default() {
+    let h = harness(Version::V6_4).await;
+    let records: Vec<Record> = (0..12).map(|n| Record::Product(product(n, 2))).collect();
+    let mut session = h.session(&[]).await;
+    let outcomes = write(&mut session, "products", &records[..6]).await;
+    assert_all(&outcomes, OutcomeStatus::Created);
+    assert_eq!(h.sim.synchronous_indexings(), 0, "indexed by the queue");
+
+    let mut session = h.session(&[("queue_indexing", "false")]).await;
+    let outcomes = write(&mut session, "products", &records[6..]).await;
+    assert_all(&outcomes, OutcomeStatus::Created);
+    assert!(
+        h.sim.synchronous_indexings() >= 6,
+        "without the queue every record is indexed in the request: {}",
+        h.sim.synchronous_indexings()
+    );
+    h.finish();
+}
+
 #[tokio::test]
 async fn a_moved_product_loses_its_old_category() {
     let h = harness(Version::V6_5).await;

@@ -48,6 +48,8 @@ pub struct Inner {
     pub base_url: RwLock<String>,
     /// Time one synchronous indexing of written data takes (see `ShopwareOptions`).
     pub index_delay: std::time::Duration,
+    /// Synchronous indexings of sync requests so far.
+    pub indexings: std::sync::atomic::AtomicU64,
 }
 
 pub type App = Arc<Inner>;
@@ -495,6 +497,8 @@ async fn sync_handler(State(app): State<App>, headers: HeaderMap, body: Bytes) -
         let mut shop = app.shop_write();
         sync::run(&mut shop, entries, &sync_headers)
     };
+    app.indexings
+        .fetch_add(answer.indexed as u64, std::sync::atomic::Ordering::Relaxed);
     // Indexing in the request takes its time (6.4: once per record), outside the lock.
     let delay = app.index_delay * u32::try_from(answer.indexed).unwrap_or(u32::MAX);
     if !delay.is_zero() {

@@ -223,6 +223,7 @@ impl ShopwareSimulator {
             faults: Faults::new(options.seed),
             base_url: RwLock::new(format!("http://{addr}")),
             index_delay: options.index_delay,
+            indexings: std::sync::atomic::AtomicU64::new(0),
         });
         let router = http::router(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -354,6 +355,15 @@ impl ShopwareSimulator {
 
     pub fn request_count(&self, route: &str) -> u64 {
         self.request_counts().get(route).copied().unwrap_or(0)
+    }
+
+    /// How often a sync made the shop index written data within the request: once per record
+    /// on 6.4, once per sync from 6.5; never with `indexing-behavior: use-queue-indexing` or
+    /// `disable-indexing`.
+    pub fn synchronous_indexings(&self) -> u64 {
+        self.app
+            .indexings
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Requests to `POST /api/oauth/token`.
