@@ -358,13 +358,16 @@ impl Client {
     }
 
     /// Every row `criteria` match, page by page within [`Client::max_limit`], sorted by id
-    /// when the criteria have no sort (so pages neither overlap nor miss rows).
+    /// when the criteria have no sort (so pages neither overlap nor miss rows). `at_most`:
+    /// no more rows can match (one per unique number looked up), so a full page of them is
+    /// the last.
     pub fn search_all(
         &self,
         path: &str,
         criteria: &Value,
         what: &str,
         language: Option<&str>,
+        at_most: Option<usize>,
     ) -> Result<Vec<Value>> {
         let mut criteria = criteria.clone();
         if criteria.get("sort").is_none() {
@@ -394,6 +397,7 @@ impl Client {
                 .unwrap_or_default();
             let done = data.len() < limit;
             rows.extend(data);
+            let done = done || at_most.is_some_and(|most| rows.len() >= most);
             if done {
                 break;
             }

@@ -1272,6 +1272,7 @@ fn try_write_batch(
             &lookup_criteria(chunk),
             "looking up products by number",
             refs.language.as_deref(),
+            Some(chunk.len()),
         )?;
         existing.extend(
             rows.into_iter()
@@ -1305,6 +1306,7 @@ fn try_write_batch(
             &children,
             "looking up variants the source no longer lists",
             refs.language.as_deref(),
+            None,
         )?;
         for row in rows {
             if let Some(number) = row.get("productNumber").and_then(Value::as_str) {

@@ -307,6 +307,7 @@ pub fn read_all(client: &Client, entity: &str, body: Value, what: &str) -> Resul
         &body,
         what,
         None,
+        None,
     )
 }
 

@@ -211,6 +211,7 @@ fn write_chunk(
             &lookup_criteria(part),
             "looking up products for stock",
             None,
+            Some(part.len()),
         );
         match found {
             Ok(found) => rows.extend(
