@@ -22,6 +22,13 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 const TOKEN_MARGIN_SECS: u64 = 60;
 /// How long the probed version is trusted (a shop may be upgraded).
 const VERSION_TTL_SECS: u32 = 3600;
+/// The most rows a search asks for: `shopware.api.max_limit` of a default 6.6+ install
+/// (`RequestCriteriaBuilder` answers 400 `FRAMEWORK__QUERY_LIMIT_EXCEEDED` above it; 6.4 and
+/// 6.5 have no maximum by default). A shop configured lower names its maximum in that
+/// refusal, and the client keeps to it from then on.
+pub const MAX_LIMIT: usize = 500;
+/// Pages one search reads at most (a guard against a shop that never stops answering).
+const MAX_PAGES: usize = 1000;
 
 /// The Shopware versions the connector tells apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -181,6 +188,7 @@ pub struct Client {
     token: RefCell<Option<String>>,
     version: Cell<Option<Version>>,
     token_requests: Cell<u32>,
+    max_limit: Cell<usize>,
 }
 
 impl Client {
@@ -197,6 +205,7 @@ impl Client {
             token: RefCell::new(None),
             version: Cell::new(None),
             token_requests: Cell::new(0),
+            max_limit: Cell::new(MAX_LIMIT),
         }
     }
 
@@ -327,11 +336,95 @@ impl Client {
         }
     }
 
+    /// The most rows a search may ask for.
+    pub fn max_limit(&self) -> usize {
+        self.max_limit.get()
+    }
+
+    /// Whether `response` is Shopware refusing a search's `limit` as above its maximum, which
+    /// the client then keeps to (a shop's `shopware.api.max_limit` lower than 500).
+    pub fn learn_limit(&self, response: &Response) -> bool {
+        match lower_limit(response, self.max_limit.get()) {
+            Some(max) => {
+                log::info(
+                    "Shopware limits searches to fewer rows; keeping to it.",
+                    &[("max_limit", &max.to_string())],
+                );
+                self.max_limit.set(max);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every row `criteria` match, page by page within [`Client::max_limit`], sorted by id
+    /// when the criteria have no sort (so pages neither overlap nor miss rows). `at_most`:
+    /// no more rows can match (one per unique number looked up), so a full page of them is
+    /// the last.
+    pub fn search_all(
+        &self,
+        path: &str,
+        criteria: &Value,
+        what: &str,
+        language: Option<&str>,
+        at_most: Option<usize>,
+    ) -> Result<Vec<Value>> {
+        let mut criteria = criteria.clone();
+        if criteria.get("sort").is_none() {
+            criteria["sort"] = json!([{"field": "id", "order": "ASC"}]);
+        }
+        let mut rows = Vec::new();
+        let mut page = 1;
+        while page <= MAX_PAGES {
+            let limit = self.max_limit();
+            criteria["limit"] = json!(limit);
+            criteria["page"] = json!(page);
+            let mut call = Call::search(path, &criteria, what);
+            if let Some(language) = language {
+                call = call.header("sw-language-id", language);
+            }
+            let response = self.send(&call)?;
+            if self.learn_limit(&response) {
+                rows.clear();
+                page = 1;
+                continue;
+            }
+            let answer = expect_json(&response, call.what())?;
+            let data = answer
+                .get("data")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let done = data.len() < limit;
+            rows.extend(data);
+            let done = done || at_most.is_some_and(|most| rows.len() >= most);
+            if done {
+                break;
+            }
+            page += 1;
+        }
+        Ok(rows)
+    }
+
     /// Sends a call that must succeed; its JSON body (`null` for an empty one).
     pub fn json(&self, call: Call) -> Result<Value> {
         let response = self.send(&call)?;
         expect_json(&response, call.what())
     }
+}
+
+/// The maximum a search refusal (`FRAMEWORK__QUERY_LIMIT_EXCEEDED`) names, when it is lower
+/// than `current`.
+pub fn lower_limit(response: &Response, current: usize) -> Option<usize> {
+    if response.status() != 400 {
+        return None;
+    }
+    errors::parse(response.bytes())
+        .iter()
+        .filter(|e| e.code == "FRAMEWORK__QUERY_LIMIT_EXCEEDED")
+        .find_map(|e| e.parameters.get("maxLimit").and_then(Value::as_u64))
+        .and_then(|max| usize::try_from(max).ok())
+        .filter(|max| (1..current).contains(max))
 }
 
 /// The JSON body of a successful response, or the error Shopware's answer means.
@@ -480,6 +573,21 @@ mod tests {
             error.message.contains("Shopware code 4"),
             "{}",
             error.message
+        );
+    }
+
+    #[test]
+    fn a_lower_search_maximum_is_learnt_from_the_refusal() {
+        let refused = response(
+            400,
+            &[],
+            r#"{"errors":[{"status":"400","code":"FRAMEWORK__QUERY_LIMIT_EXCEEDED","detail":"The limit must be lower than or equal to MAX_LIMIT(=100). Given: 500","meta":{"parameters":{"maxLimit":100,"limit":500}},"source":{"pointer":"/limit"}}]}"#,
+        );
+        assert_eq!(lower_limit(&refused, MAX_LIMIT), Some(100));
+        assert_eq!(lower_limit(&refused, 100), None, "learnt once");
+        assert_eq!(
+            lower_limit(&response(400, &[], r#"{"errors":[]}"#), MAX_LIMIT),
+            None
         );
     }
 

@@ -20,6 +20,18 @@ pub enum TaxMissing {
     Fail,
 }
 
+/// Where a product's short description goes: Shopware has no such field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ShortDescription {
+    /// Not written (the default): `metaDescription` is the SEO text of search results.
+    #[default]
+    Skip,
+    /// Into `metaDescription`.
+    MetaDescription,
+    /// Into this custom field.
+    CustomField(String),
+}
+
 /// The checked config.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -46,6 +58,7 @@ pub struct Config {
     pub orders_since: Option<String>,
     pub send_status_mails: bool,
     pub queue_indexing: bool,
+    pub short_description: ShortDescription,
 }
 
 fn field(
@@ -205,6 +218,16 @@ pub fn fields() -> Vec<ConfigField> {
             None,
         ),
         field(
+            "short_description_field",
+            "Short description goes to",
+            "Where a product's short description is written: empty (not written; Shopware has \
+             no short description), metaDescription (the SEO description of search results), \
+             or customFields.<name>.",
+            ConfigKind::Text,
+            false,
+            None,
+        ),
+        field(
             "send_status_mails",
             "Send status mails",
             "Let Shopware mail the customer when koppel changes an order's state.",
@@ -215,11 +238,12 @@ pub fn fields() -> Vec<ConfigField> {
         field(
             "queue_indexing",
             "Queue indexing",
-            "Index written products through Shopware's message queue (faster imports; needs \
-             running queue workers).",
+            "Let Shopware's message queue index what a sync wrote (indexing-behavior: \
+             use-queue-indexing; the shop's queue workers must run). Off: the shop indexes in \
+             the request, which on 6.4 means once per record.",
             ConfigKind::Boolean,
             false,
-            Some(Value::Boolean(false)),
+            Some(Value::Boolean(true)),
         ),
     ]
 }
@@ -321,6 +345,27 @@ impl Config {
                 },
             )?)),
         };
+        let short_description = match settings.get("short_description_field").map(str::trim) {
+            None | Some("") => ShortDescription::Skip,
+            Some("metaDescription" | "meta_description") => ShortDescription::MetaDescription,
+            Some(other) => match other
+                .strip_prefix("customFields.")
+                .or_else(|| other.strip_prefix("custom_fields."))
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+            {
+                Some(name) => ShortDescription::CustomField(name.to_owned()),
+                None => {
+                    return Err(ConnectorError::config(
+                        "short_description_field",
+                        format!(
+                            "`short_description_field` = {other:?}: use metaDescription, \
+                             customFields.<name>, or leave it empty"
+                        ),
+                    ));
+                }
+            },
+        };
         Ok(Config {
             shop_url,
             access_key_id,
@@ -338,7 +383,8 @@ impl Config {
             delivery_states: states(settings, "delivery_states", Machine::Delivery)?,
             orders_since,
             send_status_mails: settings.flag("send_status_mails", false)?,
-            queue_indexing: settings.flag("queue_indexing", false)?,
+            queue_indexing: settings.flag("queue_indexing", true)?,
+            short_description,
         })
     }
 }
@@ -378,6 +424,23 @@ mod tests {
         assert_eq!(config.default_currency, "EUR");
         assert_eq!(config.tax_missing, TaxMissing::Create);
         assert!(!config.send_status_mails);
+        assert_eq!(config.short_description, ShortDescription::Skip);
+        assert!(
+            config.queue_indexing,
+            "every supported version queues indexing"
+        );
+
+        let mut entries = base();
+        entries.push(("short_description_field", "customFields.teaser"));
+        let config = Config::from_settings(&settings(&entries)).expect("valid");
+        assert_eq!(
+            config.short_description,
+            ShortDescription::CustomField("teaser".into())
+        );
+        let mut entries = base();
+        entries.push(("short_description_field", "description"));
+        let error = Config::from_settings(&settings(&entries)).expect_err("no such target");
+        assert_eq!(error.field.as_deref(), Some("short_description_field"));
     }
 
     #[test]

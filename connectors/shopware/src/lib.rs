@@ -11,6 +11,7 @@ pub mod criteria;
 pub mod errors;
 pub mod ids;
 pub mod lookup;
+pub mod machine_table;
 pub mod machines;
 pub mod money;
 pub mod orders;
@@ -19,6 +20,7 @@ pub mod refdata;
 pub mod status;
 pub mod stock;
 pub mod sync;
+pub mod text;
 pub mod time;
 
 use std::cell::RefCell;

@@ -1,7 +1,10 @@
-//! Shopware's default order, payment and delivery state machines (from
-//! `reference/shopware/state-machines.json`) and the planning of transition paths: which
-//! actions move a row from its current state to the one the till reports, through states that
-//! are safe to pass, without going backwards unless asked.
+//! Shopware's default order, payment and delivery state machines (the generated
+//! [`crate::machine_table`], equal to `reference/shopware/state-machines.json`) and the
+//! planning of transition paths: which actions move a row from its current state to the one
+//! the till reports, through states that are safe to pass, without going backwards unless
+//! asked.
+
+use crate::machine_table as table;
 
 /// One of the three state machines an order has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,112 +14,17 @@ pub enum Machine {
     Delivery,
 }
 
-/// (from, action, to), in the order actions are preferred when several lead to the same state.
+/// (from, action, to).
 type Transition = (&'static str, &'static str, &'static str);
 
-const ORDER: &[Transition] = &[
-    ("open", "process", "in_progress"),
-    ("open", "cancel", "cancelled"),
-    ("in_progress", "cancel", "cancelled"),
-    ("in_progress", "complete", "completed"),
-    ("cancelled", "reopen", "open"),
-    ("completed", "reopen", "open"),
-];
-
-// `paid`/`paid_partially` are listed before the older `pay`/`pay_partially`.
-const PAYMENT: &[Transition] = &[
-    ("open", "paid", "paid"),
-    ("open", "paid_partially", "paid_partially"),
-    ("open", "pay", "paid"),
-    ("open", "pay_partially", "paid_partially"),
-    ("open", "cancel", "cancelled"),
-    ("open", "remind", "reminded"),
-    ("open", "do_pay", "in_progress"),
-    ("open", "fail", "failed"),
-    ("open", "authorize", "authorized"),
-    ("open", "process_unconfirmed", "unconfirmed"),
-    ("reminded", "paid", "paid"),
-    ("reminded", "pay", "paid"),
-    ("reminded", "pay_partially", "paid_partially"),
-    ("reminded", "cancel", "cancelled"),
-    ("reminded", "reopen", "open"),
-    ("reminded", "do_pay", "in_progress"),
-    ("reminded", "authorize", "authorized"),
-    ("reminded", "process_unconfirmed", "unconfirmed"),
-    ("paid_partially", "remind", "reminded"),
-    ("paid_partially", "pay", "paid"),
-    ("paid_partially", "refund_partially", "refunded_partially"),
-    ("paid_partially", "refund", "refunded"),
-    ("paid_partially", "cancel", "cancelled"),
-    ("paid_partially", "reopen", "open"),
-    ("paid_partially", "do_pay", "in_progress"),
-    ("paid_partially", "chargeback", "chargeback"),
-    ("paid_partially", "process_unconfirmed", "unconfirmed"),
-    ("paid", "refund_partially", "refunded_partially"),
-    ("paid", "refund", "refunded"),
-    ("paid", "cancel", "cancelled"),
-    ("paid", "reopen", "open"),
-    ("paid", "chargeback", "chargeback"),
-    ("refunded_partially", "refund", "refunded"),
-    ("refunded_partially", "cancel", "cancelled"),
-    ("refunded_partially", "reopen", "open"),
-    ("cancelled", "reopen", "open"),
-    ("cancelled", "refund", "refunded"),
-    ("cancelled", "refund_partially", "refunded_partially"),
-    ("cancelled", "paid", "paid"),
-    ("cancelled", "process_unconfirmed", "unconfirmed"),
-    ("in_progress", "paid", "paid"),
-    ("in_progress", "paid_partially", "paid_partially"),
-    ("in_progress", "pay_partially", "paid_partially"),
-    ("in_progress", "reopen", "open"),
-    ("in_progress", "fail", "failed"),
-    ("in_progress", "cancel", "cancelled"),
-    ("in_progress", "authorize", "authorized"),
-    ("failed", "paid", "paid"),
-    ("failed", "pay", "paid"),
-    ("failed", "paid_partially", "paid_partially"),
-    ("failed", "pay_partially", "paid_partially"),
-    ("failed", "reopen", "open"),
-    ("failed", "do_pay", "in_progress"),
-    ("failed", "fail", "failed"),
-    ("failed", "process_unconfirmed", "unconfirmed"),
-    ("authorized", "paid", "paid"),
-    ("authorized", "paid_partially", "paid_partially"),
-    ("authorized", "fail", "failed"),
-    ("authorized", "cancel", "cancelled"),
-    ("chargeback", "paid", "paid"),
-    ("chargeback", "paid_partially", "paid_partially"),
-    ("chargeback", "cancel", "cancelled"),
-    ("unconfirmed", "paid", "paid"),
-    ("unconfirmed", "paid_partially", "paid_partially"),
-    ("unconfirmed", "fail", "failed"),
-    ("unconfirmed", "cancel", "cancelled"),
-    ("unconfirmed", "authorize", "authorized"),
-    ("unconfirmed", "reopen", "open"),
-];
-
-const DELIVERY: &[Transition] = &[
-    ("open", "ship", "shipped"),
-    ("open", "ship_partially", "shipped_partially"),
-    ("open", "cancel", "cancelled"),
-    ("shipped", "retour", "returned"),
-    ("shipped", "retour_partially", "returned_partially"),
-    ("shipped", "cancel", "cancelled"),
-    ("shipped", "reopen", "open"),
-    ("shipped_partially", "ship", "shipped"),
-    ("shipped_partially", "retour", "returned"),
-    (
-        "shipped_partially",
-        "retour_partially",
-        "returned_partially",
-    ),
-    ("shipped_partially", "cancel", "cancelled"),
-    ("shipped_partially", "reopen", "open"),
-    ("cancelled", "reopen", "open"),
-    ("returned", "reopen", "open"),
-    ("returned_partially", "retour", "returned"),
-    ("returned_partially", "reopen", "open"),
-];
+/// Where two actions lead to the same state, the current one wins: `paid`/`paid_partially`
+/// (`StateMachineTransitionActions`) before the older `pay`/`pay_partially`.
+fn rank(action: &str) -> u8 {
+    match action {
+        "pay" | "pay_partially" => 1,
+        _ => 0,
+    }
+}
 
 impl Machine {
     /// The entity in transition URLs (`/_action/{entity}/{id}/state/{action}`).
@@ -146,25 +54,26 @@ impl Machine {
         }
     }
 
-    fn transitions(self) -> &'static [Transition] {
-        match self {
-            Machine::Order => ORDER,
-            Machine::Payment => PAYMENT,
-            Machine::Delivery => DELIVERY,
-        }
+    /// The machine's transitions, in the order the planner tries them.
+    fn transitions(self) -> Vec<Transition> {
+        let table = match self {
+            Machine::Order => table::ORDER,
+            Machine::Payment => table::PAYMENT,
+            Machine::Delivery => table::DELIVERY,
+        };
+        let mut out = table.to_vec();
+        out.sort_by_key(|(_, action, _)| rank(action));
+        out
     }
 
     /// Every state's technical name.
     pub fn states(self) -> Vec<&'static str> {
-        let mut out: Vec<&'static str> = Vec::new();
-        for (from, _, to) in self.transitions() {
-            for state in [*from, *to] {
-                if !out.contains(&state) {
-                    out.push(state);
-                }
-            }
+        match self {
+            Machine::Order => table::ORDER_STATES,
+            Machine::Payment => table::PAYMENT_STATES,
+            Machine::Delivery => table::DELIVERY_STATES,
         }
-        out
+        .to_vec()
     }
 
     /// States a path may pass through on its way to the target: passing them has no effect a
@@ -203,12 +112,12 @@ pub fn plan(machine: Machine, current: &str, target: &str, allow_reopen: bool) -
     if machine.states().contains(&target) && shortest(machine, target, current, false).is_some() {
         return Plan::Ahead;
     }
-    let possible: Vec<&str> = machine
-        .transitions()
-        .iter()
-        .filter(|(from, _, _)| *from == current)
-        .map(|(_, action, _)| *action)
-        .collect();
+    let mut possible: Vec<&str> = Vec::new();
+    for (from, action, _) in machine.transitions() {
+        if from == current && !possible.contains(&action) {
+            possible.push(action);
+        }
+    }
     Plan::Impossible(format!(
         "Shopware cannot move the {} from \"{current}\" to \"{target}\" without passing states \
          with side effects{}; actions possible from \"{current}\": {}",
@@ -239,17 +148,17 @@ fn shortest(
         let mut next = Vec::new();
         for (state, path) in frontier {
             for (start, action, end) in machine.transitions() {
-                if *start != state || (*action == "reopen" && !allow_reopen) {
+                if start != state || (action == "reopen" && !allow_reopen) {
                     continue;
                 }
                 let mut path = path.clone();
-                path.push(*action);
-                if *end == to {
+                path.push(action);
+                if end == to {
                     return Some(path);
                 }
                 if machine.passable(end, allow_reopen) && !visited.iter().any(|v| v == end) {
-                    visited.push((*end).to_owned());
-                    next.push(((*end).to_owned(), path));
+                    visited.push(end.to_owned());
+                    next.push((end.to_owned(), path));
                 }
             }
         }
@@ -307,6 +216,102 @@ mod tests {
         assert_eq!(
             plan(Machine::Order, "cancelled", "completed", true),
             Plan::Actions(vec!["reopen", "process", "complete"])
+        );
+    }
+
+    #[test]
+    fn a_reminded_payment_is_paid_with_pay() {
+        // From `reminded` Shopware has `pay`, not `paid`.
+        assert_eq!(
+            plan(Machine::Payment, "reminded", "paid", false),
+            Plan::Actions(vec!["pay"])
+        );
+    }
+
+    /// The reference folder: `KOPPEL_REFERENCE_DIR`, else `../shared/reference` beside the
+    /// repository.
+    fn reference_file() -> std::path::PathBuf {
+        let dir = match std::env::var("KOPPEL_REFERENCE_DIR") {
+            Ok(dir) if !dir.is_empty() => std::path::PathBuf::from(dir),
+            _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"),
+        };
+        dir.join("shopware/state-machines.json")
+    }
+
+    #[test]
+    fn the_table_is_the_reference_file() {
+        let file = reference_file();
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|error| {
+            panic!(
+                "{} is needed to check the state machine table ({error}): set \
+                 KOPPEL_REFERENCE_DIR or check out ../shared/reference",
+                file.display()
+            )
+        });
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let machines = doc["stateMachines"].as_object().expect("stateMachines");
+        let names = [
+            ("order.state", "ORDER", table::ORDER_STATES, table::ORDER),
+            (
+                "order_transaction.state",
+                "PAYMENT",
+                table::PAYMENT_STATES,
+                table::PAYMENT,
+            ),
+            (
+                "order_delivery.state",
+                "DELIVERY",
+                table::DELIVERY_STATES,
+                table::DELIVERY,
+            ),
+        ];
+        assert_eq!(
+            machines.len(),
+            names.len(),
+            "the file has machines the table lacks: {:?}",
+            machines.keys().collect::<Vec<_>>()
+        );
+        let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_owned();
+        let mut expected = String::new();
+        let mut same = true;
+        for (key, name, states, transitions) in names {
+            let machine = &machines[key];
+            let want_states: Vec<String> = machine["states"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| text(s, "technicalName"))
+                .collect();
+            let want: Vec<(String, String, String)> = machine["transitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| (text(t, "from"), text(t, "action"), text(t, "to")))
+                .collect();
+            let have_states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+            let have: Vec<(String, String, String)> = transitions
+                .iter()
+                .map(|(f, a, t)| (f.to_string(), a.to_string(), t.to_string()))
+                .collect();
+            same &= want_states == have_states && want == have;
+            expected.push_str(&format!(
+                "pub const {name}_STATES: &[&str] = &[{}];\npub const {name}: &[(&str, &str, &str)] = &[{}];\n",
+                want_states
+                    .iter()
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                want.iter()
+                    .map(|(f, a, t)| format!("({f:?}, {a:?}, {t:?})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        assert!(
+            same,
+            "src/machine_table.rs differs from {}; its constants should be (run cargo fmt \
+             after pasting):\n{expected}",
+            file.display()
         );
     }
 

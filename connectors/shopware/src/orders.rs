@@ -660,17 +660,25 @@ pub fn map_customer(row: &Value) -> Customer {
 pub fn read(client: &Client, config: &Config, state: Option<&str>, limit: u32) -> Result<Page> {
     let version = client.version()?;
     let mut cursor = Cursor::parse(state, config)?;
-    let limit = limit.clamp(1, 500) as usize;
+    let asked = (limit as usize).max(1);
     let mut records = Vec::new();
     // Without a break below, MAX_PAGES_PER_READ pages of skipped orders were passed: more to come.
     let mut has_more = true;
-    for _ in 0..MAX_PAGES_PER_READ {
+    let mut pages = 0;
+    while pages < MAX_PAGES_PER_READ {
+        // One row more than the page shows tells whether more follow: within the shop's
+        // maximum (500 from 6.6), so a page holds at most that minus one.
+        let limit = asked.min(client.max_limit() - 1).max(1);
         let call = Call::search(
             "/search/order",
             &criteria(version, config, &cursor, limit + 1),
             "reading orders",
         );
         let response = client.send(&call)?;
+        if client.learn_limit(&response) {
+            continue;
+        }
+        pages += 1;
         let answer = expect_json(&response, call.what())?;
         if cursor.horizon.is_none() && cursor.after == 0 {
             cursor.horizon = response

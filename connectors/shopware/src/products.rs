@@ -16,14 +16,15 @@ use koppel_sdk::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::api::{Call, Client, Version};
-use crate::config::Config;
+use crate::api::{Client, Version};
+use crate::config::{Config, ShortDescription};
 use crate::criteria;
 use crate::errors::{self, ApiError};
 use crate::ids;
 use crate::money;
 use crate::refdata::{Currency, NewCategory, Shop};
-use crate::sync::{self, Fate, Written};
+use crate::sync::{self, Fate, Op};
+use crate::text::{self, TextError};
 
 /// Canonical field names the flow may mark create-only; also used to name fields in errors.
 #[derive(Clone, Debug, Default)]
@@ -88,6 +89,9 @@ pub struct Refs {
     pub options: HashMap<(String, String), String>,
     /// Write translated fields in this language (not the system language).
     pub language: Option<String>,
+    /// 6.5+: a text that is blank after trimming is stored as `null`.
+    pub trims: bool,
+    pub short_description: ShortDescription,
 }
 
 pub fn rate_key(rate: Decimal) -> String {
@@ -148,6 +152,8 @@ pub struct Family {
     pub key: String,
     pub parent: Row,
     pub children: Vec<Row>,
+    /// Variants the shop holds that the source no longer lists: kept, but inactive.
+    pub dropped: Vec<Row>,
 }
 
 /// A link to remove: (mapping entity, delete key).
@@ -162,6 +168,8 @@ pub struct Change {
     pub child_keys: Vec<String>,
     pub unlinks: Vec<Unlink>,
     pub created: bool,
+    /// Numbers of the variants this change deactivates (no longer in the source).
+    pub deactivated: Vec<String>,
 }
 
 fn custom_value(name: &str, value: &KValue) -> std::result::Result<Value, Refusal> {
@@ -199,6 +207,28 @@ fn family_rate(prices: &[koppel_sdk::Price], default_currency: &str) -> Option<D
         .find(|p| p.currency.eq_ignore_ascii_case(default_currency))
         .or_else(|| prices.first())
         .map(|p| p.tax_rate)
+}
+
+/// The price list of the variant with the lowest gross price in `default_currency` (none
+/// when no variant has one).
+fn cheapest_variant_prices<'a>(
+    product: &'a Product,
+    default_currency: &str,
+) -> &'a [koppel_sdk::Price] {
+    product
+        .variants
+        .iter()
+        .filter_map(|v| {
+            let gross = v
+                .prices
+                .iter()
+                .find(|p| p.currency.trim().eq_ignore_ascii_case(default_currency))?
+                .gross;
+            Some((gross, &v.prices[..]))
+        })
+        .min_by_key(|(gross, _)| *gross)
+        .map(|(_, prices)| prices)
+        .unwrap_or(&[])
 }
 
 /// A price list in Shopware's shape. Shopware needs a price in its default currency on every
@@ -253,6 +283,27 @@ fn price_list(
     Ok(Value::Array(out))
 }
 
+/// A text for a `StringField` as the shop will store it (see [`text::stored`]), so a re-run
+/// compares equal; `null` for an empty one. Too long or only tags: refused, naming `field`.
+fn string_field(value: &str, field: &str, refs: &Refs) -> std::result::Result<Value, Refusal> {
+    match text::stored(value, refs.trims) {
+        Ok(Some(text)) => Ok(Value::String(text)),
+        Ok(None) => Ok(Value::Null),
+        Err(TextError::TooLong(chars)) => Err(refuse(
+            field,
+            format!(
+                "{field} is {chars} characters long; Shopware takes at most {} (HTML tags \
+                 removed)",
+                text::MAX_CHARS
+            ),
+        )),
+        Err(TextError::OnlyTags) => Err(refuse(
+            field,
+            format!("{field} holds nothing but HTML tags, which Shopware removes"),
+        )),
+    }
+}
+
 fn tax_for(rate: Decimal, refs: &Refs, field: &str) -> std::result::Result<String, Refusal> {
     match refs.taxes.get(&rate_key(rate)) {
         Some(Ok(id)) => Ok(id.clone()),
@@ -296,9 +347,14 @@ pub fn build_family(
         existing: found,
         ..Row::default()
     };
-    parent
-        .fields
-        .push(("name", "name".into(), Value::String(product.name.clone())));
+    let name = string_field(&product.name, "name", refs)?;
+    if name.is_null() {
+        return Err(refuse(
+            "name",
+            "the product has no name; Shopware needs one",
+        ));
+    }
+    parent.fields.push(("name", "name".into(), name));
     if let Some(description) = &product.description {
         parent.fields.push((
             "description",
@@ -306,27 +362,39 @@ pub fn build_family(
             Value::String(description.clone()),
         ));
     }
-    if let Some(short) = &product.short_description {
-        parent.fields.push((
+    match (&product.short_description, &refs.short_description) {
+        (Some(short), ShortDescription::MetaDescription) => parent.fields.push((
             "metaDescription",
             "short-description".into(),
-            Value::String(short.clone()),
-        ));
+            string_field(short, "short-description", refs)?,
+        )),
+        (Some(short), ShortDescription::CustomField(name)) => {
+            parent
+                .custom
+                .push((name.clone(), Value::String(short.clone())));
+        }
+        _ => {}
     }
     if let Some(ean) = &product.ean {
         parent
             .fields
-            .push(("ean", "ean".into(), Value::String(ean.clone())));
+            .push(("ean", "ean".into(), string_field(ean, "ean", refs)?));
     }
     parent
         .fields
         .push(("active", "active".into(), Value::Bool(product.active)));
-    let family_rate = family_rate(&product.prices, default_currency);
-    if !product.prices.is_empty() {
+    // A family priced only on its variants: Shopware still needs a price and a tax on the
+    // parent (variants without their own inherit them), so it gets the cheapest variant's.
+    let parent_prices = match product.prices.is_empty() {
+        true => cheapest_variant_prices(product, default_currency),
+        false => &product.prices[..],
+    };
+    let family_rate = family_rate(parent_prices, default_currency);
+    if !parent_prices.is_empty() {
         parent.fields.push((
             "price",
             "prices".into(),
-            price_list(&product.prices, refs, default_currency, "prices")?,
+            price_list(parent_prices, refs, default_currency, "prices")?,
         ));
     }
     if let Some(rate) = family_rate {
@@ -336,7 +404,7 @@ pub fn build_family(
             Value::String(tax_for(rate, refs, "prices")?),
         ));
     }
-    parent.custom = customs(&product.extra)?;
+    parent.custom.extend(customs(&product.extra)?);
     let categories: BTreeSet<String> = product
         .categories
         .iter()
@@ -388,11 +456,52 @@ pub fn build_family(
         children.push(child);
     }
     parent.configurator = configurator.into_iter().collect();
+    let dropped = dropped_variants(&parent, &seen, existing);
     Ok(Family {
         key: key.to_owned(),
         parent,
         children,
+        dropped,
     })
+}
+
+/// The shop's variants of `parent` the source does not list (`listed` holds the listed
+/// numbers): each to be made inactive, nothing else about it changed. Not deleted: orders,
+/// reviews and the shop's own edits refer to it, and the till may list it again.
+fn dropped_variants(
+    parent: &Row,
+    listed: &HashSet<String>,
+    existing: &HashMap<String, Value>,
+) -> Vec<Row> {
+    if parent.existing.is_none() {
+        return Vec::new();
+    }
+    let mut out: Vec<Row> = existing
+        .iter()
+        .filter(|(number, row)| {
+            row.get("parentId").and_then(Value::as_str) == Some(parent.id.as_str())
+                && !listed.contains(*number)
+        })
+        .filter_map(|(number, row)| {
+            Some(Row {
+                id: row.get("id")?.as_str()?.to_owned(),
+                number: number.clone(),
+                parent_id: Some(parent.id.clone()),
+                existing: Some(row.clone()),
+                // Not the canonical `active`: a create-only `active` leaves the shop's choice
+                // for listed variants, not for one the till dropped.
+                fields: vec![(
+                    "active",
+                    format!("variants.{number}.active"),
+                    Value::Bool(false),
+                )],
+                options: id_list(row.get("optionIds")).into_iter().collect(),
+                ..Row::default()
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.number.cmp(&b.number));
+    out
 }
 
 fn build_child(
@@ -451,12 +560,15 @@ fn build_child(
         ..Row::default()
     };
     if let Some(name) = &variant.name {
-        row.fields
-            .push(("name", "name".into(), Value::String(name.clone())));
+        row.fields.push((
+            "name",
+            "name".into(),
+            string_field(name, &at("name"), refs)?,
+        ));
     }
     if let Some(ean) = &variant.ean {
         row.fields
-            .push(("ean", "ean".into(), Value::String(ean.clone())));
+            .push(("ean", "ean".into(), string_field(ean, &at("ean"), refs)?));
     }
     row.fields
         .push(("active", "active".into(), Value::Bool(variant.active)));
@@ -767,6 +879,14 @@ pub fn family_change(family: &Family, create_only: &CreateOnly, language: Option
             child_keys.push(child.number.clone());
         }
     }
+    let mut deactivated = Vec::new();
+    for child in &family.dropped {
+        if let Some(payload) = row_payload(child, create_only, language, &mut unlinks) {
+            children.push(Value::Object(payload));
+            child_keys.push(child.number.clone());
+            deactivated.push(child.number.clone());
+        }
+    }
     let payload = match (parent, children.is_empty()) {
         (None, true) => None,
         (parent, _) => {
@@ -786,6 +906,7 @@ pub fn family_change(family: &Family, create_only: &CreateOnly, language: Option
         child_keys,
         unlinks,
         created: family.parent.existing.is_none(),
+        deactivated,
     }
 }
 
@@ -808,7 +929,12 @@ pub fn canonical_field(path: &str, child_keys: &[String]) -> String {
             }
         }
         "price" | "taxId" | "tax" => "prices".into(),
-        "name" | "translations" => "name".into(),
+        // Translated fields point into `translations/<language id>/<field>`.
+        "translations" => match (parts.next(), parts.next()) {
+            (Some(_), Some(field)) => canonical_field(field, child_keys),
+            _ => "name".into(),
+        },
+        "name" => "name".into(),
         "description" => "description".into(),
         "metaDescription" => "short-description".into(),
         "ean" => "ean".into(),
@@ -829,10 +955,27 @@ pub fn canonical_field(path: &str, child_keys: &[String]) -> String {
 
 /// The outcome of a record Shopware refused.
 pub fn refused_outcome(key: &str, errors: &[ApiError], child_keys: &[String]) -> WriteOutcome {
+    // A duplicate number comes from the database's unique key, without a pointer: its
+    // parameters name the number (the product's or one of its variants').
+    let duplicate = || {
+        let number = errors
+            .iter()
+            .filter(|e| e.code == "CONTENT__DUPLICATE_PRODUCT_NUMBER")
+            .find_map(|e| {
+                e.parameters
+                    .get("number")
+                    .and_then(serde_json::Value::as_str)
+            })?;
+        Some(match child_keys.iter().find(|k| k.as_str() == number) {
+            Some(variant) => format!("variants.{variant}.key"),
+            None => "key".to_owned(),
+        })
+    };
     let field = errors
         .iter()
         .find_map(|e| e.field_path())
-        .map(|path| canonical_field(&path, child_keys));
+        .map(|path| canonical_field(&path, child_keys))
+        .or_else(duplicate);
     WriteOutcome::failed(
         key,
         format!(
@@ -866,14 +1009,15 @@ pub fn batches(products: &[&Product], rows: usize) -> Vec<std::ops::Range<usize>
     out
 }
 
-/// The criteria that find the rows of these product numbers with what is compared.
+/// The criteria that find the rows of these product numbers with what is compared (the
+/// limit and page are set by [`Client::search_all`]).
 pub fn lookup_criteria(numbers: &[String]) -> Value {
     json!({
-        "limit": numbers.len().max(1),
         "filter": [criteria::equals_any("productNumber", numbers)],
         "associations": {"visibilities": {}, "configuratorSettings": {}},
         "includes": {
-            "product": ["id", "productNumber", "parentId", "name", "description", "metaDescription",
+            "product": ["id", "productNumber", "parentId", "childCount", "name", "description",
+                "metaDescription",
                 "ean", "active", "price", "taxId", "customFields", "categoryIds", "propertyIds",
                 "optionIds", "visibilities", "configuratorSettings"],
             "product_visibility": ["id", "salesChannelId", "visibility"],
@@ -882,52 +1026,12 @@ pub fn lookup_criteria(numbers: &[String]) -> Value {
     })
 }
 
-/// The sync headers of product and stock writes.
-pub fn sync_call(version: Version, config: &Config, body: &Value, what: impl Into<String>) -> Call {
-    let mut call = Call::post("/_action/sync", body, what)
-        .retry_safe(true)
-        .header("sw-skip-trigger-flow", "1");
-    if !version.flat_sync() {
-        call = call.header("fail-on-error", "false");
+/// How this connection sends syncs.
+pub fn sync_settings(version: Version, config: &Config) -> sync::Settings {
+    sync::Settings {
+        version,
+        queue_indexing: config.queue_indexing,
     }
-    if config.queue_indexing {
-        call = call.header("indexing-behavior", "use-queue-indexing");
-    }
-    call
-}
-
-/// Sends an upsert of `payloads` (one per record) and splits around refused records.
-pub fn upsert_split(
-    client: &Client,
-    config: &Config,
-    version: Version,
-    entity: &str,
-    payloads: &[Value],
-    what: &str,
-) -> Vec<Fate> {
-    let flat = version.flat_sync();
-    sync::write_split(payloads.len(), &mut |group| {
-        let chosen: Vec<Value> = group.iter().map(|&i| payloads[i].clone()).collect();
-        let body = sync::upsert_body(flat, entity, &chosen);
-        let call = sync_call(version, config, &body, what);
-        let response = client.send(&call)?;
-        match sync::parse_answer(flat, response.status(), response.bytes(), group.len()) {
-            Some(written) => {
-                if !matches!(written, Written::All) {
-                    log::info(
-                        "Shopware refused part of a batch; splitting it.",
-                        &[("what", what), ("records", &group.len().to_string())],
-                    );
-                }
-                Ok(written)
-            }
-            None => Err(errors::for_status(
-                response.status(),
-                response.bytes(),
-                what,
-            )),
-        }
-    })
 }
 
 /// Writes the `products` stream.
@@ -1010,6 +1114,8 @@ fn resolve_refs(
             .collect(),
         visibility: config.visibility,
         language: shop.language(client, config)?,
+        trims: client.version()? >= Version::V6_5,
+        short_description: config.short_description.clone(),
         ..Refs::default()
     };
     // Taxes by rate.
@@ -1049,25 +1155,26 @@ fn resolve_refs(
                 refs.categories.insert(path_key(path), id);
             }
         }
-        if let Err(error) = shop.create_categories(client, &new) {
-            for (i, product) in batch.iter().enumerate() {
-                if product.categories.iter().any(|p| {
-                    new.iter()
-                        .any(|n| refs.categories.get(&path_key(p)) == Some(&n.id))
-                }) {
-                    failed.insert(
-                        i,
-                        WriteOutcome::from_error(
-                            &product.key,
-                            &error.clone().with_field("categories"),
-                        ),
-                    );
-                }
-            }
-            for n in &new {
-                refs.categories.retain(|_, id| *id != n.id);
+        let failed_categories = shop.create_categories(client, config, &new)?;
+        for (i, product) in batch.iter().enumerate() {
+            let broken = product.categories.iter().find_map(|path| {
+                let id = refs.categories.get(&path_key(path))?;
+                Some((path, failed_categories.get(id)?))
+            });
+            if let Some((path, error)) = broken {
+                let message = format!(
+                    "category {} could not be created in Shopware: {}",
+                    path.join(" > "),
+                    error.message
+                );
+                let error = ConnectorError::new(error.kind, message)
+                    .retryable(error.retryable)
+                    .with_field("categories");
+                failed.insert(i, WriteOutcome::from_error(&product.key, &error));
             }
         }
+        refs.categories
+            .retain(|_, id| !failed_categories.contains_key(id));
     }
     // Property groups and options by name.
     let pairs: Vec<(String, String)> = batch
@@ -1081,27 +1188,41 @@ fn resolve_refs(
         .filter(|(g, o)| !g.is_empty() && !o.is_empty())
         .collect();
     if !pairs.is_empty() {
-        match shop.ensure_options(client, &pairs) {
-            Ok(()) => {
-                for (group, option) in &pairs {
-                    let id = shop.groups.option_id(group, option);
-                    refs.options.insert(option_key(group, option), id);
-                }
+        let failed_groups = shop.ensure_options(client, config, &pairs)?;
+        for (group, option) in &pairs {
+            if !failed_groups.contains_key(&group.to_lowercase()) {
+                let id = shop.groups.option_id(group, option);
+                refs.options.insert(option_key(group, option), id);
             }
-            Err(error) if !error.retryable => {
-                for (i, product) in batch.iter().enumerate() {
-                    if !product.properties.is_empty() || !product.variants.is_empty() {
-                        failed.insert(
-                            i,
-                            WriteOutcome::from_error(
-                                &product.key,
-                                &error.clone().with_field("properties"),
-                            ),
-                        );
-                    }
-                }
+        }
+        for (i, product) in batch.iter().enumerate() {
+            let used = product
+                .properties
+                .iter()
+                .map(|p| (p, "properties".to_owned()))
+                .chain(product.variants.iter().flat_map(|v| {
+                    v.options
+                        .iter()
+                        .map(move |o| (o, format!("variants.{}.options", v.key.trim())))
+                }));
+            let broken = used.into_iter().find_map(|(property, field)| {
+                let error = failed_groups.get(&property.group.trim().to_lowercase())?;
+                Some((property, field, error))
+            });
+            if let Some((property, field, error)) = broken {
+                let message = format!(
+                    "property group {} (option {}) could not be created in Shopware: {}",
+                    property.group.trim(),
+                    property.option.trim(),
+                    error.message
+                );
+                let error = ConnectorError::new(error.kind, message)
+                    .retryable(error.retryable)
+                    .with_field(field);
+                failed
+                    .entry(i)
+                    .or_insert_with(|| WriteOutcome::from_error(&product.key, &error));
             }
-            Err(error) => return Err(error),
         }
     }
     Ok(refs)
@@ -1144,22 +1265,55 @@ fn try_write_batch(
         })
         .filter(|n| !n.is_empty())
         .collect();
-    let mut call = Call::search(
-        "/search/product",
-        &lookup_criteria(&numbers),
-        "looking up products by number",
-    );
-    if let Some(language) = &refs.language {
-        call = call.header("sw-language-id", language.clone());
+    let mut existing: HashMap<String, Value> = HashMap::new();
+    for chunk in numbers.chunks(client.max_limit()) {
+        let rows = client.search_all(
+            "/search/product",
+            &lookup_criteria(chunk),
+            "looking up products by number",
+            refs.language.as_deref(),
+            Some(chunk.len()),
+        )?;
+        existing.extend(
+            rows.into_iter()
+                .filter_map(|row| Some((row.get("productNumber")?.as_str()?.to_owned(), row))),
+        );
     }
-    let answer = client.json(call)?;
-    let existing: HashMap<String, Value> = answer
-        .get("data")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|row| Some((row.get("productNumber")?.as_str()?.to_owned(), row.clone())))
+
+    // Variants the shop holds beyond those the batch lists: a parent that counts more
+    // children than were found has some the source dropped.
+    let mut found_children: HashMap<&str, u64> = HashMap::new();
+    for row in existing.values() {
+        if let Some(parent) = row.get("parentId").and_then(Value::as_str) {
+            *found_children.entry(parent).or_default() += 1;
+        }
+    }
+    let parents: Vec<String> = batch
+        .iter()
+        .filter_map(|p| existing.get(p.key.trim()))
+        .filter(|row| row.get("parentId").is_none_or(Value::is_null))
+        .filter_map(|row| {
+            let id = row.get("id")?.as_str()?;
+            let count = row.get("childCount").and_then(Value::as_u64).unwrap_or(0);
+            (count > found_children.get(id).copied().unwrap_or(0)).then(|| id.to_owned())
+        })
         .collect();
+    for chunk in parents.chunks(client.max_limit()) {
+        let mut children = lookup_criteria(&[]);
+        children["filter"] = json!([criteria::equals_any("parentId", chunk)]);
+        let rows = client.search_all(
+            "/search/product",
+            &children,
+            "looking up variants the source no longer lists",
+            refs.language.as_deref(),
+            None,
+        )?;
+        for row in rows {
+            if let Some(number) = row.get("productNumber").and_then(Value::as_str) {
+                existing.entry(number.to_owned()).or_insert(row);
+            }
+        }
+    }
 
     // What differs.
     let mut changes: Vec<(usize, Change)> = Vec::new();
@@ -1200,17 +1354,11 @@ fn try_write_batch(
         .iter()
         .filter_map(|(_, c)| c.payload.clone())
         .collect();
+    let settings = sync_settings(version, config);
     let fates = if payloads.is_empty() {
         Vec::new()
     } else {
-        upsert_split(
-            client,
-            config,
-            version,
-            "product",
-            &payloads,
-            "writing products",
-        )
+        sync::upsert(client, &settings, "product", &payloads, "writing products")
     };
     // Records with only links to remove count as written.
     let mut written: HashSet<usize> = changes
@@ -1231,28 +1379,29 @@ fn try_write_batch(
         }
     }
 
-    // Links no longer wanted, for the records that were written.
-    let mut unlinks: HashMap<&'static str, Vec<Value>> = HashMap::new();
-    for (i, change) in &changes {
-        if written.contains(i) {
-            for (entity, key) in &change.unlinks {
-                unlinks.entry(entity).or_default().push(key.clone());
-            }
-        }
-    }
-    let mut unlink_error = None;
-    let mut entities: Vec<&&'static str> = unlinks.keys().collect();
-    entities.sort();
-    for entity in entities {
-        let body = sync::delete_body(entity, &unlinks[*entity]);
-        let call = sync_call(
-            version,
-            config,
-            &body,
+    // Links no longer wanted, for the records that were written: one operation per record
+    // and entity on 6.4 (a failed one fails its record only), one per entity from 6.5 on.
+    let unlinking: Vec<(usize, &Change)> = changes
+        .iter()
+        .filter(|(i, c)| written.contains(i) && !c.unlinks.is_empty())
+        .map(|(i, c)| (*i, c))
+        .collect();
+    let unlink_fates = sync::write_split(unlinking.len(), &mut |group| {
+        let ops = unlink_ops(settings.mode(), group, &unlinking);
+        sync::send(
+            client,
+            &settings,
+            &ops,
+            group.len(),
             "removing links that are no longer wanted",
-        );
-        if let Err(error) = client.json(call) {
-            unlink_error = Some(error);
+        )
+    });
+    let mut unlink_errors: HashMap<usize, ConnectorError> = HashMap::new();
+    for ((i, _), fate) in unlinking.iter().zip(&unlink_fates) {
+        let key = &batch[*i].key;
+        let what = format!("removing links of product {key} that are no longer wanted");
+        if let Some(error) = sync::fate_error(fate, &what) {
+            unlink_errors.insert(*i, error);
         }
     }
     for (i, change) in &changes {
@@ -1261,10 +1410,22 @@ fn try_write_batch(
         }
         let key = &batch[*i].key;
         let id = ids_of(batch[*i], &existing);
-        outcomes[*i] = Some(match &unlink_error {
-            Some(error) if !change.unlinks.is_empty() => WriteOutcome::from_error(key, error),
-            _ if change.created => WriteOutcome::created(key, id),
-            _ => WriteOutcome::updated(key, id),
+        outcomes[*i] = Some(match unlink_errors.get(i) {
+            Some(error) => WriteOutcome::from_error(key, error),
+            None if change.created => WriteOutcome::created(key, id),
+            None if !change.deactivated.is_empty() => {
+                let numbers = change.deactivated.join(", ");
+                log::info(
+                    "Deactivated variants the source no longer lists.",
+                    &[("product", key), ("variants", &numbers)],
+                );
+                let mut outcome = WriteOutcome::updated(key, id);
+                outcome.message = Some(format!(
+                    "deactivated variants no longer in the source: {numbers}"
+                ));
+                outcome
+            }
+            None => WriteOutcome::updated(key, id),
         });
     }
     Ok(outcomes
@@ -1272,6 +1433,28 @@ fn try_write_batch(
         .zip(batch)
         .map(|(o, p)| o.unwrap_or_else(|| WriteOutcome::failed(&p.key, "not written", None)))
         .collect())
+}
+
+/// The delete operations of the records at `group` (positions in `unlinking`).
+fn unlink_ops(mode: sync::Mode, group: &[usize], unlinking: &[(usize, &Change)]) -> Vec<Op> {
+    let mut ops: Vec<Op> = Vec::new();
+    for (position, &u) in group.iter().enumerate() {
+        for (entity, key) in &unlinking[u].1.unlinks {
+            let op_key = match mode {
+                sync::Mode::Transaction => format!("delete-{entity}"),
+                sync::Mode::PerRecord => format!("{position}-{entity}"),
+            };
+            match ops.iter_mut().find(|op| op.key == op_key) {
+                Some(op) => op.push(position, key.clone()),
+                None => {
+                    let mut op = Op::new(op_key, entity, "delete");
+                    op.push(position, key.clone());
+                    ops.push(op);
+                }
+            }
+        }
+    }
+    ops
 }
 
 fn ids_of(product: &Product, existing: &HashMap<String, Value>) -> String {
@@ -1307,7 +1490,51 @@ mod tests {
                 (option_key("Material", "Cotton"), "cotton".to_owned()),
             ]),
             language: None,
+            trims: true,
+            short_description: ShortDescription::Skip,
         }
+    }
+
+    #[test]
+    fn texts_are_sent_as_the_shop_stores_them() {
+        let mut p = product("SKU-1", &[("SKU-1-M", "M")]);
+        p.name = "<b>Shirt</b> blue".into();
+        p.ean = Some("  ".into());
+        p.short_description = Some("Soft".into());
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let payload = family_change(&family, &CreateOnly::default(), None)
+            .payload
+            .expect("new");
+        assert_eq!(payload["name"], "Shirt blue");
+        assert!(payload.get("ean").is_none(), "blank is null: {payload}");
+        assert!(
+            payload.get("metaDescription").is_none(),
+            "the short description is not the SEO text"
+        );
+        // What the shop stored compares equal: nothing to send again.
+        let again = build_family(&p, &refs(), "EUR", &stored(&family)).expect("valid");
+        assert!(
+            family_change(&again, &CreateOnly::default(), None)
+                .payload
+                .is_none()
+        );
+
+        let mut refs = refs();
+        refs.short_description = ShortDescription::MetaDescription;
+        let family = build_family(&p, &refs, "EUR", &HashMap::new()).expect("valid");
+        let payload = family_change(&family, &CreateOnly::default(), None)
+            .payload
+            .expect("new");
+        assert_eq!(payload["metaDescription"], "Soft");
+
+        p.name = "x".repeat(256);
+        let refusal = build_family(&p, &refs, "EUR", &HashMap::new()).expect_err("too long");
+        assert_eq!(refusal.field, "name");
+        assert!(refusal.message.contains("256") && refusal.message.contains("255"));
+        p.name = "Fine".into();
+        p.variants[0].name = Some("<br>".into());
+        let refusal = build_family(&p, &refs, "EUR", &HashMap::new()).expect_err("tags");
+        assert_eq!(refusal.field, "variants.SKU-1-M.name");
     }
 
     fn price(gross: i64) -> Price {
@@ -1574,6 +1801,13 @@ mod tests {
             "variants.V-2.key"
         );
         assert_eq!(canonical_field("customFields/color", &keys), "extra.color");
+        assert_eq!(
+            canonical_field(
+                "translations/2fbb5fe2e29a4d70aa5854ce7ce3e20b/metaDescription",
+                &keys
+            ),
+            "short-description"
+        );
         let outcome = refused_outcome(
             "SKU",
             &[ApiError {
@@ -1591,6 +1825,70 @@ mod tests {
                 .message
                 .as_deref()
                 .is_some_and(|m| m.contains("SKU") && m.contains("c1051bb4"))
+        );
+    }
+
+    #[test]
+    fn a_duplicate_number_names_the_key_it_belongs_to() {
+        let duplicate = |number: &str| ApiError {
+            status: 400,
+            code: "CONTENT__DUPLICATE_PRODUCT_NUMBER".into(),
+            detail: format!("Product with number \"{number}\" already exists."),
+            parameters: json!({"number": number}),
+            ..ApiError::default()
+        };
+        let keys = vec!["V-1".to_owned()];
+        let outcome = refused_outcome("P", &[duplicate("P")], &keys);
+        assert_eq!(outcome.field.as_deref(), Some("key"));
+        let outcome = refused_outcome("P", &[duplicate("V-1")], &keys);
+        assert_eq!(outcome.field.as_deref(), Some("variants.V-1.key"));
+    }
+
+    #[test]
+    fn a_family_priced_on_its_variants_gets_the_cheapest_on_its_parent() {
+        let mut p = product("TS-9", &[("TS-9-M", "M"), ("TS-9-L", "L")]);
+        p.prices.clear();
+        p.variants[0].prices = vec![price(1500)];
+        p.variants[1].prices = vec![price(1210)];
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let payload = family_change(&family, &CreateOnly::default(), None)
+            .payload
+            .expect("new");
+        assert_eq!(payload["price"][0]["gross"], json!(12.1));
+        assert_eq!(payload["taxId"], "tax21");
+        assert_eq!(payload["children"][0]["price"][0]["gross"], json!(15));
+    }
+
+    #[test]
+    fn a_variant_no_longer_listed_is_deactivated_not_deleted() {
+        let p = product("TS-1", &[("TS-1-M", "M"), ("TS-1-L", "L")]);
+        let family = build_family(&p, &refs(), "EUR", &HashMap::new()).expect("valid");
+        let shop = stored(&family);
+        let mut fewer = p.clone();
+        fewer.variants.pop();
+        let family = build_family(&fewer, &refs(), "EUR", &shop).expect("valid");
+        let change = family_change(&family, &CreateOnly::new(&["active".into()]), None);
+        assert_eq!(change.deactivated, vec!["TS-1-L"]);
+        let payload = change.payload.expect("deactivation");
+        assert_eq!(
+            payload["children"],
+            json!([{"id": ids::product("TS-1-L"), "active": false}])
+        );
+        assert!(
+            change
+                .unlinks
+                .iter()
+                .any(|(entity, _)| *entity == "product_configurator_setting"),
+            "its option leaves the configurator"
+        );
+        // Once inactive, nothing more to do.
+        let mut shop = shop;
+        shop.get_mut("TS-1-L").expect("row")["active"] = json!(false);
+        let family = build_family(&fewer, &refs(), "EUR", &shop).expect("valid");
+        assert!(
+            family_change(&family, &CreateOnly::default(), None)
+                .deactivated
+                .is_empty()
         );
     }
 

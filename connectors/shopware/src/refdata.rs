@@ -13,6 +13,7 @@ use crate::config::{Config, TaxMissing};
 use crate::criteria;
 use crate::ids;
 use crate::money;
+use crate::products::sync_settings;
 use crate::sync;
 
 /// Shopware's system default currency id of a default install.
@@ -21,8 +22,6 @@ pub const DEFAULT_CURRENCY_ID: &str = "b7d2554b0ce847cd82f3ac9bd1c0dfca";
 pub const SYSTEM_LANGUAGE_ID: &str = "2fbb5fe2e29a4d70aa5854ce7ce3e20b";
 const STOREFRONT_TYPE: &str = "8a243080f92e4c719546314b577cf82b";
 const HEADLESS_TYPE: &str = "f183ee5650cf4bdb8a774337575067a6";
-/// Rows per page when reading reference tables.
-const PAGE: usize = 500;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Currency {
@@ -235,12 +234,13 @@ impl Groups {
             .clone()
     }
 
-    /// Payloads that create the groups and options not in the shop yet; `None` if none.
-    pub fn pending(&self) -> Vec<Value> {
+    /// Payloads that create the groups and options not in the shop yet, by lower-case group
+    /// name.
+    pub fn pending(&self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
-        let mut groups: Vec<&Group> = self.groups.values().collect();
-        groups.sort_by(|a, b| a.id.cmp(&b.id));
-        for group in groups {
+        let mut groups: Vec<(&String, &Group)> = self.groups.iter().collect();
+        groups.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        for (lower, group) in groups {
             let mut options: Vec<&(String, String, bool)> = group
                 .options
                 .values()
@@ -253,21 +253,24 @@ impl Groups {
                 .collect();
             if group.in_shop {
                 if !options.is_empty() {
-                    out.push(json!({"id": group.id, "options": options}));
+                    out.push((lower.clone(), json!({"id": group.id, "options": options})));
                 }
             } else {
-                out.push(json!({
-                    "id": group.id, "name": group.name, "displayType": "text",
-                    "sortingType": "alphanumeric", "filterable": true, "options": options,
-                }));
+                out.push((
+                    lower.clone(),
+                    json!({
+                        "id": group.id, "name": group.name, "displayType": "text",
+                        "sortingType": "alphanumeric", "filterable": true, "options": options,
+                    }),
+                ));
             }
         }
         out
     }
 
-    /// Marks everything as in the shop (after the creating sync succeeded).
-    pub fn mark_created(&mut self) {
-        for group in self.groups.values_mut() {
+    /// Marks a group and its options as in the shop (its creating sync succeeded).
+    pub fn mark_created(&mut self, lower: &str) {
+        if let Some(group) = self.groups.get_mut(lower) {
             group.in_shop = true;
             for option in group.options.values_mut() {
                 option.2 = true;
@@ -275,10 +278,11 @@ impl Groups {
         }
     }
 
-    /// Forgets what was not created (after the creating sync failed).
-    pub fn forget_pending(&mut self) {
-        self.groups.retain(|_, g| g.in_shop);
-        for group in self.groups.values_mut() {
+    /// Forgets what of a group was not created (its creating sync failed).
+    pub fn forget_pending(&mut self, lower: &str) {
+        if self.groups.get(lower).is_some_and(|g| !g.in_shop) {
+            self.groups.remove(lower);
+        } else if let Some(group) = self.groups.get_mut(lower) {
             group.options.retain(|_, o| o.2);
         }
     }
@@ -298,28 +302,13 @@ pub struct Shop {
 
 /// Reads every row of a small entity, page by page.
 pub fn read_all(client: &Client, entity: &str, body: Value, what: &str) -> Result<Vec<Value>> {
-    let mut rows = Vec::new();
-    for page in 1.. {
-        let mut criteria = body.clone();
-        criteria["limit"] = json!(PAGE);
-        criteria["page"] = json!(page);
-        let answer = client.json(Call::search(
-            format!("/search/{}", entity.replace('_', "-")),
-            &criteria,
-            what,
-        ))?;
-        let data = answer
-            .get("data")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let done = data.len() < PAGE;
-        rows.extend(data);
-        if done || page >= 200 {
-            break;
-        }
-    }
-    Ok(rows)
+    client.search_all(
+        &format!("/search/{}", entity.replace('_', "-")),
+        &body,
+        what,
+        None,
+        None,
+    )
 }
 
 impl Shop {
@@ -343,7 +332,7 @@ impl Shop {
 
     /// The id of the tax with `rate`; created when missing and allowed.
     pub fn tax_id(&mut self, client: &Client, config: &Config, rate: Decimal) -> Result<String> {
-        let flat = client.version()?.flat_sync();
+        let settings = sync_settings(client.version()?, config);
         let taxes = self.taxes(client)?;
         if let Some((_, id)) = taxes.iter().find(|(r, _)| r.same_value(rate)) {
             return Ok(id.clone());
@@ -363,15 +352,11 @@ impl Shop {
         })?;
         let payload =
             json!({"id": id, "taxRate": rate_json, "name": format!("{label} %"), "position": 1});
-        let body = sync::upsert_body(flat, "tax", &[payload]);
-        client.json(
-            Call::post(
-                "/_action/sync",
-                &body,
-                format!("creating the tax rate {label} %"),
-            )
-            .retry_safe(true),
-        )?;
+        let what = format!("creating the tax rate {label} %");
+        let fates = sync::upsert(client, &settings, "tax", &[payload], &what);
+        if let Some(error) = fates.first().and_then(|fate| sync::fate_error(fate, &what)) {
+            return Err(error.with_field("prices"));
+        }
         log::info("Created a tax rate in Shopware.", &[("rate", &label)]);
         taxes.push((rate, id.clone()));
         Ok(id)
@@ -529,7 +514,13 @@ impl Shop {
     }
 
     /// Makes sure every `group: option` pair exists; creates the missing ones in one sync.
-    pub fn ensure_options(&mut self, client: &Client, pairs: &[(String, String)]) -> Result<()> {
+    /// The groups that could not be created, by lower-case name, with the reason.
+    pub fn ensure_options(
+        &mut self,
+        client: &Client,
+        config: &Config,
+        pairs: &[(String, String)],
+    ) -> Result<HashMap<String, ConnectorError>> {
         let unknown = self.groups.unknown(pairs.iter().map(|(g, _)| g.as_str()));
         if !unknown.is_empty() {
             let rows = read_all(
@@ -551,55 +542,79 @@ impl Shop {
             self.groups.option_id(group, option);
         }
         let pending = self.groups.pending();
+        let mut failed = HashMap::new();
         if pending.is_empty() {
-            return Ok(());
+            return Ok(failed);
         }
-        let flat = client.version()?.flat_sync();
-        let body = sync::upsert_body(flat, "property_group", &pending);
-        let created = client.json(
-            Call::post(
-                "/_action/sync",
-                &body,
-                "creating property groups and options",
-            )
-            .retry_safe(true),
+        let settings = sync_settings(client.version()?, config);
+        let payloads: Vec<Value> = pending.iter().map(|(_, p)| p.clone()).collect();
+        let what = "creating property groups and options";
+        let fates = sync::upsert(client, &settings, "property_group", &payloads, what);
+        for ((group, _), fate) in pending.iter().zip(&fates) {
+            match sync::fate_error(fate, what) {
+                None => self.groups.mark_created(group),
+                Some(error) => {
+                    self.groups.forget_pending(group);
+                    failed.insert(group.clone(), error);
+                }
+            }
+        }
+        log::info(
+            "Created property groups or options in Shopware.",
+            &[
+                ("groups", &(pending.len() - failed.len()).to_string()),
+                ("failed", &failed.len().to_string()),
+            ],
         );
-        match created {
-            Ok(_) => {
-                self.groups.mark_created();
-                log::info(
-                    "Created property groups or options in Shopware.",
-                    &[("groups", &pending.len().to_string())],
-                );
-                Ok(())
-            }
-            Err(error) => {
-                self.groups.forget_pending();
-                Err(error)
-            }
-        }
+        Ok(failed)
     }
 
-    /// Creates categories (parents first) in one sync.
-    pub fn create_categories(&mut self, client: &Client, new: &[NewCategory]) -> Result<()> {
+    /// Creates categories (parents before children, in the body's order). The ones that
+    /// could not be created, by id, with the reason (a child of a failed one names it).
+    pub fn create_categories(
+        &mut self,
+        client: &Client,
+        config: &Config,
+        new: &[NewCategory],
+    ) -> Result<HashMap<String, ConnectorError>> {
+        let mut failed: HashMap<String, ConnectorError> = HashMap::new();
         if new.is_empty() {
-            return Ok(());
+            return Ok(failed);
         }
-        let flat = client.version()?.flat_sync();
+        let settings = sync_settings(client.version()?, config);
         let payloads: Vec<Value> = new.iter().map(category_payload).collect();
-        let body = sync::upsert_body(flat, "category", &payloads);
-        let result =
-            client.json(Call::post("/_action/sync", &body, "creating categories").retry_safe(true));
-        if result.is_err() {
+        let what = "creating categories";
+        let fates = sync::upsert(client, &settings, "category", &payloads, what);
+        for (category, fate) in new.iter().zip(&fates) {
+            let error = match failed.get(&category.parent_id) {
+                Some(parent) => Some(
+                    ConnectorError::new(
+                        parent.kind,
+                        format!(
+                            "its parent category could not be created ({})",
+                            parent.message
+                        ),
+                    )
+                    .retryable(parent.retryable),
+                ),
+                None => sync::fate_error(fate, &format!("creating category {:?}", category.name)),
+            };
+            if let Some(error) = error {
+                failed.insert(category.id.clone(), error);
+            }
+        }
+        if !failed.is_empty() {
             // The index holds them already; read the tree again next time.
             self.categories = None;
         }
-        result.map(|_| {
-            log::info(
-                "Created categories in Shopware.",
-                &[("categories", &new.len().to_string())],
-            );
-        })
+        log::info(
+            "Created categories in Shopware.",
+            &[
+                ("categories", &(new.len() - failed.len()).to_string()),
+                ("failed", &failed.len().to_string()),
+            ],
+        );
+        Ok(failed)
     }
 }
 
@@ -698,6 +713,7 @@ mod tests {
         let red = groups.option_id("Color", "Red");
         let pending = groups.pending();
         assert_eq!(pending.len(), 2);
+        let pending: Vec<Value> = pending.into_iter().map(|(_, p)| p).collect();
         let existing = pending.iter().find(|p| p["id"] == "g1").expect("g1");
         assert!(
             existing.get("name").is_none(),
@@ -707,7 +723,8 @@ mod tests {
         let color = pending.iter().find(|p| p["id"] != "g1").expect("color");
         assert_eq!(color["name"], "Color");
         assert_eq!(color["options"][0]["id"], red);
-        groups.mark_created();
+        groups.mark_created("size");
+        groups.mark_created("color");
         assert!(groups.pending().is_empty());
     }
 

@@ -19,11 +19,11 @@ use koppel_sdk::{
 };
 use serde_json::{Value, json};
 
-use crate::api::{Call, Client, Version};
+use crate::api::{Client, Version};
 use crate::config::Config;
 use crate::criteria;
-use crate::products::upsert_split;
-use crate::sync::Fate;
+use crate::products::sync_settings;
+use crate::sync::{self, Fate};
 
 /// The stock one product number should get.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,7 +139,6 @@ pub fn payload(version: Version, wanted: &Wanted, row: &Value) -> Option<Value> 
 
 pub fn lookup_criteria(numbers: &[String]) -> Value {
     json!({
-        "limit": numbers.len().max(1),
         "filter": [criteria::equals_any("productNumber", numbers)],
         "includes": {"product": ["id", "productNumber", "stock", "availableStock", "isCloseout"]},
     })
@@ -205,26 +204,29 @@ fn write_chunk(
     chunk: &[Wanted],
 ) -> Vec<WriteOutcome> {
     let numbers: Vec<String> = chunk.iter().map(|w| w.key.clone()).collect();
-    let answer = client.json(Call::search(
-        "/search/product",
-        &lookup_criteria(&numbers),
-        "looking up products for stock",
-    ));
-    let rows: HashMap<String, Value> = match answer {
-        Ok(answer) => answer
-            .get("data")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|row| Some((row.get("productNumber")?.as_str()?.to_owned(), row.clone())))
-            .collect(),
-        Err(error) => {
-            return chunk
-                .iter()
-                .map(|w| WriteOutcome::from_error(&w.key, &error))
-                .collect();
+    let mut rows: HashMap<String, Value> = HashMap::new();
+    for part in numbers.chunks(client.max_limit()) {
+        let found = client.search_all(
+            "/search/product",
+            &lookup_criteria(part),
+            "looking up products for stock",
+            None,
+            Some(part.len()),
+        );
+        match found {
+            Ok(found) => rows.extend(
+                found
+                    .into_iter()
+                    .filter_map(|row| Some((row.get("productNumber")?.as_str()?.to_owned(), row))),
+            ),
+            Err(error) => {
+                return chunk
+                    .iter()
+                    .map(|w| WriteOutcome::from_error(&w.key, &error))
+                    .collect();
+            }
         }
-    };
+    }
     let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; chunk.len()];
     let mut sending: Vec<(usize, String)> = Vec::new();
     let mut payloads: Vec<Value> = Vec::new();
@@ -253,14 +255,8 @@ fn write_chunk(
         }
     }
     if !payloads.is_empty() {
-        let fates = upsert_split(
-            client,
-            config,
-            version,
-            "product",
-            &payloads,
-            "writing stock",
-        );
+        let settings = sync_settings(version, config);
+        let fates = sync::upsert(client, &settings, "product", &payloads, "writing stock");
         for ((i, id), fate) in sending.into_iter().zip(fates) {
             let key = &chunk[i].key;
             outcomes[i] = Some(match fate {

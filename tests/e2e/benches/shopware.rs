@@ -1,7 +1,13 @@
 //! Throughput of the Shopware connector through the component, into the simulator (validation
 //! off): products written per second for 10,000 product rows (simple products and variant
 //! families), HTTP requests per 1,000 rows, token requests per run, the size of the
-//! component, and the batch-size measurement behind the `batch_size` default.
+//! component, and the batch-size measurement behind the `batch_size` default, on 6.6 and on
+//! 6.4 (one sync operation per record), and what queue indexing saves.
+//!
+//! The simulator models the time a shop takes to index written data in the request
+//! (`ShopwareOptions::index_delay`, `SHOPWARE_BENCH_INDEX_MS` per indexing, 5 ms): 6.4 indexes
+//! each record of a sync on its own, 6.5+ a sync at once, and with
+//! `indexing-behavior: use-queue-indexing` (the connector's default) the queue workers do it.
 //!
 //! Run: `cargo bench -p koppel-e2e --bench shopware` (release host; the guest is always built
 //! with the `guest` profile). `SHOPWARE_BENCH_ROUNDS` sets the rounds per batch size (3).
@@ -99,6 +105,14 @@ fn options() -> WriteOptions {
     }
 }
 
+/// The shop and the connection a run writes to.
+#[derive(Clone, Copy)]
+struct Setup {
+    version: Version,
+    queue_indexing: bool,
+    index_delay: Duration,
+}
+
 struct Run {
     batch: usize,
     first: Duration,
@@ -118,10 +132,11 @@ fn total(sim: &ShopwareSimulator) -> u64 {
     sim.request_counts().values().sum()
 }
 
-async fn run(connector: &Arc<Connector>, catalog: &[Record], batch: usize) -> Run {
+async fn run(connector: &Arc<Connector>, catalog: &[Record], batch: usize, setup: Setup) -> Run {
     let sim = ShopwareSimulator::start(ShopwareOptions {
-        version: Version::V6_6,
+        version: setup.version,
         validate: false,
+        index_delay: setup.index_delay,
         ..ShopwareOptions::default()
     })
     .await
@@ -132,6 +147,7 @@ async fn run(connector: &Arc<Connector>, catalog: &[Record], batch: usize) -> Ru
         ("secret_access_key", sim.client_secret().to_owned()),
         ("sales_channels", "Storefront".to_owned()),
         ("batch_size", batch.to_string()),
+        ("queue_indexing", setup.queue_indexing.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -251,55 +267,93 @@ fn main() {
         let catalog = catalog();
         let records = catalog.len();
 
-        println!("Shopware connector → simulator (6.6, validation off), {ROWS} product rows");
+        let index_ms: u64 = std::env::var("SHOPWARE_BENCH_INDEX_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5);
+        let index_delay = Duration::from_millis(index_ms);
+
         println!(
-            "({records} records: simple products and families of 3 variants), written in pages of {PAGE} records.\n"
+            "Shopware connector → simulator (validation off), {ROWS} product rows ({records} records: \
+             simple products and families of 3 variants), written in pages of {PAGE} records; \
+             indexing in the request modelled at {index_ms} ms each.\n"
         );
-        println!(
-            "{:>6} {:>14} {:>12} {:>10} {:>8} {:>8} {:>14} {:>10} {:>12}",
-            "batch",
-            "rows/s (best)",
-            "first run",
-            "req/1000",
-            "syncs",
-            "tokens",
-            "re-run (best)",
-            "re-run req",
-            "stock rows/s"
-        );
-        let mut best_default = None;
-        for batch in [50, 100, 250, 500, 1000] {
-            let mut runs = Vec::new();
-            for _ in 0..rounds {
-                runs.push(run(&connector, &catalog, batch).await);
-            }
-            let best = runs
-                .iter()
-                .min_by_key(|r| r.first)
-                .expect("at least one round");
-            let best_again = runs.iter().map(|r| r.again).min().unwrap_or_default();
-            let best_stock = runs.iter().map(|r| r.stock).min().unwrap_or_default();
+        for version in [Version::V6_6, Version::V6_4] {
+            let setup = Setup {
+                version,
+                queue_indexing: true,
+                index_delay,
+            };
+            println!("{} (queue indexing, the default), best of {rounds}:", version.full());
             println!(
-                "{:>6} {:>14.0} {:>12.2?} {:>10.1} {:>8} {:>8} {:>14.2?} {:>10} {:>12.0}",
-                best.batch,
-                per_second(ROWS, best.first),
-                best.first,
-                best.requests as f64 * 1000.0 / ROWS as f64,
-                best.syncs,
-                best.tokens,
-                best_again,
-                best.again_requests,
-                per_second(best.stock_rows, best_stock),
+                "{:>6} {:>14} {:>12} {:>10} {:>8} {:>8} {:>14} {:>10} {:>12}",
+                "batch",
+                "rows/s (best)",
+                "first run",
+                "req/1000",
+                "syncs",
+                "tokens",
+                "re-run (best)",
+                "re-run req",
+                "stock rows/s"
             );
-            if batch == DEFAULT_BATCH {
-                best_default = Some((per_second(ROWS, best.first), best.requests, best.tokens, best.stock_requests));
+            let mut best_default = None;
+            for batch in [50, 100, 250, 500, 1000] {
+                let mut runs = Vec::new();
+                for _ in 0..rounds {
+                    runs.push(run(&connector, &catalog, batch, setup).await);
+                }
+                let best = runs
+                    .iter()
+                    .min_by_key(|r| r.first)
+                    .expect("at least one round");
+                let best_again = runs.iter().map(|r| r.again).min().unwrap_or_default();
+                let best_stock = runs.iter().map(|r| r.stock).min().unwrap_or_default();
+                println!(
+                    "{:>6} {:>14.0} {:>12.2?} {:>10.1} {:>8} {:>8} {:>14.2?} {:>10} {:>12.0}",
+                    best.batch,
+                    per_second(ROWS, best.first),
+                    best.first,
+                    best.requests as f64 * 1000.0 / ROWS as f64,
+                    best.syncs,
+                    best.tokens,
+                    best_again,
+                    best.again_requests,
+                    per_second(best.stock_rows, best_stock),
+                );
+                if batch == DEFAULT_BATCH {
+                    best_default = Some((
+                        per_second(ROWS, best.first),
+                        best.requests,
+                        best.tokens,
+                        best.stock_requests,
+                        best.stock_rows,
+                    ));
+                }
+            }
+            if let Some((rate, requests, tokens, stock_requests, stock_rows)) = best_default {
+                println!(
+                    "Default batch size {DEFAULT_BATCH}: {rate:.0} product rows/s, {:.1} HTTP requests per \
+                     1,000 rows, {tokens} token request(s) per run, stock: {stock_requests} requests \
+                     for {stock_rows} rows.\n",
+                    requests as f64 * 1000.0 / ROWS as f64
+                );
             }
         }
-        if let Some((rate, requests, tokens, stock_requests)) = best_default {
+        println!("Without queue indexing (queue_indexing = false), batch size {DEFAULT_BATCH}, one round:");
+        for version in [Version::V6_6, Version::V6_4] {
+            let setup = Setup {
+                version,
+                queue_indexing: false,
+                index_delay,
+            };
+            let r = run(&connector, &catalog, DEFAULT_BATCH, setup).await;
             println!(
-                "\nDefault batch size {DEFAULT_BATCH}: {rate:.0} product rows/s, {:.1} HTTP requests per 1,000 rows, \
-                 {tokens} token request(s) per run, stock: {stock_requests} requests.",
-                requests as f64 * 1000.0 / ROWS as f64
+                "{}: {:.0} product rows/s (first run {:.2?}), stock {:.0} rows/s",
+                version.full(),
+                per_second(ROWS, r.first),
+                r.first,
+                per_second(r.stock_rows, r.stock),
             );
         }
         println!(

@@ -603,6 +603,204 @@ async fn a_bad_record_does_not_sink_its_batch_64() {
     a_bad_record_does_not_sink_its_batch(Version::V6_4).await;
 }
 
+/// Issue 12 item 1: on 6.4 a sync of ten records or fewer answers `data` as a JSON list (a
+/// PHP list, `SyncService::sync`), and with `fail-on-error: false` the status is 200 even
+/// when records failed (`SyncController::sync`). A refused record is still reported failed.
+#[tokio::test]
+async fn a_refused_record_in_a_small_64_sync_is_reported_failed() {
+    let h = harness(Version::V6_4).await;
+    let mut records = catalog(6);
+    if let Record::Product(p) = &mut records[2] {
+        p.prices.clear();
+    }
+    let keys: Vec<String> = records.iter().map(|r| as_product(r).key.clone()).collect();
+    let mut session = h.session(&[]).await;
+    let outcomes = write(&mut session, "products", &records).await;
+    assert_eq!(
+        outcomes[2].status,
+        OutcomeStatus::Failed,
+        "{:?}",
+        outcomes[2]
+    );
+    assert_eq!(
+        outcomes[2].field.as_deref(),
+        Some("prices"),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(h.sim.product_by_number(&keys[2]).is_none());
+    for (i, key) in keys.iter().enumerate().filter(|(i, _)| *i != 2) {
+        assert_eq!(outcomes[i].status, OutcomeStatus::Created, "{key}");
+        assert!(h.sim.product_by_number(key).is_some(), "{key}");
+    }
+    h.finish();
+}
+
+/// Issue 12 item 9: a link that cannot be removed (here the integration may not delete
+/// category links) fails the product on every version, although 6.4 answers such a sync
+/// with 200 (`fail-on-error: false`).
+async fn a_failed_unlink_fails_the_product(version: Version) {
+    let h = harness(version).await;
+    let mut p = as_product(&catalog(1)[0]).clone();
+    let mut session = h.session(&[]).await;
+    write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    h.sim.revoke("product_category:delete");
+    p.categories = vec![vec!["Shoes".into(), "Boots".into()]];
+    let outcomes = write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Failed,
+        "{version:?}: {:?}",
+        outcomes[0]
+    );
+    let message = outcomes[0].message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("FRAMEWORK__MISSING_PRIVILEGE_ERROR"),
+        "{version:?}: {message}"
+    );
+    let row = h.sim.product_by_number(&p.key).expect("product");
+    assert_eq!(
+        category_paths(&h.sim, &row).len(),
+        2,
+        "the old link stays beside the new one"
+    );
+    h.finish();
+}
+
+#[tokio::test]
+async fn a_failed_unlink_fails_the_product_64() {
+    a_failed_unlink_fails_the_product(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn a_failed_unlink_fails_the_product_66() {
+    a_failed_unlink_fails_the_product(Version::V6_6).await;
+}
+
+/// Issue 12 item 2: Shopware runs a sync's operations in body order. Eleven or more new
+/// categories, a child among them after its parent: the child must not be sent first (on
+/// 6.4 a body keyed "0".."11" sorted as text did that and rolled the whole category sync
+/// back). A category Shopware refuses (a name over 255 characters, `StringField`) fails
+/// only the products that need it, naming it.
+async fn new_categories_land_parents_first(version: Version) {
+    let h = harness(version).await;
+    let long = "Very long range name ".repeat(13);
+    let mut records: Vec<Record> = (0..14).map(|n| Record::Product(product(n, 0))).collect();
+    for (i, record) in records.iter_mut().enumerate() {
+        let Record::Product(p) = record else { continue };
+        p.categories = match i {
+            0..=9 => vec![vec![format!("Range {i}")]],
+            10 => vec![vec!["Range 9".into(), "Outlet".into()]],
+            11 => vec![vec![long.clone()]],
+            12 => vec![vec![long.clone(), "Below".into()]],
+            _ => vec![vec!["Range 0".into()]],
+        };
+    }
+    let mut session = h.session(&[]).await;
+    let outcomes = write(&mut session, "products", &records).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 11 || i == 12 {
+            assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+            assert_eq!(outcome.field.as_deref(), Some("categories"), "{outcome:?}");
+            let message = outcome.message.as_deref().unwrap_or("");
+            assert!(
+                message.contains(long.trim_end()) && message.contains("could not be created"),
+                "names the category: {message}"
+            );
+            assert!(h.sim.product_by_number(&outcome.key).is_none());
+        } else {
+            assert_eq!(
+                outcome.status,
+                OutcomeStatus::Created,
+                "{version:?} {outcome:?}"
+            );
+            assert_product_in_shop(&h, as_product(&records[i]));
+        }
+    }
+    h.finish();
+}
+
+#[tokio::test]
+async fn new_categories_land_parents_first_64() {
+    new_categories_land_parents_first(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn new_categories_land_parents_first_66() {
+    new_categories_land_parents_first(Version::V6_6).await;
+}
+
+/// Issue 12 item 10: a duplicate product number is the database's unique key
+/// (`ProductExceptionHandler`): its error points at no record. A shop owner creates one of
+/// the numbers while the batch of 250 is on its way; the batch is split until that record is
+/// alone, and only it fails.
+async fn a_duplicate_number_is_found_in_a_batch_of_250(version: Version) {
+    let h = harness(version).await;
+    let records: Vec<Record> = (0..250)
+        .map(|n| {
+            let mut p = product(n, 0);
+            p.key = format!("BATCH-{n:05}");
+            p.categories.clear();
+            Record::Product(p)
+        })
+        .collect();
+    let faults = h.sim.faults();
+    faults.push(
+        Matcher {
+            path_prefix: Some("/api/_action/sync".into()),
+            body_contains: Some("BATCH-00137".into()),
+        },
+        Fault::Delay(Duration::from_millis(300)),
+    );
+    let tax = h.sim.ids().tax(19.0).expect("tax").hex();
+    let currency = h.sim.ids().currency.hex();
+    let mut session = h.session(&[]).await;
+    let writing = write(&mut session, "products", &records);
+    let shop_owner = async {
+        // The batch's sync has arrived and waits: the number is taken meanwhile.
+        while faults.pending() > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        h.sim.create(
+            "product",
+            serde_json::json!({"productNumber": "BATCH-00137", "name": "Made in the shop",
+                "stock": 1, "taxId": tax, "price": [{"currencyId": currency, "gross": 1.0, "net": 0.84, "linked": true}]}),
+        )
+    };
+    let syncs = h.syncs();
+    let (outcomes, created) = tokio::join!(writing, shop_owner);
+    created.expect("the shop owner's product");
+    let bad = &outcomes[137];
+    assert_eq!(bad.status, OutcomeStatus::Failed, "{version:?} {bad:?}");
+    assert_eq!(bad.field.as_deref(), Some("key"), "{bad:?}");
+    let message = bad.message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("CONTENT__DUPLICATE_PRODUCT_NUMBER") && message.contains("BATCH-00137"),
+        "{message}"
+    );
+    assert_eq!(count(&outcomes, OutcomeStatus::Created), 249, "{version:?}");
+    assert_eq!(
+        h.sim.product_by_number("BATCH-00137").expect("one")["name"],
+        "Made in the shop"
+    );
+    let product_syncs = h.syncs() - syncs;
+    assert!(
+        product_syncs <= 20,
+        "{version:?}: bisecting takes about two requests per halving: {product_syncs}"
+    );
+    h.finish();
+}
+
+#[tokio::test]
+async fn a_duplicate_number_is_found_in_a_batch_of_250_64() {
+    a_duplicate_number_is_found_in_a_batch_of_250(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn a_duplicate_number_is_found_in_a_batch_of_250_66() {
+    a_duplicate_number_is_found_in_a_batch_of_250(Version::V6_6).await;
+}
+
 #[tokio::test]
 async fn prices_in_two_currencies_land_and_the_default_one_is_required() {
     let h = harness(Version::V6_6).await;
@@ -944,6 +1142,221 @@ async fn create_only_fields_keep_the_shops_edits() {
     h.finish();
 }
 
+/// Issue 12 item 6: `name`, `ean` and `metaDescription` are `StringField`s
+/// (`StringFieldSerializer`): tags are stripped, a blank value (6.5+) is stored as null,
+/// more than 255 characters are refused. The connector sends what the shop will store (so a
+/// re-run sends nothing), refuses a name that is too long itself (the rest of the batch is
+/// not refused with it), and does not put the short description into the SEO field.
+async fn texts_are_written_as_the_shop_stores_them(version: Version) {
+    let h = harness(version).await;
+    let mut good = product(1, 0);
+    good.name = "<b>Linen</b> shirt".into();
+    good.short_description = Some("Soft and light.".into());
+    good.ean = Some(String::new());
+    let mut long = product(2, 0);
+    long.name = "Shirt ".repeat(50);
+    let others: Vec<Product> = (3..6).map(|n| product(n, 0)).collect();
+    let records: Vec<Record> = [good.clone(), long.clone()]
+        .into_iter()
+        .chain(others)
+        .map(|mut p| {
+            p.categories.clear();
+            p.properties.clear();
+            Record::Product(p)
+        })
+        .collect();
+    let mut session = h.session(&[]).await;
+    let outcomes = write(&mut session, "products", &records).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Created,
+        "{:?}",
+        outcomes[0]
+    );
+    let refused = &outcomes[1];
+    assert_eq!(refused.status, OutcomeStatus::Failed, "{refused:?}");
+    assert_eq!(refused.field.as_deref(), Some("name"));
+    let message = refused.message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("300") && message.contains("255"),
+        "{message}"
+    );
+    assert_eq!(count(&outcomes, OutcomeStatus::Created), 4);
+    assert_eq!(
+        h.syncs(),
+        1,
+        "{version:?}: one sync, not refused and sent again"
+    );
+    let row = h.sim.product_by_number(&good.key).expect("product");
+    assert_eq!(row["name"], "Linen shirt");
+    assert!(row["ean"].is_null(), "{}", row["ean"]);
+    assert!(
+        row["metaDescription"].is_null(),
+        "{}",
+        row["metaDescription"]
+    );
+
+    let again = write(&mut session, "products", &records).await;
+    assert_eq!(again[0].status, OutcomeStatus::Unchanged, "{:?}", again[0]);
+    assert_eq!(count(&again, OutcomeStatus::Unchanged), 4);
+    assert_eq!(h.syncs(), 1, "a re-run sends nothing");
+
+    // The short description goes where the config says.
+    let mut session = h
+        .session(&[("short_description_field", "metaDescription")])
+        .await;
+    let outcomes = write(&mut session, "products", &records[..1]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Updated,
+        "{:?}",
+        outcomes[0]
+    );
+    let row = h.sim.product_by_number(&good.key).expect("product");
+    assert_eq!(row["metaDescription"], "Soft and light.");
+    h.finish();
+}
+
+#[tokio::test]
+async fn texts_are_written_as_the_shop_stores_them_64() {
+    texts_are_written_as_the_shop_stores_them(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn texts_are_written_as_the_shop_stores_them_66() {
+    texts_are_written_as_the_shop_stores_them(Version::V6_6).await;
+}
+
+/// Issue 12 item 7: a family whose product has no price of its own, only its variants do.
+/// Shopware needs a price and a tax on the parent (`ProductDefinition`: price and tax are
+/// required on a product that is no variant); it gets the cheapest variant's.
+async fn a_family_priced_only_on_its_variants_lands(version: Version) {
+    let h = harness(version).await;
+    let mut p = product(5, 3);
+    assert!(p.variants.len() == 3 && !p.prices.is_empty());
+    p.prices.clear();
+    for (v, gross) in p.variants.iter_mut().zip([2500, 1999, 2200]) {
+        v.prices = vec![price(gross, 19)];
+    }
+    let mut session = h.session(&[]).await;
+    let records = [Record::Product(p.clone())];
+    let outcomes = write(&mut session, "products", &records).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Created,
+        "{:?}",
+        outcomes[0]
+    );
+    let row = h.sim.product_by_number(&p.key).expect("parent");
+    assert!(
+        (f64_of(&row["price"][0]["gross"]) - 19.99).abs() < 0.001,
+        "{}",
+        row["price"]
+    );
+    assert!(row["taxId"].is_string());
+    for (v, gross) in p.variants.iter().zip([25.0, 19.99, 22.0]) {
+        let child = h.sim.product_by_number(&v.key).expect("variant");
+        assert!((f64_of(&child["price"][0]["gross"]) - gross).abs() < 0.001);
+    }
+    let again = write(&mut session, "products", &records).await;
+    assert_eq!(again[0].status, OutcomeStatus::Unchanged, "{:?}", again[0]);
+    h.finish();
+}
+
+#[tokio::test]
+async fn a_family_priced_only_on_its_variants_lands_64() {
+    a_family_priced_only_on_its_variants_lands(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn a_family_priced_only_on_its_variants_lands_66() {
+    a_family_priced_only_on_its_variants_lands(Version::V6_6).await;
+}
+
+/// Issue 12 item 8: a variant the till no longer lists must not stay buyable in the shop.
+/// It is deactivated (not deleted: orders and reviews refer to it), and the family's
+/// outcome says so.
+async fn a_variant_dropped_by_the_till_is_deactivated(version: Version) {
+    let h = harness(version).await;
+    let mut p = product(5, 3);
+    let mut session = h.session(&[]).await;
+    write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    let dropped = p.variants.remove(1);
+    let outcomes = write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Updated,
+        "{:?}",
+        outcomes[0]
+    );
+    let message = outcomes[0].message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("deactivated") && message.contains(&dropped.key),
+        "{message}"
+    );
+    let row = h
+        .sim
+        .product_by_number(&dropped.key)
+        .expect("kept, not deleted");
+    assert_eq!(row["active"], false, "{version:?}");
+    for variant in &p.variants {
+        let row = h.sim.product_by_number(&variant.key).expect("variant");
+        assert_ne!(row["active"], false, "{}", variant.key);
+    }
+    let syncs = h.syncs();
+    let again = write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    assert_eq!(again[0].status, OutcomeStatus::Unchanged, "{:?}", again[0]);
+    assert_eq!(h.syncs(), syncs);
+    // Listed again, it is active again.
+    p.variants.push(dropped.clone());
+    let outcomes = write(&mut session, "products", &[Record::Product(p.clone())]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Updated,
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(
+        h.sim.product_by_number(&dropped.key).expect("variant")["active"],
+        true
+    );
+    h.finish();
+}
+
+#[tokio::test]
+async fn a_variant_dropped_by_the_till_is_deactivated_64() {
+    a_variant_dropped_by_the_till_is_deactivated(Version::V6_4).await;
+}
+
+#[tokio::test]
+async fn a_variant_dropped_by_the_till_is_deactivated_66() {
+    a_variant_dropped_by_the_till_is_deactivated(Version::V6_6).await;
+}
+
+/// Issue 12 item 11: 6.4 writes and indexes every record of a sync on its own
+/// (`SyncService::upsertRecords`), which makes a large import slow; every version from 6.4
+/// has `indexing-behavior: use-queue-indexing` (`EntityIndexerRegistry::USE_INDEXING_QUEUE`),
+/// and the connector sends it unless told not to.
+#[tokio::test]
+async fn syncs_queue_their_indexing_by_default() {
+    let h = harness(Version::V6_4).await;
+    let records: Vec<Record> = (0..12).map(|n| Record::Product(product(n, 2))).collect();
+    let mut session = h.session(&[]).await;
+    let outcomes = write(&mut session, "products", &records[..6]).await;
+    assert_all(&outcomes, OutcomeStatus::Created);
+    assert_eq!(h.sim.synchronous_indexings(), 0, "indexed by the queue");
+
+    let mut session = h.session(&[("queue_indexing", "false")]).await;
+    let outcomes = write(&mut session, "products", &records[6..]).await;
+    assert_all(&outcomes, OutcomeStatus::Created);
+    assert!(
+        h.sim.synchronous_indexings() >= 6,
+        "without the queue every record is indexed in the request: {}",
+        h.sim.synchronous_indexings()
+    );
+    h.finish();
+}
+
 #[tokio::test]
 async fn a_moved_product_loses_its_old_category() {
     let h = harness(Version::V6_5).await;
@@ -954,6 +1367,41 @@ async fn a_moved_product_loses_its_old_category() {
     let outcomes = write(&mut session, "products", &[Record::Product(p.clone())]).await;
     assert_eq!(outcomes[0].status, OutcomeStatus::Updated);
     assert_product_in_shop(&h, &p);
+    h.finish();
+}
+
+/// Issue 12 item 3: from 6.6 a search may ask at most 500 rows (`shopware.api.max_limit`;
+/// 400 `FRAMEWORK__QUERY_LIMIT_EXCEEDED` above). Batches of 1,000 and a page of 500 orders
+/// still work: every search pages within the cap.
+#[tokio::test]
+async fn searches_stay_within_the_limit_of_66() {
+    let h = shop_with_orders(Version::V6_6).await;
+    let records: Vec<Record> = (0..600)
+        .map(|n| {
+            let mut p = product(n, 0);
+            p.key = format!("BIG-{n:05}");
+            p.categories.clear();
+            Record::Product(p)
+        })
+        .collect();
+    let big = [("batch_size", "1000"), ("stock_batch_size", "1000")];
+    let mut session = h.session(&big).await;
+    let outcomes = write(&mut session, "products", &records).await;
+    assert_all(&outcomes, OutcomeStatus::Created);
+    let again = write(&mut session, "products", &records).await;
+    assert_all(&again, OutcomeStatus::Unchanged);
+    let levels: Vec<Record> = (0..600).map(|n| level(&format!("BIG-{n:05}"), 7)).collect();
+    let outcomes = write(&mut session, "stock", &levels).await;
+    assert_all(&outcomes, OutcomeStatus::Updated);
+    assert_eq!(stock_of(&h.sim, "BIG-00599").0, 7);
+
+    let mut state = None;
+    let (orders, _) = read_all(&mut session, &mut state, 500).await;
+    assert_eq!(
+        orders.len(),
+        paid_orders(&h.sim).len(),
+        "every paid order is read"
+    );
     h.finish();
 }
 
@@ -1496,6 +1944,48 @@ async fn status_transitions(version: Version) {
         outcomes[0]
     );
     assert_eq!(states_of(&h.sim, &cancelled.id).0, "in_progress");
+    h.finish();
+}
+
+/// Issue 12 item 4: Shopware's payment machine has no `paid` action from `reminded` (only
+/// `pay`, `pay_partially`, …: `Migration1536233560BasicData`, `…AddPaymentStates`, the
+/// reference state-machines.json). A reminded payment the till reports paid gets paid.
+#[tokio::test]
+async fn a_reminded_payment_is_paid() {
+    let h = harness_with(ShopwareOptions {
+        version: Version::V6_6,
+        validate: true,
+        products: 20,
+        ..ShopwareOptions::default()
+    })
+    .await;
+    let products = sellable(&h.sim);
+    let placed = h
+        .sim
+        .place_order(&StorefrontOrder::new(
+            OrderCustomer::private("r@example.com", "Rita", "Klant", "NL"),
+            vec![OrderLine::new(&products[0], 1)],
+        ))
+        .expect("order");
+    h.sim
+        .set_payment_state(&placed.id, "reminded")
+        .expect("remind");
+    let mut session = h.session(&[]).await;
+    let record = status(
+        &placed.order_number,
+        OrderState::Open,
+        Some(PaymentState::Paid),
+        None,
+        &[],
+    );
+    let outcomes = write(&mut session, "order-status", &[record]).await;
+    assert_eq!(
+        outcomes[0].status,
+        OutcomeStatus::Updated,
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(states_of(&h.sim, &placed.id).1, "paid");
     h.finish();
 }
 

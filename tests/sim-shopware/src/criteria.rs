@@ -59,7 +59,33 @@ fn positive(value: &Value) -> Option<u64> {
     }
 }
 
+/// `shopware.api.max_limit` of a default install: 500 from 6.6 on; none before (the Admin
+/// API's `api.request_criteria_builder` got `null` in 6.5 and no argument in 6.4).
+pub fn max_limit(version: crate::Version) -> Option<u64> {
+    (version >= crate::Version::V6_6).then_some(500)
+}
+
 impl Criteria {
+    /// `RequestCriteriaBuilder::parse` on an Admin API search or list: a `limit` above the
+    /// shop's maximum is refused (`FRAMEWORK__QUERY_LIMIT_EXCEEDED`), and without a limit the
+    /// maximum applies. With `ids` there is no limit at all.
+    pub fn cap_limit(&mut self, version: crate::Version) -> Result<(), ApiError> {
+        let Some(max) = max_limit(version) else {
+            return Ok(());
+        };
+        if self.ids.is_some() {
+            return Ok(());
+        }
+        match self.limit {
+            Some(limit) if limit > max => Err(ApiError::limit_exceeded(max, limit)),
+            Some(_) => Ok(()),
+            None => {
+                self.limit = Some(max);
+                Ok(())
+            }
+        }
+    }
+
     /// Parses a criteria body for `entity`; errors name the bad part.
     pub fn parse(shop: &Shop, entity: usize, body: &Value) -> Result<Criteria, ApiError> {
         let mut criteria = Criteria::default();

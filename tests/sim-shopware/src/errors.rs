@@ -11,6 +11,8 @@ use crate::ids::Id;
 pub const NOT_BLANK: &str = "c1051bb4-d103-4f74-8988-acbcafc7fdc3";
 /// Symfony's Type constraint code: a value has the wrong JSON type.
 pub const WRONG_TYPE: &str = "ba785a8c-82cb-4283-967c-3cf342181b40";
+/// Symfony's Length constraint code for a value that is too long.
+pub const TOO_LONG: &str = "d94b19cc-114f-4f44-9cc4-4138e80a87b9";
 /// Symfony's Choice constraint code: a value outside an enum.
 pub const BAD_CHOICE: &str = "8e179f1b-97aa-4560-a02f-2a8b42e49df7";
 
@@ -29,6 +31,9 @@ pub struct ErrorBody {
     pub parameters: Value,
     /// `source.pointer` (validation errors only).
     pub pointer: Option<String>,
+    /// Raised while the write runs (a database constraint, a missing privilege), after the
+    /// validation of the whole write: it aborts the request alone, without a pointer.
+    pub execute: bool,
 }
 
 impl std::ops::Deref for ApiError {
@@ -54,7 +59,14 @@ impl ApiError {
             detail: detail.into(),
             parameters: json!([]),
             pointer: None,
+            execute: false,
         }))
+    }
+
+    /// Marks an error raised while the write runs (see [`ErrorBody::execute`]).
+    pub fn executing(mut self) -> ApiError {
+        self.execute = true;
+        self
     }
 
     pub fn with_parameters(mut self, parameters: Value) -> ApiError {
@@ -123,6 +135,17 @@ impl ApiError {
             .at(pointer)
     }
 
+    /// Symfony's `Length` constraint, as a `StringField` uses it.
+    pub fn too_long(pointer: String, value: &str, limit: usize) -> ApiError {
+        ApiError::new(
+            400,
+            TOO_LONG,
+            format!("This value is too long. It should have {limit} characters or less."),
+        )
+        .with_parameters(json!({ "{{ value }}": format!("\"{value}\""), "{{ limit }}": limit }))
+        .at(pointer)
+    }
+
     pub fn wrong_type(pointer: String, expected: &str, value: &Value) -> ApiError {
         ApiError::new(
             400,
@@ -184,14 +207,28 @@ impl ApiError {
         .at(pointer)
     }
 
-    pub fn duplicate_number(pointer: String, number: &str) -> ApiError {
+    /// The unique key on `product.product_number` refuses a second row with the number:
+    /// `ProductExceptionHandler` turns the database's 1062 into this error while the write
+    /// runs, so it carries no `source.pointer` (and aborts a 6.5+ sync alone).
+    pub fn duplicate_number(number: &str) -> ApiError {
         ApiError::new(
             400,
             "CONTENT__DUPLICATE_PRODUCT_NUMBER",
             format!("Product with number \"{number}\" already exists."),
         )
         .with_parameters(json!({ "number": number }))
-        .at(pointer)
+        .executing()
+    }
+
+    /// `AclWriteValidator`: the integration's role lacks a privilege
+    /// (`MissingPrivilegeException`, detail a JSON text, raised before the SQL runs).
+    pub fn missing_privilege(privileges: &[String]) -> ApiError {
+        ApiError::new(
+            403,
+            "FRAMEWORK__MISSING_PRIVILEGE_ERROR",
+            json!({ "message": "Missing privilege", "missingPrivileges": privileges }).to_string(),
+        )
+        .executing()
     }
 
     /// What MySQL says through DBAL when a foreign key or unique key is violated: a 500.
@@ -204,6 +241,7 @@ impl ApiError {
                 detail.into()
             ),
         )
+        .executing()
     }
 
     pub fn foreign_key(table: &str, fk: &str, target: &str) -> ApiError {
@@ -228,6 +266,17 @@ impl ApiError {
             format!("The limit parameter must be a positive integer greater or equals than 1. Given: {value}"),
         )
         .with_parameters(json!({ "limit": value }))
+        .at("/limit")
+    }
+
+    /// `QueryLimitExceededException`, added at `/limit` by `RequestCriteriaBuilder::addLimit`.
+    pub fn limit_exceeded(max: u64, limit: u64) -> ApiError {
+        ApiError::new(
+            400,
+            "FRAMEWORK__QUERY_LIMIT_EXCEEDED",
+            format!("The limit must be lower than or equal to MAX_LIMIT(={max}). Given: {limit}"),
+        )
+        .with_parameters(json!({ "maxLimit": max, "limit": limit }))
         .at("/limit")
     }
 

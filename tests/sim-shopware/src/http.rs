@@ -48,6 +48,10 @@ pub struct Inner {
     pub base_url: RwLock<String>,
     /// Installed apps and the webhooks they receive.
     pub apps: crate::app::Apps,
+    /// Time one synchronous indexing of written data takes (see `ShopwareOptions`).
+    pub index_delay: std::time::Duration,
+    /// Synchronous indexings of sync requests so far.
+    pub indexings: std::sync::atomic::AtomicU64,
 }
 
 pub type App = Arc<Inner>;
@@ -481,23 +485,38 @@ async fn info_version(State(app): State<App>) -> Response {
 }
 
 async fn sync_handler(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    let body = match parse_body(&body) {
-        Ok(body) => body,
+    let entries = match sync::parse_entries(&body) {
+        Ok(entries) => entries,
         Err(error) => return error.into_response(),
     };
+    // `filter_var(…, FILTER_VALIDATE_BOOLEAN)` with the defaults `true` and `false`.
+    let flag = |name: &str, default: bool| {
+        header_flag(&headers, name).map_or(default, |v| {
+            matches!(v.as_str(), "1" | "true" | "on" | "yes")
+        })
+    };
     let sync_headers = SyncHeaders {
-        fail_on_error: header_flag(&headers, "fail-on-error")
-            .is_none_or(|v| v != "false" && v != "0"),
-        single_operation: header_flag(&headers, "single-operation")
-            .is_some_and(|v| v == "1" || v == "true"),
+        fail_on_error: flag("fail-on-error", true),
+        single_operation: flag("single-operation", false),
         indexing: header_flag(&headers, "indexing-behavior"),
     };
-    let (status, answer) = {
+    let answer = {
         let mut shop = app.shop_write();
-        sync::run(&mut shop, &body, &sync_headers)
+        sync::run(&mut shop, entries, &sync_headers)
     };
-    tracing::debug!(status, "Sync handled.");
-    json_response(status, &answer)
+    app.indexings
+        .fetch_add(answer.indexed as u64, std::sync::atomic::Ordering::Relaxed);
+    // Indexing in the request takes its time (6.4: once per record), outside the lock.
+    let delay = app.index_delay * u32::try_from(answer.indexed).unwrap_or(u32::MAX);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    tracing::debug!(
+        status = answer.status,
+        indexed = answer.indexed,
+        "Sync handled."
+    );
+    json_response(answer.status, &answer.body)
 }
 
 async fn search(
@@ -529,7 +548,8 @@ fn run_search(
         let entity = entity_of(segment)?;
         let body = parse_body(body)?;
         let shop = app.shop_read();
-        let criteria = Criteria::parse(&shop, entity, &body)?;
+        let mut criteria = Criteria::parse(&shop, entity, &body)?;
+        criteria.cap_limit(shop.version)?;
         let hits = criteria::search(&shop, entity, &criteria, None);
         if ids_only {
             let ids: Vec<Value> = hits.ids.iter().map(|id| json!(id.hex())).collect();
@@ -595,6 +615,7 @@ async fn list(
         let entity = entity_of(&segment)?;
         let shop = app.shop_read();
         let mut criteria = Criteria::from_query(&shop, entity, &query)?;
+        criteria.cap_limit(shop.version)?;
         criteria.total_count_mode = 1;
         let hits = criteria::search(&shop, entity, &criteria, None);
         Ok(render_list(
@@ -655,12 +676,10 @@ fn write_one(shop: &mut Shop, entity: usize, body: &Value, mode: Mode) -> Result
         _ => {
             shop.store.rollback();
             let errors = batch.errors;
-            Err(
-                match errors.iter().find(|e| e.status >= 500 || e.status == 404) {
-                    Some(first) => ApiErrors(vec![first.clone()]),
-                    None => ApiErrors(errors),
-                },
-            )
+            Err(match errors.iter().find(|e| e.execute || e.status == 404) {
+                Some(first) => ApiErrors(vec![first.clone()]),
+                None => ApiErrors(errors),
+            })
         }
     }
 }

@@ -143,6 +143,12 @@ pub struct ShopwareOptions {
     /// The `shopware` reference folder; default: `KOPPEL_REFERENCE_DIR`/shopware, else
     /// `../shared/reference/shopware` beside the repository.
     pub reference_dir: Option<PathBuf>,
+    /// What one synchronous indexing of a sync's written data costs (the sync answers that
+    /// much later). 6.4 writes and indexes each record of a sync on its own
+    /// (`SyncService::upsertRecords`), 6.5+ a whole sync at once; nothing with
+    /// `indexing-behavior: use-queue-indexing` or `disable-indexing`. Zero by default;
+    /// benchmarks set it to model a real shop.
+    pub index_delay: Duration,
 }
 
 impl Default for ShopwareOptions {
@@ -161,6 +167,7 @@ impl Default for ShopwareOptions {
             token_ttl: Duration::from_secs(600),
             validate: false,
             reference_dir: None,
+            index_delay: Duration::ZERO,
         }
     }
 }
@@ -218,6 +225,8 @@ impl ShopwareSimulator {
             faults: Faults::new(options.seed),
             base_url: RwLock::new(format!("http://{addr}")),
             apps: app::Apps::new(),
+            index_delay: options.index_delay,
+            indexings: std::sync::atomic::AtomicU64::new(0),
         });
         let router = http::router(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -349,6 +358,15 @@ impl ShopwareSimulator {
 
     pub fn request_count(&self, route: &str) -> u64 {
         self.request_counts().get(route).copied().unwrap_or(0)
+    }
+
+    /// How often a sync made the shop index written data within the request: once per record
+    /// on 6.4, once per sync from 6.5; never with `indexing-behavior: use-queue-indexing` or
+    /// `disable-indexing`.
+    pub fn synchronous_indexings(&self) -> u64 {
+        self.app
+            .indexings
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Requests to `POST /api/oauth/token`.
@@ -495,6 +513,41 @@ impl ShopwareSimulator {
         }
         shop.store.commit();
         Ok(())
+    }
+
+    /// Creates a row through the normal write path (checks included), as a shop owner in the
+    /// Administration would; its id.
+    pub fn create(&self, entity: &str, payload: Value) -> anyhow::Result<String> {
+        let e = entities::index_of(entity).with_context(|| format!("no entity {entity}"))?;
+        let mut shop = self.app.shop_write();
+        shop.store.begin();
+        let mut batch = write::Batch::default();
+        let id = shop.write(&mut batch, e, &payload, write::Mode::Create, "/0", None);
+        match (id, batch.errors.first()) {
+            (Some(id), None) => {
+                shop.store.commit();
+                Ok(id.hex())
+            }
+            (_, error) => {
+                shop.store.rollback();
+                match error {
+                    Some(error) => {
+                        anyhow::bail!("{}: {} at {:?}", error.code, error.detail, error.pointer)
+                    }
+                    None => anyhow::bail!("{entity} was not written"),
+                }
+            }
+        }
+    }
+
+    /// Takes a privilege (`"product_category:delete"`) from the integration's role, as a shop
+    /// owner editing the role would: writes that need it are refused with
+    /// `FRAMEWORK__MISSING_PRIVILEGE_ERROR` (`AclWriteValidator`).
+    pub fn revoke(&self, privilege: &str) {
+        let mut shop = self.app.shop_write();
+        if !shop.revoked.iter().any(|p| p == privilege) {
+            shop.revoked.push(privilege.to_string());
+        }
     }
 
     /// Places an order the way the storefront checkout does (see [`StorefrontOrder`]);

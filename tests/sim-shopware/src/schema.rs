@@ -8,10 +8,11 @@
 //! hold for *create* only (the writer checks them itself) and `includes` trims responses.
 //! `format` stays an annotation. Loaded files are cached per process.
 //!
-//! Two defects of the 6.4 and 6.5 files' generator are corrected, because the wire format
-//! they contradict is certain (API-NOTES §6.1 [H]): price lists (`price`,
-//! `purchasePrices`, …) are typed `object` there but are JSON lists, so they accept both;
-//! and 6.4 declares to-many associations as a single `$ref`, so those accept a list of it.
+//! Three defects of the 6.4 and 6.5 files' generator are corrected, because the wire format
+//! they contradict is certain (API-NOTES §6.1 [H], Shopware's `Api/Sync/SyncService.php`):
+//! price lists (`price`, `purchasePrices`, …) are typed `object` there but are JSON lists, so
+//! they accept both; 6.4 declares to-many associations as a single `$ref`, so those accept a
+//! list of it; and 6.4's sync answer `data` is a list when the operation keys are `0..n-1`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -196,6 +197,16 @@ impl Reference {
             }
         }
         adapt_nullable(&mut doc);
+        // 6.4's sync answer (the file has `success` there): `data` holds each operation's
+        // result under its key in a PHP array (`SyncService::sync`), which `json_encode`
+        // writes as a list when the keys are "0", "1", … in order. The file says `object`.
+        if let Some(data) = doc.pointer_mut(
+            "/paths/~1_action~1sync/post/responses/200/content/application~1json/schema/properties",
+        ) && data.get("success").is_some()
+            && let Some(data) = data.get_mut("data")
+        {
+            data["type"] = json!(["object", "array"]);
+        }
         for (name, meta) in entities.iter_mut() {
             let props = doc
                 .pointer(&format!("/components/schemas/{name}/properties"))

@@ -73,6 +73,8 @@ pub struct Shop {
     pub referrers: Referrers,
     /// The `disable-indexing` header of the request being handled.
     pub indexing_disabled: bool,
+    /// Privileges (`product_category:delete`) the integration's role lacks.
+    pub revoked: Vec<String>,
     /// While seeding: a fixed clock (milliseconds) that advances one second per read, so
     /// seeded data is the same for the same seed.
     pub fixed_clock: Option<i64>,
@@ -106,6 +108,7 @@ impl Shop {
             open_quantity: HashMap::new(),
             referrers: referrers(),
             indexing_disabled: false,
+            revoked: Vec::new(),
             fixed_clock: None,
         }
     }

@@ -89,6 +89,7 @@ impl Shop {
             object.insert(fk.to_string(), json!(parent_id.hex()));
         }
         let errors_before = batch.errors.len();
+        self.sanitize_strings(batch, def.name, &mut object, pointer);
 
         // The primary key.
         let id = match def.mapping {
@@ -151,6 +152,15 @@ impl Shop {
             return Some(id);
         }
         let creating = existing.is_none();
+        let privilege = format!(
+            "{}:{}",
+            def.name,
+            if creating { "create" } else { "update" }
+        );
+        if self.revoked.contains(&privilege) {
+            batch.errors.push(ApiError::missing_privilege(&[privilege]));
+            return None;
+        }
         let is_variant = def.name == "product"
             && match object.get("parentId") {
                 Some(v) => !v.is_null(),
@@ -330,6 +340,74 @@ impl Shop {
         Some(id)
     }
 
+    /// `StringFieldSerializer::encode` on the string fields of `entity` (plain and in
+    /// `translations`): an empty value (6.5+: blank after `trim`) becomes `null`; a value of
+    /// more than 255 characters is refused (Symfony's `Length`); HTML tags are stripped
+    /// (`strip_tags`, these fields do not allow HTML), and what is left must not be empty
+    /// (`NotBlank`). The value is stored as given otherwise: not trimmed. A violation in a
+    /// translated field points into `translations/<language id>/`, where the DAL writes it.
+    fn sanitize_strings(
+        &self,
+        batch: &mut Batch,
+        entity: &str,
+        object: &mut Map<String, Value>,
+        pointer: &str,
+    ) {
+        let fields: Vec<(&str, bool)> = STRING_FIELDS
+            .iter()
+            .filter(|(e, _, _)| *e == entity)
+            .map(|(_, f, t)| (*f, *t))
+            .collect();
+        if fields.is_empty() {
+            return;
+        }
+        let trims = self.version >= crate::Version::V6_5;
+        let mut sanitize = |value: &mut Value, at: String| {
+            let Value::String(text) = value else {
+                return;
+            };
+            let empty = if trims {
+                text.trim().is_empty()
+            } else {
+                text.is_empty()
+            };
+            if empty {
+                *value = Value::Null;
+                return;
+            }
+            if text.chars().count() > MAX_STRING {
+                batch.errors.push(ApiError::too_long(at, text, MAX_STRING));
+                return;
+            }
+            let stripped = strip_tags(text);
+            if stripped.is_empty() {
+                batch
+                    .errors
+                    .push(ApiError::blank(at).with_parameters(json!({"{{ value }}": "\"\""})));
+                return;
+            }
+            *text = stripped;
+        };
+        for (field, translated) in &fields {
+            if let Some(value) = object.get_mut(*field) {
+                let at = match translated {
+                    true => format!("{pointer}/translations/{SYSTEM_LANGUAGE}/{field}"),
+                    false => format!("{pointer}/{field}"),
+                };
+                sanitize(value, at);
+            }
+        }
+        if let Some(Value::Object(translations)) = object.get_mut("translations") {
+            for (language, values) in translations.iter_mut() {
+                for (field, translated) in &fields {
+                    if let (true, Some(value)) = (*translated, values.get_mut(*field)) {
+                        sanitize(value, format!("{pointer}/translations/{language}/{field}"));
+                    }
+                }
+            }
+        }
+    }
+
     /// Unknown and write-protected fields, types (the version's schema) and required fields.
     #[allow(clippy::too_many_arguments)]
     fn check_against_schema(
@@ -442,10 +520,7 @@ impl Shop {
             && let Some(other) = self.find_by(0, "productNumber", number)
             && other != id
         {
-            batch.errors.push(ApiError::duplicate_number(
-                format!("{pointer}/productNumber"),
-                number,
-            ));
+            batch.errors.push(ApiError::duplicate_number(number));
         }
     }
 
@@ -777,6 +852,11 @@ impl Shop {
             note(&mut batch.not_found, def.name, key_json(def, key, id));
             return;
         }
+        let privilege = format!("{}:delete", def.name);
+        if self.revoked.contains(&privilege) {
+            batch.errors.push(ApiError::missing_privilege(&[privilege]));
+            return;
+        }
         let savepoint = self.store.savepoint();
         if let Err(error) = self.delete_row(batch, entity, id) {
             self.store.rollback_to(savepoint);
@@ -859,6 +939,69 @@ fn key_json(def: &entities::EntityDef, key: &Value, id: Id) -> Value {
     }
 }
 
+/// The longest a `StringField` may be (`StringField::$maxLength`, 255 by default).
+const MAX_STRING: usize = 255;
+
+/// `StringField`s the simulator writes, (entity, field, translated), from the entity
+/// definitions (`ProductDefinition`, `ProductTranslationDefinition`,
+/// `CategoryTranslationDefinition`, `PropertyGroup(Option)TranslationDefinition`).
+const STRING_FIELDS: &[(&str, &str, bool)] = &[
+    ("product", "name", true),
+    ("product", "metaDescription", true),
+    ("product", "metaTitle", true),
+    ("product", "packUnit", true),
+    ("product", "packUnitPlural", true),
+    ("product", "ean", false),
+    ("product", "manufacturerNumber", false),
+    ("category", "name", true),
+    ("property_group", "name", true),
+    ("property_group_option", "name", true),
+];
+
+/// PHP's `strip_tags`: tags (`<` followed by no white space, up to the matching `>`, quotes
+/// respected), comments and an unclosed tag at the end are removed; the rest stays as is.
+pub fn strip_tags(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c != '<' || chars.get(i + 1).is_none_or(|n| n.is_whitespace()) {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if chars[i + 1..].starts_with(&['!', '-', '-']) {
+            let rest: String = chars[i + 4..].iter().collect();
+            match rest.find("-->") {
+                Some(end) => i += 4 + rest[..end].chars().count() + 3,
+                None => i = chars.len(),
+            }
+            continue;
+        }
+        let mut depth = 0;
+        let mut quote: Option<char> = None;
+        while i < chars.len() {
+            let c = chars[i];
+            i += 1;
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '<') => depth += 1,
+                (None, '>') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// The entities on both sides of a mapping: (local, remote).
 pub fn mapping_targets(mapping: &str) -> Option<(&'static str, &'static str)> {
     entities::ENTITIES.iter().find_map(|def| {
@@ -867,4 +1010,19 @@ pub fn mapping_targets(mapping: &str) -> Option<(&'static str, &'static str)> {
             _ => None,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_tags;
+
+    #[test]
+    fn tags_go_and_text_stays() {
+        assert_eq!(strip_tags("<b>Shirt</b> blue"), "Shirt blue");
+        assert_eq!(strip_tags("a < b and c > d"), "a < b and c > d");
+        assert_eq!(strip_tags("x<br/>y<!-- note -->z"), "xyz");
+        assert_eq!(strip_tags("<a title=\">\">link</a>"), "link");
+        assert_eq!(strip_tags("  spaced  "), "  spaced  ");
+        assert_eq!(strip_tags("cut <b"), "cut ");
+    }
 }

@@ -193,10 +193,11 @@ async fn sync_upserts_a_parent_with_two_variants_and_fails_as_a_whole_without_de
             )
             .await;
         assert_eq!(failed.status, 400, "{version:?}");
+        // The pointer starts with the operation key (`EntityWriter::sync`).
         assert_eq!(
             failed.body,
             json!({"errors": [{"code": "FRAMEWORK__WRITE_CONSTRAINT_VIOLATION", "status": "400", "title": "Bad Request",
-                "detail": "No price for default currency defined", "meta": {"parameters": []}, "source": {"pointer": "/0/price"}}]})
+                "detail": "No price for default currency defined", "meta": {"parameters": []}, "source": {"pointer": "/products/0/price"}}]})
         );
         assert!(sim.product_by_number("TS-100").is_none(), "nothing written");
         assert_eq!(

@@ -360,3 +360,50 @@ async fn the_same_seed_builds_the_same_shop() {
     assert_eq!(a.count("order"), 5);
     assert_eq!(a.count("customer"), 5);
 }
+
+#[tokio::test]
+async fn from_66_a_search_gets_at_most_500_rows() {
+    // `shopware.api.max_limit`: 500 from 6.6 (shopware.yaml), none for the Admin API before.
+    for version in [Version::V6_5, Version::V6_6] {
+        let sim = ShopwareSimulator::start(ShopwareOptions {
+            products: 520,
+            variant_share: 0.0,
+            ..options(version)
+        })
+        .await
+        .expect("start");
+        let client = Client::new(&sim).await;
+        let big = client
+            .post(
+                "/api/search/product",
+                json!({"limit": 501, "includes": {"product": ["id"]}}),
+            )
+            .await;
+        let unlimited = client
+            .post(
+                "/api/search/product",
+                json!({"includes": {"product": ["id"]}}),
+            )
+            .await;
+        let rows = unlimited.body["data"].as_array().map(Vec::len);
+        if version == Version::V6_6 {
+            assert_eq!(big.status, 400, "{}", big.body);
+            assert_eq!(
+                big.body["errors"][0]["code"],
+                "FRAMEWORK__QUERY_LIMIT_EXCEEDED"
+            );
+            assert_eq!(big.body["errors"][0]["meta"]["parameters"]["maxLimit"], 500);
+            assert_eq!(big.body["errors"][0]["source"]["pointer"], "/limit");
+            assert_eq!(rows, Some(500), "the maximum is the default");
+        } else {
+            assert_eq!(big.status, 200, "{}", big.body);
+            assert_eq!(rows, Some(520));
+        }
+        let page = client.get("/api/product?limit=600").await;
+        assert_eq!(
+            page.status,
+            if version == Version::V6_6 { 400 } else { 200 }
+        );
+        assert_clean(&sim);
+    }
+}

@@ -224,7 +224,11 @@ async fn sync_65_is_all_or_nothing_with_every_error() {
         .iter()
         .filter_map(|e| e["source"]["pointer"].as_str())
         .collect();
-    assert_eq!(pointers, vec!["/1/taxId", "/1/price", "/1/name"]);
+    // The operation key leads the pointer (`EntityWriter::sync`: `/<key>/<index>`).
+    assert_eq!(
+        pointers,
+        vec!["/bad/1/taxId", "/bad/1/price", "/bad/1/name"]
+    );
     assert_eq!(sim.count("product"), 0);
 
     // Deletes: unknown ids land in notFound; mapping rows by both keys; resolvers.
@@ -312,7 +316,13 @@ async fn sync_64_answers_per_operation_and_honours_fail_on_error() {
             &[("fail-on-error", "false")],
         )
         .await;
-    assert_eq!(answer.status, 400);
+    // `SyncController` answers 400 only with fail-on-error on: here 200, success false.
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["success"], false);
+    assert_eq!(
+        answer.body["data"]["bad"]["result"][1]["entities"],
+        json!([])
+    );
     assert_eq!(
         sim.count("product"),
         1,
@@ -332,6 +342,55 @@ async fn sync_64_answers_per_operation_and_honours_fail_on_error() {
     assert_eq!(
         single.body["data"]["product"].as_array().map(Vec::len),
         Some(1)
+    );
+
+    // Operations run in body order, and keys 0..n-1 in order make `data` a PHP list: a
+    // child category sent before its parent fails on the foreign key.
+    let root = sim.ids().categories[0].1.hex();
+    let parent = "55555555555555555555555555555555";
+    let child = "66666666666666666666666666666666";
+    let category = |id: &str, parent: &str| {
+        json!({"entity": "category", "action": "upsert",
+        "payload": [{"id": id, "parentId": parent, "name": id}]})
+    };
+    let body = format!(
+        r#"{{"0": {}, "1": {}}}"#,
+        category(child, parent),
+        category(parent, &root)
+    );
+    let answer = client
+        .raw_text(
+            "POST",
+            "/api/_action/sync",
+            &body,
+            &[("fail-on-error", "false")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body["data"].is_array(), "{}", answer.body);
+    assert_eq!(
+        answer.body["data"][0]["result"][0]["errors"][0]["status"],
+        "500"
+    );
+    assert_eq!(answer.body["data"][1]["result"][0]["errors"], json!([]));
+    let body = format!(
+        r#"{{"b": {}, "a": {}}}"#,
+        category(child, parent),
+        category(parent, &root)
+    );
+    let answer = client
+        .raw_text(
+            "POST",
+            "/api/_action/sync",
+            &body,
+            &[("fail-on-error", "false")],
+        )
+        .await;
+    assert!(answer.body["data"].is_object(), "{}", answer.body);
+    assert_eq!(
+        answer.body["data"]["b"]["result"][0]["errors"],
+        json!([]),
+        "the parent exists now"
     );
 
     // Resolvers and delete by criteria are 6.5+.
@@ -431,4 +490,79 @@ async fn without_the_reference_folder_the_simulator_still_runs() {
         "the built-in state machines drive transitions"
     );
     assert!(sim.violations().is_empty());
+}
+
+#[tokio::test]
+async fn errors_raised_while_writing_carry_no_pointer_and_come_alone() {
+    // A duplicate product number is the database's unique key (`ProductExceptionHandler`),
+    // a missing privilege `AclWriteValidator`: neither points at a record.
+    for version in [Version::V6_4, Version::V6_6] {
+        let sim = ShopwareSimulator::start(options(version))
+            .await
+            .expect("start");
+        let client = Client::new(&sim).await;
+        let tax = sim.ids().tax(19.0).expect("tax").hex();
+        let created = client
+            .post("/api/_action/sync", json!([{"entity": "product", "action": "upsert", "payload": [product("N-1", &tax)]}]))
+            .await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        let mut twin = product("N-1", &tax);
+        twin["id"] = json!("77777777777777777777777777777777");
+        let body = json!([{"key": "write", "entity": "product", "action": "upsert", "payload": [product("N-2", &tax), twin]}]);
+        let answer = client
+            .raw(
+                "POST",
+                "/api/_action/sync",
+                Some(body),
+                &[("fail-on-error", "false")],
+            )
+            .await;
+        let error = match version {
+            Version::V6_4 => {
+                assert_eq!(answer.status, 200, "{}", answer.body);
+                answer.body["data"]["write"]["result"][1]["errors"][0].clone()
+            }
+            _ => {
+                assert_eq!(answer.status, 400, "{}", answer.body);
+                assert_eq!(answer.body["errors"].as_array().map(Vec::len), Some(1));
+                answer.body["errors"][0].clone()
+            }
+        };
+        assert_eq!(
+            error["code"], "CONTENT__DUPLICATE_PRODUCT_NUMBER",
+            "{version:?}"
+        );
+        assert_eq!(error["meta"]["parameters"]["number"], "N-1");
+        assert!(error.get("source").is_none(), "{error}");
+        assert!(
+            sim.product_by_number("N-2").is_none(),
+            "{version:?}: the operation failed whole"
+        );
+
+        sim.revoke("product:delete");
+        let id = sim.product_by_number("N-1").expect("N-1")["id"].clone();
+        let answer = client
+            .raw(
+                "POST",
+                "/api/_action/sync",
+                Some(json!([{"entity": "product", "action": "delete", "payload": [{"id": id}]}])),
+                &[("fail-on-error", "false")],
+            )
+            .await;
+        let error = match version {
+            Version::V6_4 => answer.body["data"][0]["result"][0]["errors"][0].clone(),
+            _ => answer.body["errors"][0].clone(),
+        };
+        assert_eq!(
+            answer.status,
+            if version == Version::V6_4 { 200 } else { 403 }
+        );
+        assert_eq!(
+            error["code"], "FRAMEWORK__MISSING_PRIVILEGE_ERROR",
+            "{}",
+            answer.body
+        );
+        assert!(sim.product_by_number("N-1").is_some(), "not deleted");
+        assert_clean(&sim);
+    }
 }

@@ -60,6 +60,29 @@ impl Client {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        self.send(method, path, body.map(|b| b.to_string()), headers)
+            .await
+    }
+
+    /// A request with a JSON body given as text (to send object keys in an order of choice).
+    pub async fn raw_text(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        self.send(method, path, Some(body.to_owned()), headers)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self
             .http
@@ -74,7 +97,7 @@ impl Client {
         if let Some(body) = body {
             request = request
                 .header("Content-Type", "application/json")
-                .body(body.to_string());
+                .body(body);
         }
         let response = request.send().await.expect("send");
         let status = response.status().as_u16();
