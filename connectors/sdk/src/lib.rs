@@ -4,7 +4,7 @@
 //! A connector is a `cdylib` (plus `rlib`, so its protocol code can be unit-tested natively)
 //! that implements [`Connector`] and exports it:
 //!
-//! ```ignore
+//! ```text
 //! use koppel_sdk::*;
 //!
 //! struct MyConnector;
