@@ -199,7 +199,7 @@ async fn start() -> Harness {
                         secret: Secret::plain(SHOPWARE_SECRET),
                         flows: Some(vec!["products".into()]),
                         events: vec!["checkout.order.placed".into()],
-                        max_age: Some("5m".into()),
+                        max_age: Some("5m".parse().expect("a duration")),
                     },
                 ),
                 // A relay for the till, with koppel's scheme; its flows: those reading `src`.

@@ -111,9 +111,7 @@ pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
 
 pub(super) async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     let loaded = Loaded::read(&args.config.config)?;
-    let keep = loaded.config.retention.keep().map_err(|message| {
-        anyhow::anyhow!("{}: [retention] keep: {message}", loaded.path.display())
-    })?;
+    let keep = loaded.config.retention.keep();
     let database = loaded.database();
     let store = Store::open(&database)
         .await

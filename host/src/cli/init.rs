@@ -320,10 +320,11 @@ where
         }
         let mut table = toml::Table::new();
         loop {
-            let interval = p.ask("  How often", Some(&flow.interval))?;
+            let shipped = flow.interval.to_string();
+            let interval = p.ask("  How often", Some(&shipped))?;
             match parse_duration(&interval) {
                 Ok(_) => {
-                    if interval != flow.interval {
+                    if interval != shipped {
                         table.insert("interval".into(), toml::Value::String(interval));
                     }
                     break;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::duration::parse_duration;
+use super::duration::HumanDuration;
 use super::secret::resolve_env;
 
 /// A connection as written.
@@ -23,7 +23,7 @@ pub struct ConnectionFile {
     /// Memory the connector may use, in MiB (default 64).
     pub memory_mib: Option<usize>,
     /// How long one call into the connector may take (default 5m).
-    pub call_timeout: Option<String>,
+    pub call_timeout: Option<HumanDuration>,
 }
 
 /// A connection's sandbox limits as written; unset ones keep the runtime's defaults.
@@ -77,12 +77,7 @@ impl ConnectionFile {
             }
             limits.memory_bytes = Some(mib << 20);
         }
-        if let Some(timeout) = &self.call_timeout {
-            limits.call_timeout = Some(parse_duration(timeout).map_err(|message| KeyProblem {
-                key: "call_timeout".into(),
-                message,
-            })?);
-        }
+        limits.call_timeout = self.call_timeout.map(HumanDuration::get);
         Ok(Connection {
             connector: self.connector.clone(),
             config,

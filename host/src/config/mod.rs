@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use connections::{Connection, ConnectionFile, ConnectionLimits, resolve_table};
-pub use duration::parse_duration;
+pub use duration::{HumanDuration, parse_duration};
 pub use notify::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 pub use secret::{Secret, env_name, resolve_env, scalar_text};
 pub use server::{

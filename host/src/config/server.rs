@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::duration::parse_duration;
+use super::duration::HumanDuration;
 use super::secret::Secret;
 
 /// `[server]`: the dashboard, API and inbound webhooks.
@@ -74,15 +74,13 @@ pub struct WebhookSource {
     #[serde(default)]
     pub events: Vec<String>,
     /// How old a call may be before it is refused as stale (default `5m`).
-    pub max_age: Option<String>,
+    pub max_age: Option<HumanDuration>,
 }
 
 impl WebhookSource {
-    pub fn max_age(&self) -> Result<Duration, String> {
-        match &self.max_age {
-            Some(text) => parse_duration(text),
-            None => Ok(Duration::from_secs(300)),
-        }
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+            .map_or(Duration::from_secs(300), HumanDuration::get)
     }
 }
 
@@ -103,7 +101,7 @@ pub struct ShopwareApp {
     /// a payment that became paid).
     pub events: Option<Vec<String>>,
     /// How old a signed call may be before it is refused as stale (default `5m`).
-    pub max_age: Option<String>,
+    pub max_age: Option<HumanDuration>,
 }
 
 impl ShopwareApp {
@@ -132,11 +130,9 @@ impl ShopwareApp {
             .unwrap_or_else(|| Self::DEFAULT_EVENTS.map(String::from).to_vec())
     }
 
-    pub fn max_age(&self) -> Result<Duration, String> {
-        match &self.max_age {
-            Some(text) => parse_duration(text),
-            None => Ok(Duration::from_secs(300)),
-        }
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+            .map_or(Duration::from_secs(300), HumanDuration::get)
     }
 
     /// The app secret, checked.
@@ -188,7 +184,6 @@ impl ShopwareApp {
                 ));
             }
         }
-        self.max_age().map_err(|m| ("max_age".to_owned(), m))?;
         Ok(())
     }
 }
@@ -198,9 +193,9 @@ impl ShopwareApp {
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// How long activity bodies and record payloads are kept (default `14d`).
-    pub keep: Option<String>,
+    pub keep: Option<HumanDuration>,
     /// How often the purge runs (default `1h`).
-    pub every: Option<String>,
+    pub every: Option<HumanDuration>,
     /// Fields masked in the activity log as soon as it is written (JSON keys and XML
     /// element names, case-insensitive), for example `["email", "phone", "lastName"]`.
     #[serde(default)]
@@ -208,17 +203,13 @@ pub struct RetentionConfig {
 }
 
 impl RetentionConfig {
-    pub fn keep(&self) -> Result<Duration, String> {
-        match &self.keep {
-            Some(text) => parse_duration(text),
-            None => Ok(Duration::from_secs(14 * 86_400)),
-        }
+    pub fn keep(&self) -> Duration {
+        self.keep
+            .map_or(Duration::from_secs(14 * 86_400), HumanDuration::get)
     }
 
-    pub fn every(&self) -> Result<Duration, String> {
-        match &self.every {
-            Some(text) => parse_duration(text),
-            None => Ok(Duration::from_secs(3600)),
-        }
+    pub fn every(&self) -> Duration {
+        self.every
+            .map_or(Duration::from_secs(3600), HumanDuration::get)
     }
 }

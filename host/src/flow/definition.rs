@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_duration;
+use crate::config::HumanDuration;
 use crate::mapping::{Filter, MapRule, Mapper};
 use crate::runtime::bindings::{NamedValue, Value, WriteOptions};
 
@@ -51,12 +51,12 @@ pub struct FlowDef {
     pub target: Endpoint,
     /// `30s`, `1m`, `15m`, `1h`.
     #[serde(default = "default_interval")]
-    pub interval: String,
+    pub interval: HumanDuration,
     /// Ask the source connection this often whether the source stream has something new
     /// (`1s`), and run as soon as it has: near real time at the cost of one small read per
     /// interval. The source's connector must offer a `changes` stream (docs/flows.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub watch: Option<String>,
+    pub watch: Option<HumanDuration>,
     #[serde(default = "default_page_size")]
     pub page_size: u32,
     #[serde(default = "default_batch_size")]
@@ -84,11 +84,11 @@ pub struct FlowDef {
     pub max_attempts: u32,
     /// Alert when the flow has not succeeded for this long (default: 4 intervals, at least 15m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stale_after: Option<String>,
+    pub stale_after: Option<HumanDuration>,
 }
 
-fn default_interval() -> String {
-    "15m".into()
+fn default_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(15 * 60))
 }
 fn default_page_size() -> u32 {
     500
@@ -138,33 +138,27 @@ fn toml_to_value(value: &toml::Value) -> Value {
 }
 
 impl FlowDef {
-    pub fn interval(&self) -> Result<Duration, String> {
-        parse_duration(&self.interval)
+    /// How often the flow runs on its own.
+    pub fn interval(&self) -> Duration {
+        self.interval.get()
     }
 
     /// How often the change watch asks the source, if the flow is watched.
-    pub fn watch(&self) -> Result<Option<Duration>, String> {
-        let Some(text) = &self.watch else {
-            return Ok(None);
-        };
-        parse_duration(text)
-            .map(Some)
-            .map_err(|e| format!("watch: {e}"))
+    pub fn watch(&self) -> Option<Duration> {
+        self.watch.map(HumanDuration::get)
     }
 
-    /// How long without success before the flow counts as stale.
-    pub fn stale_after(&self) -> Result<Duration, String> {
-        match &self.stale_after {
-            Some(text) => parse_duration(text),
-            None => Ok((self.interval()? * 4).max(Duration::from_secs(15 * 60))),
+    /// How long without success before the flow counts as stale (default: 4 intervals, at
+    /// least 15 minutes).
+    pub fn stale_after(&self) -> Duration {
+        match self.stale_after {
+            Some(after) => after.get(),
+            None => (self.interval() * 4).max(Duration::from_secs(15 * 60)),
         }
     }
 
     /// Checks everything that can be checked without the connectors.
     pub fn check(&self) -> Result<(), String> {
-        self.interval()?;
-        self.watch()?;
-        self.stale_after()?;
         if self.page_size == 0 || self.batch_size == 0 || self.write_concurrency == 0 {
             return Err("page_size, batch_size and write_concurrency must be at least 1".into());
         }
@@ -199,8 +193,8 @@ pub struct FlowOverride {
     pub description: Option<String>,
     pub source: Option<Endpoint>,
     pub target: Option<Endpoint>,
-    pub interval: Option<String>,
-    pub watch: Option<String>,
+    pub interval: Option<HumanDuration>,
+    pub watch: Option<HumanDuration>,
     pub page_size: Option<u32>,
     pub batch_size: Option<u32>,
     pub write_concurrency: Option<u32>,
@@ -220,7 +214,7 @@ pub struct FlowOverride {
     #[serde(default)]
     pub replace_defaults: bool,
     pub max_attempts: Option<u32>,
-    pub stale_after: Option<String>,
+    pub stale_after: Option<HumanDuration>,
 }
 
 impl FlowOverride {
@@ -235,11 +229,11 @@ impl FlowOverride {
         if let Some(v) = &self.target {
             base.target = v.clone();
         }
-        if let Some(v) = &self.interval {
-            base.interval = v.clone();
+        if let Some(v) = self.interval {
+            base.interval = v;
         }
-        if let Some(v) = &self.watch {
-            base.watch = Some(v.clone());
+        if let Some(v) = self.watch {
+            base.watch = Some(v);
         }
         if let Some(v) = self.page_size {
             base.page_size = v;
@@ -271,8 +265,8 @@ impl FlowOverride {
         if let Some(v) = self.max_attempts {
             base.max_attempts = v;
         }
-        if let Some(v) = &self.stale_after {
-            base.stale_after = Some(v.clone());
+        if let Some(v) = self.stale_after {
+            base.stale_after = Some(v);
         }
         base
     }
@@ -342,7 +336,7 @@ mod tests {
         )
         .expect("valid");
         let flow = change.apply(base.clone());
-        assert_eq!(flow.interval, "5m");
+        assert_eq!(flow.interval.to_string(), "5m");
         assert_eq!(flow.create_only, vec!["description".to_owned()]);
         assert_eq!(flow.filter.len(), base.filter.len() + 1);
         assert_eq!(flow.source, base.source);

@@ -139,7 +139,7 @@ impl Loaded {
                     "{message}, unless the target connector documents it"
                 );
             }
-            let interval = flow.interval().unwrap_or_default();
+            let interval = flow.interval();
             let definition = serde_json::to_string(flow).unwrap_or_default();
             store
                 .save_flow(&config.tenant, &flow.name, true, interval, &definition)
@@ -324,7 +324,7 @@ mod tests {
             "stock is disabled, orders not listed"
         );
         assert_eq!(loaded.flows[0].name, "products");
-        assert_eq!(loaded.flows[0].interval, "5m");
+        assert_eq!(loaded.flows[0].interval.to_string(), "5m");
         assert_eq!(loaded.database(), PathBuf::from("/etc/koppel/koppel.db"));
     }
 

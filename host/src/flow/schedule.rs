@@ -80,7 +80,7 @@ pub struct Scheduler {
 
 /// The flow's schedule now: the dashboard's setting (kept in the database) over the file.
 async fn effective(env: &Environment, flow: &FlowDef) -> (bool, Duration) {
-    let configured = flow.interval().unwrap_or(Duration::from_secs(900));
+    let configured = flow.interval();
     match env.store.flow_override(&env.tenant, &flow.name).await {
         Ok(setting) => (
             setting.enabled.unwrap_or(true),
@@ -108,25 +108,19 @@ impl Scheduler {
         for flow in flows {
             let waker = Arc::new(Waker::default());
             wakers.insert(flow.name.clone(), waker.clone());
-            match flow.watch() {
-                Ok(Some(every)) => {
-                    let woken = waker.clone();
-                    watchers.push((
-                        flow.source.connection.clone(),
-                        Watcher {
-                            flow: flow.name.clone(),
-                            stream: flow.source.stream.clone(),
-                            every,
-                            wake: Arc::new(move || {
-                                woken.request_run("watch");
-                            }),
-                        },
-                    ));
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::error!(flow = %flow.name, %error, "Not watched; the flow runs on its interval.")
-                }
+            if let Some(every) = flow.watch() {
+                let woken = waker.clone();
+                watchers.push((
+                    flow.source.connection.clone(),
+                    Watcher {
+                        flow: flow.name.clone(),
+                        stream: flow.source.stream.clone(),
+                        every,
+                        wake: Arc::new(move || {
+                            woken.request_run("watch");
+                        }),
+                    },
+                ));
             }
             let env = env.clone();
             let cancel = cancel.clone();

@@ -167,9 +167,7 @@ impl Monitor {
     /// [`Monitor::check_stale`] as if it were `now` (unix ms).
     pub async fn check_stale_at(&self, now: i64) -> Result<(), StoreError> {
         for flow in &self.flows {
-            let Ok(threshold) = flow.stale_after() else {
-                continue;
-            };
+            let threshold = flow.stale_after();
             let setting = self.store.flow_override(&self.tenant, &flow.name).await?;
             if setting.enabled == Some(false) {
                 continue;

@@ -195,7 +195,7 @@ pub(super) async fn flow_view(
     let store = tenant.store();
     let name = &flow.name;
     let overridden = store.flow_override(&tenant.tenant, name).await?;
-    let configured = flow.interval().unwrap_or(Duration::from_secs(900));
+    let configured = flow.interval();
     let last_run = store
         .runs(&tenant.tenant, Some(name), 1)
         .await?
@@ -208,7 +208,7 @@ pub(super) async fn flow_view(
     };
     let now = now_ms();
     let lag_secs = since.map(|at| ((now - at) / 1000).max(0));
-    let stale_after = flow.stale_after().unwrap_or(Duration::from_secs(3600));
+    let stale_after = flow.stale_after();
     Ok(FlowView {
         name: name.clone(),
         description: flow.description.clone(),
@@ -216,7 +216,7 @@ pub(super) async fn flow_view(
         target: flow.target.clone(),
         enabled: overridden.enabled.unwrap_or(true),
         interval_secs: overridden.interval_secs.unwrap_or(configured.as_secs()),
-        configured_interval: flow.interval.clone(),
+        configured_interval: flow.interval.to_string(),
         overridden,
         stale: lag_secs.is_some_and(|lag| lag as u64 > stale_after.as_secs()),
         last_run,
@@ -643,8 +643,8 @@ async fn retention(Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
     let config = &tenant.retention;
     let purges = tenant.store().purges(&tenant.tenant, 20).await?;
     Ok(Json(json!({
-        "keep_secs": config.keep().map(|d| d.as_secs()).unwrap_or(14 * 86_400),
-        "every_secs": config.every().map(|d| d.as_secs()).unwrap_or(3600),
+        "keep_secs": config.keep().as_secs(),
+        "every_secs": config.every().as_secs(),
         "mask_fields": config.mask_fields,
         "purges": purges,
     })))

@@ -71,7 +71,7 @@ pub async fn effective_schedule(
     flow: &FlowDef,
 ) -> Result<(bool, Duration), StoreError> {
     let setting = store.flow_override(tenant, &flow.name).await?;
-    let configured = flow.interval().unwrap_or(Duration::from_secs(900));
+    let configured = flow.interval();
     Ok((
         setting.enabled.unwrap_or(true),
         setting.interval().unwrap_or(configured),
@@ -200,9 +200,7 @@ fn webhook_setup(
             .map_err(|m| config_error(&key("secret"), m))?,
         flows,
         events: source.events.clone(),
-        max_age: source
-            .max_age()
-            .map_err(|m| config_error(&key("max_age"), m))?,
+        max_age: source.max_age(),
     })
 }
 
@@ -292,8 +290,7 @@ impl TenantState {
                     app.name().to_owned(),
                     flows,
                     app.events(),
-                    app.max_age()
-                        .map_err(|m| config_error(&key("max_age"), m))?,
+                    app.max_age(),
                     setup.config.get("shop_url").cloned(),
                     setup.supplied.clone(),
                 ),
@@ -316,12 +313,6 @@ impl TenantState {
     }
 
     pub fn set_retention(&mut self, config: RetentionConfig) -> Result<(), ServerError> {
-        config
-            .keep()
-            .map_err(|m| config_error("retention.keep", m))?;
-        config
-            .every()
-            .map_err(|m| config_error("retention.every", m))?;
         self.masker = Masker::new(&config.mask_fields);
         self.retention = config;
         Ok(())

@@ -34,8 +34,8 @@ pub fn spawn(
     config: RetentionConfig,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
-    let keep = config.keep().unwrap_or(Duration::from_secs(14 * 86_400));
-    let every = config.every().unwrap_or(Duration::from_secs(3600));
+    let keep = config.keep();
+    let every = config.every();
     tokio::spawn(async move {
         let mut purge = tokio::time::interval(every);
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
