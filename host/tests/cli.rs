@@ -289,6 +289,47 @@ fn a_bad_koppel_toml_names_the_file_the_key_and_the_fix() {
     );
 }
 
+/// `koppel sync` reads every section as `koppel run` does, so a mistake in `[webhooks]`,
+/// `[server]` or `[retention]` stops it too, naming the key, before anything runs.
+#[test]
+fn sync_refuses_mistakes_in_the_sections_it_does_not_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (extra, key, says) in [
+        (
+            "[webhooks.shopware]\nscheme = \"shopware\"\nsecret = \"s\"\n",
+            "webhooks.shopware",
+            "is now keyed by connection",
+        ),
+        (
+            "[webhooks.src]\nsecret = \"s\"\n",
+            "webhooks.src.scheme",
+            "say how the calls are signed",
+        ),
+        (
+            "[webhooks.src]\nscheme = \"koppel\"\nsecret = \"s\"\nflows = [\"stock\"]\n",
+            "webhooks.src.flows",
+            "`stock` is not enabled",
+        ),
+        (
+            "[server]\nlisten = \"8080\"\n",
+            "server.listen",
+            "not an address with a port",
+        ),
+        (
+            "[retention]\nkeep = \"two weeks\"\n",
+            "keep",
+            "30s, 5m, 1h or 1d",
+        ),
+    ] {
+        let file = fixture_config(dir.path(), extra);
+        let output = koppel(&["sync", "copy", "--config", &file.display().to_string()]);
+        let out = text(&output);
+        assert!(!output.status.success(), "{extra}: {out}");
+        assert!(out.contains(key) && out.contains(says), "{extra}: {out}");
+        assert!(!dir.path().join("koppel.db").exists(), "nothing ran: {out}");
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn run_stops_cleanly_on_sigterm() {

@@ -141,6 +141,12 @@ impl Config {
             app.check()
                 .map_err(|(key, message)| error(format!("shopware_app.{name}.{key}"), message))?;
         }
+        file.webhooks
+            .check(connections.keys())
+            .map_err(|(key, message)| error(key, message))?;
+        file.server
+            .check()
+            .map_err(|(key, message)| error(key, message))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let database = match &file.database {
             Some(db) if db.is_absolute() => db.clone(),

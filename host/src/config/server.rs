@@ -77,6 +77,71 @@ pub struct WebhookSource {
     pub max_age: Option<HumanDuration>,
 }
 
+impl WebhooksConfig {
+    /// Checks each webhook against the connections of the file: its table names one, it says
+    /// how calls are signed, and its secret can be read. A problem names its key.
+    pub fn check<'a>(
+        &self,
+        connections: impl Iterator<Item = &'a String> + Clone,
+    ) -> Result<(), (String, String)> {
+        for (connection, source) in &self.0 {
+            if !connections.clone().any(|c| c == connection) {
+                let renamed = match connection.as_str() {
+                    "shopware" | "mplus" => format!(
+                        " `[webhooks.{connection}]` is now keyed by connection: write [webhooks.<the connection the calls are about>] with scheme = \"{}\"",
+                        if connection == "shopware" {
+                            "shopware"
+                        } else {
+                            "koppel"
+                        }
+                    ),
+                    _ => String::new(),
+                };
+                return Err((
+                    format!("webhooks.{connection}"),
+                    format!(
+                        "`{connection}` is not a connection (defined: {:?}).{renamed}",
+                        connections.clone().collect::<Vec<_>>()
+                    ),
+                ));
+            }
+            if source.scheme.is_none() {
+                return Err((
+                    format!("webhooks.{connection}.scheme"),
+                    "is missing: say how the calls are signed, scheme = \"shopware\" (shopware-shop-signature) or \"koppel\" (X-Koppel-Signature)".into(),
+                ));
+            }
+            source
+                .secret
+                .resolve()
+                .map_err(|m| (format!("webhooks.{connection}.secret"), m))?;
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// Checks what can be checked before the server starts: the address and the tokens.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let listen = self.listen();
+        let port = listen.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
+        if !matches!(port, Some(Ok(_))) {
+            return Err((
+                "server.listen".into(),
+                format!(
+                    "{listen:?} is not an address with a port, like \"127.0.0.1:8080\" or \"0.0.0.0:8080\""
+                ),
+            ));
+        }
+        for (i, token) in self.tokens.iter().enumerate() {
+            token
+                .resolve()
+                .map_err(|m| (format!("server.tokens[{i}]"), m))?;
+        }
+        Ok(())
+    }
+}
+
 impl WebhookSource {
     pub fn max_age(&self) -> Duration {
         self.max_age

@@ -31,9 +31,14 @@ impl Loaded {
         Self::from_config(Config::read(path)?)
     }
 
-    /// Builds and checks the flows of a read configuration.
+    /// Builds and checks the flows of a read configuration, and what names them: the flows
+    /// a webhook runs.
     pub fn from_config(config: Config) -> Result<Loaded, LoadError> {
         let flows = enabled_flows(&config)?;
+        for (connection, source) in &config.webhooks.0 {
+            webhook_flows(connection, source.flows.as_deref(), &flows)
+                .map_err(|m| config.error(format!("webhooks.{connection}.flows"), m))?;
+        }
         Ok(Loaded {
             path: config.path.clone(),
             config,
@@ -230,6 +235,39 @@ fn enabled_flows(config: &Config) -> Result<Vec<FlowDef>, LoadError> {
         flows.push(flow);
     }
     Ok(flows)
+}
+
+/// The flows a webhook of `connection` runs: those it names, each enabled, or else every
+/// enabled flow that reads from the connection (at least one).
+pub fn webhook_flows(
+    connection: &str,
+    named: Option<&[String]>,
+    flows: &[FlowDef],
+) -> Result<Vec<String>, String> {
+    let enabled: Vec<&str> = flows.iter().map(|f| f.name.as_str()).collect();
+    match named {
+        Some(named) => {
+            if let Some(unknown) = named.iter().find(|f| !enabled.contains(&f.as_str())) {
+                return Err(format!(
+                    "flow `{unknown}` is not enabled; enable it under [flows.{unknown}] or name one of {enabled:?}"
+                ));
+            }
+            Ok(named.to_vec())
+        }
+        None => {
+            let reading: Vec<String> = flows
+                .iter()
+                .filter(|f| f.source.connection == connection)
+                .map(|f| f.name.clone())
+                .collect();
+            if reading.is_empty() {
+                return Err(format!(
+                    "no enabled flow reads from `{connection}`: name the flows its calls start (flows = [\"orders\"])"
+                ));
+            }
+            Ok(reading)
+        }
+    }
 }
 
 /// `combine = "sum-by-key"` adds up stock levels: the source stream must give stock.

@@ -136,64 +136,13 @@ fn webhook_setup(
     flows: &[FlowDef],
 ) -> Result<WebhookSetup, ServerError> {
     let key = |leaf: &str| format!("webhooks.{connection}.{leaf}");
-    if !env.connections.contains_key(connection) {
-        let renamed = match connection {
-            "shopware" | "mplus" => format!(
-                " `[webhooks.{connection}]` is now keyed by connection: write [webhooks.<the connection the calls are about>] with scheme = \"{}\"",
-                if connection == "shopware" {
-                    "shopware"
-                } else {
-                    "koppel"
-                }
-            ),
-            _ => String::new(),
-        };
-        return Err(config_error(
-            &format!("webhooks.{connection}"),
-            format!(
-                "`{connection}` is not a connection (defined: {:?}).{renamed}",
-                env.connections.keys().collect::<Vec<_>>()
-            ),
-        ));
-    }
-    let scheme = source.scheme.ok_or_else(|| {
-        config_error(
-            &key("scheme"),
-            "is missing: say how the calls are signed, scheme = \"shopware\" (shopware-shop-signature) or \"koppel\" (X-Koppel-Signature)",
-        )
-    })?;
-    let enabled: Vec<&str> = flows.iter().map(|f| f.name.as_str()).collect();
-    let flows = match &source.flows {
-        Some(named) => {
-            if let Some(unknown) = named.iter().find(|f| !enabled.contains(&f.as_str())) {
-                return Err(config_error(
-                    &key("flows"),
-                    format!(
-                        "flow `{unknown}` is not enabled; enable it under [flows.{unknown}] or name one of {enabled:?}"
-                    ),
-                ));
-            }
-            named.clone()
-        }
-        None => {
-            let reading: Vec<String> = flows
-                .iter()
-                .filter(|f| f.source.connection == connection)
-                .map(|f| f.name.clone())
-                .collect();
-            if reading.is_empty() {
-                return Err(config_error(
-                    &key("flows"),
-                    format!(
-                        "no enabled flow reads from `{connection}`: name the flows its calls start (flows = [\"orders\"])"
-                    ),
-                ));
-            }
-            reading
-        }
-    };
+    let file = WebhooksConfig([(connection.to_owned(), source.clone())].into());
+    file.check(env.connections.keys())
+        .map_err(|(key, message)| config_error(&key, message))?;
+    let flows = crate::flow::loaded::webhook_flows(connection, source.flows.as_deref(), flows)
+        .map_err(|m| config_error(&key("flows"), m))?;
     Ok(WebhookSetup {
-        scheme,
+        scheme: source.scheme.unwrap_or(WebhookScheme::Koppel),
         secret: source
             .secret
             .resolve()
