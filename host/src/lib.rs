@@ -5,8 +5,10 @@
 //! - [`config`]: `koppel.toml`, read in one place; each module below receives its section;
 //! - [`runtime`]: the component host (wasmtime), its host imports and limits;
 //! - [`connectors`]: where connectors come from (built in, or `.wasm` files in a folder);
+//! - [`app`]: one koppel wired (store, runtime, connectors; the schedule and the server);
 //! - [`cli`]: the `koppel` command.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod connectors;

@@ -9,7 +9,6 @@
 //! on their intervals as under `koppel run`, until Ctrl-C.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -22,11 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::DemoArgs;
 use super::progress::{reporter, summary_text};
-use crate::flow::schedule::Scheduler;
+use crate::app::App;
 use crate::flow::{Environment, Loaded, RunOptions, RunSummary, run_flow};
 use crate::runtime::{Runtime, RuntimeOptions};
-use crate::server::FlowControl;
-use crate::store::{ActivityWriter, RunStatus, Store};
+use crate::store::RunStatus;
 
 /// Everything the demo did, for `--json`.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -296,24 +294,14 @@ async fn order_that_fails(finished: &mut Finished, quiet: bool) -> anyhow::Resul
 /// `koppel run`), until Ctrl-C or SIGTERM.
 async fn serve(mut finished: Finished, listen: &str) -> anyhow::Result<()> {
     finished.loaded.config.server.listen = Some(listen.to_owned());
-    let cancel = CancellationToken::new();
-    let scheduler = Arc::new(Scheduler::start(
-        finished.env.clone(),
-        finished.loaded.flows.clone(),
-        cancel.clone(),
-        None,
-    ));
-    let control: Arc<dyn FlowControl> = scheduler.clone();
-    let server = crate::server::start(
-        &finished.loaded,
-        finished.env.clone(),
-        Some(control),
-        scheduler.subscribe(),
-        cancel.clone(),
-    )
-    .await?;
+    let app = App {
+        loaded: finished.loaded,
+        env: finished.env,
+    };
+    let serving = app.serve(CancellationToken::new(), None).await?;
     // The demo's state database is new, so the server made a token for it.
-    let token = server
+    let token = serving
+        .server
         .generated_token
         .clone()
         .context("the demo's new state database should get a new dashboard token")?;
@@ -321,18 +309,12 @@ async fn serve(mut finished: Finished, listen: &str) -> anyhow::Result<()> {
         "
 Dashboard: http://{}/ (token {token})
 Log in with the token to see every run, every record with what was read and written side by side, the HTTP exchanges, and the failed order in Failed. The flows keep running on their intervals against the simulators. Ctrl-C stops it.",
-        server.addr
+        serving.server.addr
     );
     super::flows::shutdown_signal().await;
     println!("Stopping…");
-    cancel.cancel();
-    server.wait().await;
-    match Arc::into_inner(scheduler) {
-        Some(scheduler) => scheduler.stop().await,
-        None => tracing::warn!("The schedule is still shared; its runs stop on their own."),
-    }
-    finished.env.activity.flush().await;
-    finished.env.store.close().await;
+    serving.stop().await;
+    app.close().await;
     println!("Stopped.");
     Ok(())
 }
@@ -379,9 +361,7 @@ pub async fn run(options: Options) -> anyhow::Result<Finished> {
         cache_dir: options.cache_dir.clone(),
         ..RuntimeOptions::default()
     })?;
-    let store = Store::open(&loaded.database()).await?;
-    let activity = ActivityWriter::start(store.clone());
-    let env = loaded.environment(&runtime, store, activity).await?;
+    let App { loaded, env } = App::open(loaded, &runtime).await?;
     let mut demo = Demo {
         env,
         loaded,

@@ -1,65 +1,23 @@
 //! `koppel sync` and `koppel run`.
 
-use std::sync::Arc;
-
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
 use super::connector::runtime;
 use super::progress::{reporter, summary_text};
 use super::{ConfigArgs, PurgeArgs, RunArgs, SyncArgs};
-use crate::flow::schedule::Scheduler;
-use crate::flow::{Environment, Loaded, RunOptions, run_flow};
-use crate::server::FlowControl;
-use crate::store::{ActivityWriter, Masker, RunStatus, Store};
+use crate::app::App;
+use crate::flow::{Loaded, RunOptions};
+use crate::store::{RunStatus, Store};
 
-/// The configuration loaded and the state database opened.
-pub(super) struct Opened {
-    pub loaded: Loaded,
-    pub env: Environment,
-}
-
-pub(super) async fn open(config: &ConfigArgs) -> anyhow::Result<Opened> {
+/// The configuration read and checked, the state database opened, the connectors loaded.
+pub(super) async fn open(config: &ConfigArgs) -> anyhow::Result<App> {
     let loaded = Loaded::read(&config.config)?;
-    let runtime = runtime()?;
-    let database = loaded.database();
-    let store = Store::open(&database)
-        .await
-        .with_context(|| format!("state database {}", database.display()))?;
-    let interrupted = store.mark_interrupted_runs().await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            runs = interrupted,
-            "Runs were interrupted when koppel last stopped; they resume now."
-        );
-    }
-    let masker = Masker::new(&loaded.config.retention.mask_fields);
-    let activity = ActivityWriter::start_masked(store.clone(), masker);
-    let env = loaded.environment(&runtime, store, activity).await?;
-    Ok(Opened { loaded, env })
+    Ok(App::open(loaded, &runtime()?).await?)
 }
 
 pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
-    let opened = open(&args.config).await?;
-    let Some(flow) = opened.loaded.flow(&args.flow) else {
-        let enabled: Vec<&str> = opened
-            .loaded
-            .flows
-            .iter()
-            .map(|f| f.name.as_str())
-            .collect();
-        bail!(
-            "flow `{}` is not enabled in {}; enabled: {}. Add [flows.{}] to enable it.",
-            args.flow,
-            opened.loaded.path.display(),
-            if enabled.is_empty() {
-                "none".to_owned()
-            } else {
-                enabled.join(", ")
-            },
-            args.flow
-        );
-    };
+    let app = open(&args.config).await?;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     tokio::spawn(async move {
@@ -74,31 +32,14 @@ pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         cancel,
         progress: reporter(args.json),
     };
-    let summary = run_flow(&opened.env, flow, &options).await?;
+    let summary = app.sync(&args.flow, &options).await?;
     drop(options);
-    // The same incidents and notifications as under `koppel run`: a sync from cron that
-    // fails is told at once, and its recovery too.
-    let notify = &opened.loaded.config.notify;
-    if notify.webhook.is_some() || notify.email.is_some() {
-        let notifier = crate::notify::Notifier::from_config(notify)?;
-        let monitor = crate::notify::Monitor::new(
-            &opened.env.tenant,
-            opened.env.store.clone(),
-            opened.loaded.flows.clone(),
-            Arc::new(notifier),
-            notify.record_attempts(),
-        )
-        .with_public_url(opened.loaded.config.server.public_url.clone());
-        if let Err(error) = monitor.on_run(&summary).await {
-            tracing::warn!(%error, "Cannot record the run's incidents.");
-        }
-    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!("{}", summary_text(&summary));
     }
-    opened.env.store.close().await;
+    app.close().await;
     if summary.status == RunStatus::Failed {
         bail!(
             "flow `{}` failed: {}",
@@ -164,44 +105,32 @@ pub(super) async fn shutdown_signal() {
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut opened = open(&args.config).await?;
-    if opened.loaded.flows.is_empty() {
+    let mut loaded = Loaded::read(&args.config.config)?;
+    if loaded.flows.is_empty() {
         bail!(
             "no flow is enabled in {}; add for example [flows.products]",
-            opened.loaded.path.display()
+            loaded.path.display()
         );
     }
     if let Some(listen) = &args.listen {
-        opened.loaded.config.server.listen = Some(listen.clone());
+        loaded.config.server.listen = Some(listen.clone());
     }
-    let cancel = CancellationToken::new();
-    let scheduler = Arc::new(Scheduler::start(
-        opened.env.clone(),
-        opened.loaded.flows.clone(),
-        cancel.clone(),
-        reporter(args.json),
-    ));
-    let control: Arc<dyn FlowControl> = scheduler.clone();
-    let server = crate::server::start(
-        &opened.loaded,
-        opened.env.clone(),
-        Some(control),
-        scheduler.subscribe(),
-        cancel.clone(),
-    )
-    .await?;
-    if let Some(token) = &server.generated_token {
+    let app = App::open(loaded, &runtime()?).await?;
+    let serving = app
+        .serve(CancellationToken::new(), reporter(args.json))
+        .await?;
+    if let Some(token) = &serving.server.generated_token {
         // Shown once, on the terminal only: it is stored as a hash, never logged.
         eprintln!("Dashboard token (shown once; keep it): {token}");
     }
-    let names: Vec<&str> = scheduler.flows().collect();
+    let names: Vec<&str> = serving.scheduler.flows().collect();
     eprintln!(
         "koppel is running {}. Dashboard: http://{}/",
         names.join(", "),
-        server.addr
+        serving.server.addr
     );
     eprintln!("Ctrl-C stops it after the current batch.");
-    let mut finished = scheduler.subscribe();
+    let mut finished = serving.scheduler.subscribe();
     let json = args.json;
     let printer = tokio::spawn(async move {
         while let Ok(summary) = finished.recv().await {
@@ -215,14 +144,9 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     shutdown_signal().await;
     eprintln!("Stopping after the current batch…");
-    cancel.cancel();
-    server.wait().await;
-    match Arc::into_inner(scheduler) {
-        Some(scheduler) => scheduler.stop().await,
-        None => tracing::warn!("The schedule is still shared; its runs stop on their own."),
-    }
+    serving.stop().await;
     printer.abort();
-    opened.env.store.close().await;
+    app.close().await;
     eprintln!("Stopped.");
     Ok(())
 }

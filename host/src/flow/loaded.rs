@@ -95,14 +95,8 @@ impl Loaded {
                     field.required = false;
                 }
             }
-            let checked =
-                crate::runtime::config::validate(&manifest, loaded.config_types(), &guest.values)
-                    .map_err(at_first)?;
-            let shown = serde_json::to_string(&checked.redacted()).unwrap_or_default();
-            store
-                .save_connection(&config.tenant, name, loaded.id(), &shown)
-                .await
-                .map_err(|e| config.error(key, e.to_string()))?;
+            crate::runtime::config::validate(&manifest, loaded.config_types(), &guest.values)
+                .map_err(at_first)?;
             connections.insert(
                 name.clone(),
                 ConnectionSetup {
@@ -144,12 +138,6 @@ impl Loaded {
                     "{message}, unless the target connector documents it"
                 );
             }
-            let interval = flow.interval();
-            let definition = serde_json::to_string(flow).unwrap_or_default();
-            store
-                .save_flow(&config.tenant, &flow.name, true, interval, &definition)
-                .await
-                .map_err(|e| config.error(format!("flows.{}", flow.name), e.to_string()))?;
         }
         Ok(Environment {
             tenant: config.tenant.clone(),
@@ -157,6 +145,37 @@ impl Loaded {
             activity,
             connections,
         })
+    }
+
+    /// Records the connections (secrets shown as set) and the flows of `env` in its state
+    /// database, for the dashboard and for other processes of this tenant: what `koppel run`
+    /// does when it starts. Loading a configuration writes nothing.
+    pub async fn register(&self, env: &Environment) -> Result<(), crate::store::StoreError> {
+        for (name, setup) in &env.connections {
+            let manifest = setup.connector.manifest();
+            let shown: BTreeMap<&String, &str> = setup
+                .config
+                .iter()
+                .map(|(key, value)| {
+                    let secret = crate::runtime::redact::is_sensitive_name(key)
+                        || manifest.config.iter().any(|f| {
+                            &f.name == key && f.kind == crate::runtime::bindings::ConfigKind::Secret
+                        });
+                    (key, if secret { "<set>" } else { value.as_str() })
+                })
+                .collect();
+            let shown = serde_json::to_string(&shown).unwrap_or_default();
+            env.store
+                .save_connection(&env.tenant, name, setup.connector.id(), &shown)
+                .await?;
+        }
+        for flow in &self.flows {
+            let definition = serde_json::to_string(flow).unwrap_or_default();
+            env.store
+                .save_flow(&env.tenant, &flow.name, true, flow.interval(), &definition)
+                .await?;
+        }
+        Ok(())
     }
 
     pub fn flow(&self, name: &str) -> Option<&FlowDef> {

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use koppel::app::App;
 use koppel::cli::conformance::{self, Options, Status};
 use koppel::flow::{Loaded, RunOptions, RunSummary, run_flow};
 use koppel::runtime::{ConnectionSpec, Runtime, RuntimeOptions};
-use koppel::store::{ActivityWriter, RunStatus, Store};
+use koppel::store::RunStatus;
 use koppel_sim_http_json::{HttpJsonOptions, HttpJsonSimulator};
 use koppel_sim_shopware::{
     OrderCustomer, OrderLine, ShopwareOptions, ShopwareSimulator, StorefrontOrder, Version,
@@ -136,12 +137,7 @@ async fn setup(erp: &HttpJsonSimulator, shop: &ShopwareSimulator) -> Setup {
     let file = dir.path().join("koppel.toml");
     std::fs::write(&file, toml_config(erp, shop)).expect("write koppel.toml");
     let loaded = Loaded::read(&file).expect("koppel.toml is valid");
-    let store = Store::open(&loaded.database()).await.expect("store");
-    let activity = ActivityWriter::start(store.clone());
-    let env = loaded
-        .environment(&runtime(), store, activity)
-        .await
-        .expect("environment");
+    let App { loaded, env } = App::open(loaded, &runtime()).await.expect("environment");
     Setup {
         _dir: dir,
         loaded,

@@ -111,15 +111,9 @@ async fn a_watch_on_a_source_without_a_changes_stream_is_refused_when_koppel_sta
     )
     .expect("write");
     let loaded = koppel::flow::Loaded::read(&file).expect("the file reads");
-    let store = koppel::store::Store::open(&loaded.database())
-        .await
-        .expect("store");
-    let activity = koppel::store::ActivityWriter::start(store.clone());
-    let error = loaded
-        .environment(&common::runtime(), store, activity)
-        .await
-        .err()
-        .expect("refused");
+    let Err(error) = koppel::app::App::open(loaded, &common::runtime()).await else {
+        panic!("refused")
+    };
     let text = error.to_string();
     assert!(
         text.contains("flows.orders.watch") && text.contains("no `changes` stream"),

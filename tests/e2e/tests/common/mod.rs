@@ -8,9 +8,9 @@ pub mod webhook;
 
 use std::path::{Path, PathBuf};
 
+use koppel::app::App;
 use koppel::flow::{Environment, Loaded, RunOptions, RunSummary, run_flow};
 use koppel::runtime::{Runtime, RuntimeOptions};
-use koppel::store::{ActivityWriter, Store};
 use koppel_sim_mplus::{MplusOptions, MplusSimulator};
 use koppel_sim_shopware::{ShopwareOptions, ShopwareSimulator, Version};
 
@@ -194,10 +194,7 @@ impl Koppel {
         let file = dir.path().join("koppel.toml");
         std::fs::write(&file, config).expect("write koppel.toml");
         let loaded = Loaded::read(&file).unwrap_or_else(|e| panic!("{e}\n{config}"));
-        let store = Store::open(&loaded.database()).await.expect("store");
-        let activity = ActivityWriter::start(store.clone());
-        let env = loaded
-            .environment(&runtime(), store, activity)
+        let App { loaded, env } = App::open(loaded, &runtime())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         Koppel { dir, loaded, env }
