@@ -28,6 +28,8 @@ struct Wanted {
     run: Option<&'static str>,
     /// Its enabled flag or interval changed: re-read them.
     settings: bool,
+    /// A run was taken and has not ended yet (kept by [`Waker::take`], not handed out).
+    busy: bool,
 }
 
 /// The doorbell of one flow's task: at most one run waits, however often it is rung.
@@ -64,9 +66,28 @@ impl Waker {
         self.notify.notify_one();
     }
 
-    /// What was asked since the last call; a run taken here is no longer queued.
+    /// What was asked since the last call; a run taken here is no longer queued but busy
+    /// until the next call, under the same lock, so the flow never looks at rest between.
     fn take(&self) -> Wanted {
-        std::mem::take(&mut *self.wanted())
+        let mut wanted = self.wanted();
+        let run = wanted.run.take();
+        wanted.busy = run.is_some();
+        Wanted {
+            run,
+            settings: std::mem::take(&mut wanted.settings),
+            busy: false,
+        }
+    }
+
+    /// Neither a run waits nor one goes.
+    fn at_rest(&self) -> bool {
+        let wanted = self.wanted();
+        wanted.run.is_none() && !wanted.busy
+    }
+
+    /// A run starts that no request queued (the schedule's own).
+    fn begin(&self) {
+        self.wanted().busy = true;
     }
 }
 
@@ -128,6 +149,7 @@ impl Scheduler {
             let finished = finished.clone();
             tasks.spawn(async move {
                 let mut trigger = Some("schedule");
+                waker.begin();
                 loop {
                     let (enabled, interval) = effective(&env, &flow).await;
                     // A scheduled or watched run needs the flow enabled; a requested one
@@ -159,7 +181,10 @@ impl Scheduler {
                         Some(why) => Some(why),
                         None if wanted.settings => None,
                         None => tokio::select! {
-                            _ = tokio::time::sleep(interval) => Some("schedule"),
+                            _ = tokio::time::sleep(interval) => {
+                                waker.begin();
+                                Some("schedule")
+                            }
                             _ = waker.notify.notified() => waker.take().run,
                             _ = cancel.cancelled() => break,
                         },
@@ -203,6 +228,12 @@ impl Scheduler {
             .is_some_and(|waker| waker.wanted().run.is_some())
     }
 
+    /// Whether the flow neither runs nor has a run waiting: every request made before this
+    /// call has had its run end.
+    pub fn is_at_rest(&self, flow: &str) -> bool {
+        self.wakers.get(flow).is_none_or(|waker| waker.at_rest())
+    }
+
     /// The flow's enabled flag or interval changed: it takes effect now, not after the
     /// current wait.
     pub fn settings_changed(&self, flow: &str) {
@@ -224,5 +255,25 @@ impl Scheduler {
     pub async fn stop(mut self) {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_run_is_busy_until_the_next_take() {
+        let waker = Waker::default();
+        assert!(waker.at_rest());
+        assert!(waker.request_run("webhook"));
+        assert!(!waker.request_run("webhook"), "merged into the queued one");
+        assert!(!waker.at_rest(), "queued");
+        assert_eq!(waker.take().run, Some("webhook"));
+        assert!(!waker.at_rest(), "taken: running, no longer queued");
+        assert_eq!(waker.take().run, None);
+        assert!(waker.at_rest(), "the run ended and nothing waits");
+        waker.begin();
+        assert!(!waker.at_rest(), "a scheduled run goes");
     }
 }

@@ -194,18 +194,7 @@ impl AppKoppel {
         common::eventually(
             "the orders flow at rest",
             Duration::from_secs(30),
-            || async {
-                let running = self
-                    .koppel
-                    .env
-                    .store
-                    .runs("e2e", Some("orders"), 5)
-                    .await
-                    .expect("runs")
-                    .iter()
-                    .any(|r| r.status == RunStatus::Running);
-                !running && !self.scheduler.is_queued("orders")
-            },
+            || async { self.scheduler.is_at_rest("orders") },
         )
         .await;
     }
