@@ -1,14 +1,17 @@
 //! kill -9 in the middle of a run, with the real binary: `koppel sync products` and `koppel
 //! sync orders` against both simulators (in this process, slowed down so a run is long
-//! enough to be cut), killed at seeded random points a few times, then run to the end. Every
-//! product is in Shopware exactly once, every paid order in MplusKASSA exactly once, and a
-//! further run writes nothing.
+//! enough to be cut), killed at seeded random points a few times, and killed at each stage of
+//! the pipeline (a read in flight, a batch in flight, a later batch acknowledged while an
+//! earlier one is in flight) at write_concurrency 1 and 4, then run to the end. Every product
+//! is in Shopware exactly once, every paid order in MplusKASSA exactly once, and a further run
+//! writes nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use koppel_sim_faults::{Fault, Faults, Matcher};
 use koppel_sim_mplus::{MplusOptions, MplusSimulator};
 use koppel_sim_shopware::{
     OrderCustomer, OrderLine, ShopwareOptions, ShopwareSimulator, StorefrontOrder, Version,
@@ -118,6 +121,46 @@ async fn sync(config: &Path, flow: &str, full: bool) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("a JSON summary")
 }
 
+/// The product numbers the till's web shop articles become: simple products by article
+/// number, families by P-number with each article as a variant; each once.
+fn expected_numbers(till: &MplusSimulator) -> BTreeMap<String, usize> {
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    let mut families: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for number in till.article_numbers() {
+        let article = till.article_view(number).expect("listed");
+        if article.product_articles > 1 {
+            families
+                .entry(article.product_number)
+                .or_default()
+                .push(number);
+        } else if article.webshop {
+            expected.insert(number.to_string(), 1);
+        }
+    }
+    for (product, articles) in &families {
+        let webshop = articles
+            .iter()
+            .any(|a| till.article_view(*a).is_some_and(|v| v.webshop));
+        if webshop {
+            expected.insert(format!("P{product}"), 1);
+            for a in articles {
+                expected.insert(a.to_string(), 1);
+            }
+        }
+    }
+    expected
+}
+
+/// How many times each product number is in the shop.
+fn shop_numbers(shop: &ShopwareSimulator) -> BTreeMap<String, usize> {
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for product in shop.products() {
+        let number = product["productNumber"].as_str().unwrap_or("").to_owned();
+        *found.entry(number).or_default() += 1;
+    }
+    found
+}
+
 fn shop_writes(shop: &ShopwareSimulator) -> u64 {
     shop.request_count("POST /api/_action/sync")
 }
@@ -165,38 +208,12 @@ async fn products_killed_at_random_points_end_up_in_the_shop_exactly_once() {
     let last = sync(&file, "products", false).await;
     assert_eq!(last["status"], "succeeded", "{last:#}");
 
-    // Every web shop article once: simple products by article number, families by P-number
-    // with each article as a variant.
-    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
-    let mut families: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for number in till.article_numbers() {
-        let article = till.article_view(number).expect("listed");
-        if article.product_articles > 1 {
-            families
-                .entry(article.product_number)
-                .or_default()
-                .push(number);
-        } else if article.webshop {
-            expected.insert(number.to_string(), 1);
-        }
-    }
-    for (product, articles) in &families {
-        let webshop = articles
-            .iter()
-            .any(|a| till.article_view(*a).is_some_and(|v| v.webshop));
-        if webshop {
-            expected.insert(format!("P{product}"), 1);
-            for a in articles {
-                expected.insert(a.to_string(), 1);
-            }
-        }
-    }
-    let mut found: BTreeMap<String, usize> = BTreeMap::new();
-    for product in shop.products() {
-        let number = product["productNumber"].as_str().unwrap_or("").to_owned();
-        *found.entry(number).or_default() += 1;
-    }
-    assert_eq!(found, expected, "every product exactly once, none extra");
+    let expected = expected_numbers(&till);
+    assert_eq!(
+        shop_numbers(&shop),
+        expected,
+        "every product exactly once, none extra"
+    );
     assert!(
         cut > 0 && cut < expected.len(),
         "the kills cut the work in the middle ({cut} of {} rows were there)",
@@ -323,4 +340,256 @@ async fn orders_killed_at_random_points_reach_the_till_exactly_once() {
         creates,
         "a further run sends no order"
     );
+}
+
+/// Where a run is when it is killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// A read of the source is on its way and not answered.
+    ReadInFlight,
+    /// A write to the target is on its way and not answered.
+    BatchInFlight,
+    /// A later batch was acknowledged while an earlier one is still on its way, so the later
+    /// one waits, acknowledged but not committed (only with several batches at once).
+    OutOfOrder,
+}
+
+/// What the staged kills need to know of a flow.
+struct Staged<'a> {
+    flow: &'a str,
+    /// The faults of the source and target simulators.
+    source: Faults,
+    target: Faults,
+    /// Which request is the source's read, and which the target's write.
+    read: Matcher,
+    write: Matcher,
+    /// Writes the target has carried out so far.
+    writes: &'a dyn Fn() -> u64,
+}
+
+/// Runs `koppel sync <flow>`, holds one request so that the run is at `stage`, and SIGKILLs
+/// koppel there. Returns false when the run ended by itself first.
+async fn kill_at(config: &Path, staged: &Staged<'_>, stage: Stage) -> bool {
+    // Long enough never to be answered while koppel lives; dropped with its connection.
+    let hold = Fault::Delay(Duration::from_secs(20));
+    let held = match stage {
+        Stage::ReadInFlight => {
+            staged.source.push(staged.read.clone(), hold);
+            &staged.source
+        }
+        Stage::BatchInFlight | Stage::OutOfOrder => {
+            staged.target.push(staged.write.clone(), hold);
+            &staged.target
+        }
+    };
+    let writes_before = (staged.writes)();
+    let mut child = koppel(config, &["sync", staged.flow])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start koppel sync");
+    // For out of order: the writes that go while the first is held, until the pipeline has
+    // no room left (it holds at most write_concurrency batches answered or not); nothing
+    // signals that, so it is when no write came for a while.
+    let (mut seen, mut since) = (writes_before, std::time::Instant::now());
+    let outcome = loop {
+        let holding = held.pending() == 0;
+        let writes = (staged.writes)();
+        if writes != seen {
+            (seen, since) = (writes, std::time::Instant::now());
+        }
+        let there = match stage {
+            Stage::OutOfOrder => {
+                holding && writes > writes_before && since.elapsed() > Duration::from_millis(300)
+            }
+            _ => holding,
+        };
+        if there {
+            child.start_kill().expect("SIGKILL");
+            let status = child.wait().await.expect("wait");
+            break !status.success();
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            assert!(
+                status.success(),
+                "koppel sync {} failed by itself",
+                staged.flow
+            );
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    staged.source.clear();
+    staged.target.clear();
+    outcome
+}
+
+/// Every stage at write_concurrency 1 and 4 (out of order only at 4: with one batch at a
+/// time no later batch can be acknowledged first), then a run to the end: every product in
+/// the shop once, and a further run writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_killed_at_each_stage_and_concurrency_end_up_in_the_shop_exactly_once() {
+    for concurrency in [1, 4] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let till = MplusSimulator::start(MplusOptions {
+            seed: 21,
+            products: 120,
+            variant_share: 0.2,
+            ..MplusOptions::default()
+        })
+        .await
+        .expect("till");
+        let shop = ShopwareSimulator::start(ShopwareOptions {
+            version: Version::V6_6,
+            seed: 21,
+            ..ShopwareOptions::default()
+        })
+        .await
+        .expect("shop");
+        let file = config(
+            dir.path(),
+            &till,
+            &shop,
+            &format!(
+                "[flows.products]\npage_size = 30\nbatch_size = 6\nwrite_concurrency = {concurrency}\n"
+            ),
+        );
+        let staged = Staged {
+            flow: "products",
+            source: till.faults(),
+            target: shop.faults(),
+            read: Matcher::body("getProducts"),
+            write: Matcher::path("/api/_action/sync"),
+            writes: &|| shop_writes(&shop),
+        };
+        let mut killed = Vec::new();
+        for stage in [Stage::ReadInFlight, Stage::BatchInFlight, Stage::OutOfOrder] {
+            if stage == Stage::OutOfOrder && concurrency == 1 {
+                continue;
+            }
+            // Twice each: at the first page, and again after the restart.
+            for _ in 0..2 {
+                if kill_at(&file, &staged, stage).await {
+                    killed.push(stage);
+                }
+            }
+        }
+        assert!(
+            killed.len() >= if concurrency == 1 { 4 } else { 6 },
+            "concurrency {concurrency}: every stage was reached ({killed:?})"
+        );
+        let last = sync(&file, "products", false).await;
+        assert_eq!(last["status"], "succeeded", "{last:#}");
+        assert_eq!(
+            shop_numbers(&shop),
+            expected_numbers(&till),
+            "concurrency {concurrency}: every product exactly once, none extra"
+        );
+        let writes = shop_writes(&shop);
+        let again = sync(&file, "products", true).await;
+        assert_eq!(again["counts"]["created"], 0, "{again:#}");
+        assert_eq!(again["counts"]["updated"], 0, "{again:#}");
+        assert_eq!(shop_writes(&shop), writes, "a further run writes nothing");
+    }
+}
+
+/// The same for orders (once delivery, the ledger and the till's idempotency key): every
+/// paid order in the till exactly once after kills at each stage, at concurrency 1 and 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_killed_at_each_stage_and_concurrency_reach_the_till_exactly_once() {
+    for concurrency in [1, 4] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let till = MplusSimulator::start(MplusOptions {
+            seed: 22,
+            products: 30,
+            variant_share: 0.0,
+            ..MplusOptions::default()
+        })
+        .await
+        .expect("till");
+        let shop = ShopwareSimulator::start(ShopwareOptions {
+            version: Version::V6_6,
+            seed: 22,
+            ..ShopwareOptions::default()
+        })
+        .await
+        .expect("shop");
+        let file = config(
+            dir.path(),
+            &till,
+            &shop,
+            &format!(
+                "[flows.products]\n[flows.stock]\n[flows.orders]\npage_size = 6\nbatch_size = 2\nwrite_concurrency = {concurrency}\n"
+            ),
+        );
+        for flow in ["products", "stock"] {
+            let summary = sync(&file, flow, false).await;
+            assert_eq!(summary["status"], "succeeded", "{summary:#}");
+        }
+        let skus: Vec<String> = till
+            .article_numbers()
+            .into_iter()
+            .filter(|n| {
+                till.article_view(*n)
+                    .is_some_and(|a| a.stock_article && a.webshop)
+            })
+            .map(|n| n.to_string())
+            .collect();
+        let mut paid = Vec::new();
+        for i in 0..24 {
+            // One customer each: two new customers' orders in batches side by side would
+            // each create the relation (why `orders` ships with write_concurrency 1).
+            let customer =
+                OrderCustomer::private(&format!("k{i}@example.nl"), "Anna", "Visser", "NL");
+            let order = StorefrontOrder {
+                paid: i % 5 != 4,
+                payment_method: "payment_prepayment".into(),
+                ..StorefrontOrder::new(customer, vec![OrderLine::new(&skus[i % skus.len()], 1)])
+            };
+            let placed = shop.place_order(&order).expect("checkout");
+            if order.paid {
+                paid.push(placed.order_number);
+            }
+        }
+        let staged = Staged {
+            flow: "orders",
+            source: shop.faults(),
+            target: till.faults(),
+            read: Matcher::path("/api/search/order"),
+            write: Matcher::body("createOrderV3"),
+            writes: &|| till.request_count("createOrderV3"),
+        };
+        let mut killed = Vec::new();
+        for stage in [Stage::ReadInFlight, Stage::BatchInFlight, Stage::OutOfOrder] {
+            if stage == Stage::OutOfOrder && concurrency == 1 {
+                continue;
+            }
+            if kill_at(&file, &staged, stage).await {
+                killed.push(stage);
+            }
+        }
+        assert!(
+            killed.len() >= if concurrency == 1 { 2 } else { 3 },
+            "concurrency {concurrency}: every stage was reached ({killed:?})"
+        );
+        let last = sync(&file, "orders", false).await;
+        assert_eq!(last["status"], "succeeded", "{last:#}");
+        let mut in_till: BTreeMap<String, usize> = BTreeMap::new();
+        for order in till.orders() {
+            *in_till.entry(order.ext_id).or_default() += 1;
+        }
+        let expected: BTreeMap<String, usize> = paid.iter().map(|n| (n.clone(), 1)).collect();
+        assert_eq!(
+            in_till, expected,
+            "concurrency {concurrency}: every paid order exactly once, no unpaid one"
+        );
+        let creates = till.request_count("createOrderV3");
+        let again = sync(&file, "orders", true).await;
+        assert_eq!(again["counts"]["created"], 0, "{again:#}");
+        assert_eq!(
+            till.request_count("createOrderV3"),
+            creates,
+            "a further run sends no order"
+        );
+    }
 }
