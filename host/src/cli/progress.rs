@@ -159,6 +159,7 @@ mod tests {
             error: None,
             skipped: Default::default(),
             failures: vec![("1001".into(), "no delivery method".into())],
+            stages: Default::default(),
         };
         let text = summary_text(&summary);
         assert!(text.contains("failed 1001: no delivery method"), "{text}");

@@ -190,6 +190,40 @@ pub struct RunSummary {
     pub skipped: BTreeMap<String, u64>,
     /// The first failures: (key, message).
     pub failures: Vec<(String, String)>,
+    /// Where the run's time went.
+    pub stages: StageTimes,
+}
+
+/// Where a run's time went, stage by stage (the flows bench prints it; docs/flows.md
+/// *Figures* has a breakdown). Reading and writing overlap the rest in a pipelined run, so
+/// the stages add up to more than the wall time. In JSON, each is milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StageTimes {
+    /// Waiting for the source's pages (in the reader task, alongside the rest).
+    #[serde(serialize_with = "milliseconds")]
+    pub read: Duration,
+    /// The id map or ledger looked up for each page.
+    #[serde(serialize_with = "milliseconds")]
+    pub lookup: Duration,
+    /// Filters and mapping, and encoding each record.
+    #[serde(serialize_with = "milliseconds")]
+    pub map: Duration,
+    /// Content hashes.
+    #[serde(serialize_with = "milliseconds")]
+    pub hash: Duration,
+    /// Batches in the target's hands (summed over batches in flight at once).
+    #[serde(serialize_with = "milliseconds")]
+    pub write: Duration,
+    /// The transactions that commit outcomes, run records, the id map and the cursor.
+    #[serde(serialize_with = "milliseconds")]
+    pub commit: Duration,
+    /// Writing the activity log's last entries at the end.
+    #[serde(serialize_with = "milliseconds")]
+    pub log: Duration,
+}
+
+fn milliseconds<S: serde::Serializer>(took: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((took.as_secs_f64() * 1000.0 * 10.0).round() / 10.0)
 }
 
 /// The source and target of a run.
@@ -288,12 +322,15 @@ pub(crate) async fn run_between(
                 error: Some(message),
                 skipped: BTreeMap::new(),
                 failures: Vec::new(),
+                stages: StageTimes::default(),
             });
         }
     };
     let mut runner = Runner::new(env, flow, mapper, options, run_id, source, target);
     let outcome = runner.go().await;
+    let flushing = Instant::now();
     env.activity.flush().await;
+    runner.stages.log = flushing.elapsed();
     let requests = runner.exchanges();
     let (status, error) = match outcome {
         Ok(Finish::Done) if runner.counts.failed > 0 => (RunStatus::Partial, None),
@@ -329,6 +366,7 @@ pub(crate) async fn run_between(
         error,
         skipped: runner.skipped,
         failures: runner.failures,
+        stages: runner.stages,
     };
     tracing::info!(
         tenant = %env.tenant, flow = %flow.name, run_id, status = status.as_str(),

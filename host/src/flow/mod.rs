@@ -16,6 +16,7 @@ pub mod watch;
 
 pub use definition::{Delivery, Endpoint, FlowDef, FlowOverride};
 pub use engine::{
-    ConnectionSetup, Environment, FlowError, Progress, RunOptions, RunSummary, Supplied, run_flow,
+    ConnectionSetup, Environment, FlowError, Progress, RunOptions, RunSummary, StageTimes,
+    Supplied, run_flow,
 };
 pub use loaded::Loaded;

@@ -9,6 +9,7 @@
 //! committed, as before the pipeline.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -16,7 +17,7 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
 use super::definition::{Combine, Delivery, FlowDef};
-use super::engine::{Environment, RunOptions};
+use super::engine::{Environment, RunOptions, StageTimes};
 use super::side::Side;
 use crate::mapping::{Mapped, Mapper};
 use crate::model::{Record, StockLevel, codec, decimal, key_of};
@@ -127,16 +128,21 @@ struct ReadPage {
 }
 
 /// Reads the source page by page, one page per request, from `state`.
+/// Returns the source and the time spent waiting for it.
 async fn read_pages(
     mut source: Box<dyn Side>,
     flow: FlowDef,
     mut state: Option<String>,
     mut asks: mpsc::Receiver<()>,
     pages: mpsc::Sender<Result<ReadPage, String>>,
-) -> Box<dyn Side> {
+) -> (Box<dyn Side>, Duration) {
     let stream = flow.source.stream.clone();
+    let mut reading = Duration::ZERO;
     while asks.recv().await.is_some() {
-        let page = match source.read(&stream, state.as_deref(), flow.page_size).await {
+        let started = Instant::now();
+        let read = source.read(&stream, state.as_deref(), flow.page_size).await;
+        reading += started.elapsed();
+        let page = match read {
             Ok(page) => page,
             Err(error) => {
                 let _ = pages
@@ -168,7 +174,7 @@ async fn read_pages(
             break;
         }
     }
-    source
+    (source, reading)
 }
 
 /// What one commit carries: results, the records read, and the cursor to move to.
@@ -187,6 +193,8 @@ struct Written {
     side: Box<dyn Side>,
     bases: Vec<RecordResult>,
     outcome: Result<Vec<WriteOutcome>, CallError>,
+    /// How long the target took.
+    took: Duration,
     /// What rides with the batch to its commit.
     pending: Pending,
 }
@@ -211,6 +219,7 @@ pub(super) struct Runner<'a> {
     pub counts: Counts,
     pub skipped: BTreeMap<String, u64>,
     pub failures: Vec<(String, String)>,
+    pub stages: StageTimes,
     idle: Vec<Box<dyn Side>>,
     in_flight: FuturesUnordered<BoxFuture<'static, Written>>,
     /// Answered batches (and pages that needed no write) waiting for those before them.
@@ -248,6 +257,7 @@ impl<'a> Runner<'a> {
             counts: Counts::default(),
             skipped: BTreeMap::new(),
             failures: Vec::new(),
+            stages: StageTimes::default(),
             idle: Vec::new(),
             in_flight: FuturesUnordered::new(),
             ready: BTreeMap::new(),
@@ -290,8 +300,9 @@ impl<'a> Runner<'a> {
         let outcome = self.pipeline(&ask, &mut pages).await;
         drop(ask);
         drop(pages);
-        if let Ok(source) = reader.await {
+        if let Ok((source, reading)) = reader.await {
             self.source = Some(source);
+            self.stages.read = reading;
         }
         outcome
     }
@@ -497,6 +508,7 @@ impl<'a> Runner<'a> {
         let store = self.env.store.clone();
         let once = self.flow.delivery == Delivery::Once;
         let keys: Vec<&str> = items.iter().map(item_key).collect();
+        let looking = Instant::now();
         let mapped_before = if once {
             HashMap::new()
         } else {
@@ -507,6 +519,7 @@ impl<'a> Runner<'a> {
         } else {
             HashMap::new()
         };
+        self.stages.lookup += looking.elapsed();
 
         let mut settled: Vec<RecordResult> = Vec::new();
         let mut to_write: Vec<(Record, RecordResult)> = Vec::new();
@@ -523,6 +536,7 @@ impl<'a> Runner<'a> {
                     continue;
                 }
             };
+            let mapping = Instant::now();
             let key = key_of(record).to_owned();
             // Each record is encoded once: its source form, and (when the mapper changed
             // nothing) the same bytes as what the target receives, hashed as they are.
@@ -534,7 +548,8 @@ impl<'a> Runner<'a> {
                 ledger: once,
                 ..RecordResult::new(key.clone(), OutcomeStatus::Failed)
             };
-            let (mapped, target_json) = match self.mapper.apply(record) {
+            let applied = self.mapper.apply(record);
+            let (mapped, target_json) = match applied {
                 Ok(Mapped::Same) => (record.clone(), source),
                 Ok(Mapped::Keep(mapped)) => {
                     let encoded = codec::encode(&mapped);
@@ -561,7 +576,10 @@ impl<'a> Runner<'a> {
                     continue;
                 }
             };
+            let hashing = Instant::now();
+            self.stages.map += hashing - mapping;
             let hash = codec::content_hash(&target_json, &self.settings_hash);
+            self.stages.hash += hashing.elapsed();
             let target_json = Some(target_json);
             if once {
                 match ledger.get(&key) {
@@ -660,12 +678,14 @@ impl<'a> Runner<'a> {
         let stream = self.flow.target.stream.clone();
         let options = self.write_options.clone();
         self.in_flight.push(Box::pin(async move {
+            let started = Instant::now();
             let outcome = side.write(&stream, &records, &options).await;
             Written {
                 seq,
                 side,
                 bases,
                 outcome,
+                took: started.elapsed(),
                 pending,
             }
         }));
@@ -691,8 +711,10 @@ impl<'a> Runner<'a> {
             side,
             bases,
             outcome,
+            took,
             mut pending,
         } = written;
+        self.stages.write += took;
         self.idle.push(side);
         let stream = &self.flow.target.stream;
         match outcome {
@@ -762,11 +784,13 @@ impl<'a> Runner<'a> {
                 new_state: pending.state,
                 read: pending.read,
             };
+            let committing = Instant::now();
             let counts = self
                 .env
                 .store
                 .commit(&self.env.tenant, &self.flow.name, &batch)
                 .await?;
+            self.stages.commit += committing.elapsed();
             self.counts.add(counts);
             if let Some(progress) = &self.options.progress {
                 progress.update(&self.flow.name, &self.counts);

@@ -8,10 +8,16 @@
 //! 3. a stock change in MplusKASSA to Shopware under the scheduler of `koppel run`, with the
 //!    stock flow on a short interval, and through a signed MplusKASSA webhook;
 //! 4. a Shopware order event (signed webhook) to the order in MplusKASSA: the median over
-//!    100 orders.
+//!    100 orders;
+//! 5. the full initial sync again, into an empty shop, with every request to either
+//!    simulator delayed by 50 ms (the faults layer's latency): wall time against the floor
+//!    `max(pages, batches) × 50 ms`.
+//!
+//! Each sync prints where its time went (read, lookup, map, hash, write, commit, log).
 //!
 //! Run: `cargo bench -p koppel-e2e --bench flows`. `FLOWS_BENCH_PRODUCTS` (10000),
-//! `FLOWS_BENCH_ORDERS` (100), `FLOWS_BENCH_INTERVAL` (the stock interval, `5s`).
+//! `FLOWS_BENCH_ORDERS` (100), `FLOWS_BENCH_INTERVAL` (the stock interval, `5s`),
+//! `FLOWS_BENCH_LATENCY_MS` (50; 0 leaves part 5 out).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -40,6 +46,24 @@ fn median(mut values: Vec<Duration>) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A run's stage times, for the profile in docs/flows.md.
+fn stages(times: &koppel::flow::StageTimes) -> String {
+    let parts = [
+        ("read", times.read),
+        ("lookup", times.lookup),
+        ("map", times.map),
+        ("hash", times.hash),
+        ("write", times.write),
+        ("commit", times.commit),
+        ("log", times.log),
+    ];
+    parts
+        .iter()
+        .map(|(name, took)| format!("{name} {}", ms(*took)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn main() {
@@ -108,6 +132,10 @@ async fn bench() {
     );
     let counts = systems.shop.request_counts();
     println!("   Shopware by route: {counts:?}");
+    let mut till_counts: Vec<_> = systems.till.request_counts().into_iter().collect();
+    till_counts.sort();
+    println!("   MplusKASSA by operation: {till_counts:?}");
+    println!("   stages: {}", stages(&first.stages));
 
     // 2. A no-change re-sync, from the start.
     let writes = systems.shop_writes();
@@ -126,6 +154,7 @@ async fn bench() {
         till_requests(&systems.till) - till_before,
         shop_requests(&systems.shop) - shop_before,
     );
+    println!("   stages: {}", stages(&again.stages));
     koppel.close().await;
 
     // 3. A stock change under the scheduler.
@@ -133,6 +162,50 @@ async fn bench() {
 
     // 4. Webhook → order in the till.
     order_latency(&systems, orders).await;
+    drop(systems);
+
+    // 5. The full initial sync at a real shop's distance.
+    let latency = env_number("FLOWS_BENCH_LATENCY_MS", 50);
+    if latency > 0 {
+        latency_sync(products, Duration::from_millis(latency as u64)).await;
+    }
+}
+
+/// The full initial sync with `latency` added to every request on both simulators.
+async fn latency_sync(products: usize, latency: Duration) {
+    let systems = Systems::start(Catalogue {
+        products,
+        variant_share: 0.35,
+        branches: 2,
+        validate: false,
+        seed: 42,
+    })
+    .await;
+    let (_, articles) = systems.till.catalogue_size();
+    systems.till.faults().set_latency(latency);
+    systems.shop.faults().set_latency(latency);
+    let koppel = Koppel::start(&config_text(&systems, "", "", "[flows.products]\n")).await;
+    let flow = koppel.loaded.flow("products").expect("enabled").clone();
+    let started = Instant::now();
+    let run = koppel.run("products").await;
+    let took = started.elapsed();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let written = run.counts.created + run.counts.updated;
+    let pages = (articles as u64).div_ceil(u64::from(flow.page_size));
+    let batches = written.div_ceil(u64::from(flow.batch_size));
+    let floor = latency * pages.max(batches) as u32;
+    let requests = till_requests(&systems.till) + shop_requests(&systems.shop);
+    println!(
+        "5. full initial sync at {} per request (write_concurrency {}): wall {:.2} s, {written} written; floor max({pages} pages, {batches} batches) × {} = {:.2} s → {:.2}× the floor; {requests} requests",
+        ms(latency),
+        flow.write_concurrency,
+        took.as_secs_f64(),
+        ms(latency),
+        floor.as_secs_f64(),
+        took.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!("   stages: {}", stages(&run.stages));
+    koppel.close().await;
 }
 
 /// Article numbers of simple products on the web shop (the shop has them).
