@@ -8,7 +8,7 @@ use std::process::Command;
 
 use koppel::flow::Loaded;
 use koppel::runtime::bindings::{Record, Value, ValueType};
-use koppel::runtime::{ConnectionSpec, Runtime, RuntimeOptions};
+use koppel::runtime::{ConnectionSpec, Runtime};
 use koppel::store::{ActivityWriter, Store};
 
 fn cache_dir() -> std::path::PathBuf {
@@ -16,11 +16,7 @@ fn cache_dir() -> std::path::PathBuf {
 }
 
 fn runtime() -> Runtime {
-    Runtime::new(RuntimeOptions {
-        cache_dir: Some(cache_dir()),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime")
+    koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"))
 }
 
 fn toml(text: &str) -> toml::Table {

@@ -14,16 +14,12 @@ use koppel::runtime::bindings::{
     Address, Amount, Customer, Decimal, DeliveryState, Order, OrderLine, OrderState, OrderStatus,
     PaymentState, Price, Product, Record, StockLevel,
 };
-use koppel::runtime::{ConnectionSpec, Connector, Runtime, RuntimeOptions};
+use koppel::runtime::{ConnectionSpec, Connector, Runtime};
 use koppel_sim_mplus::{MplusOptions, MplusSimulator};
 use koppel_sim_shopware::{ShopwareOptions, ShopwareSimulator, Version};
 
 fn runtime() -> Runtime {
-    Runtime::new(RuntimeOptions {
-        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime")
+    koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"))
 }
 
 async fn builtin(runtime: &Runtime, id: &str) -> Arc<Connector> {

@@ -7,41 +7,13 @@ use std::collections::BTreeMap;
 use koppel::flow::definition::{Delivery, Endpoint, FlowDef};
 use std::sync::Arc;
 
-use koppel::flow::{ConnectionSetup, Environment, Progress, RunOptions, run_flow};
+use koppel::flow::{Environment, Progress, RunOptions, run_flow};
 use koppel::mapping::{Filter, MapRule};
-use koppel::runtime::{Limits, Runtime, RuntimeOptions};
-use koppel::store::{ActivityWriter, Counts, RunStatus, Store};
+use koppel::store::{Counts, RunStatus};
 use serde_json::json;
 
 async fn environment(dir: &tempfile::TempDir, total: u32) -> Environment {
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime");
-    let connector = runtime
-        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
-        .await
-        .expect("load");
-    let store = Store::open(&dir.path().join("koppel.db"))
-        .await
-        .expect("store");
-    let activity = ActivityWriter::start(store.clone());
-    let setup = |total: u32| ConnectionSetup {
-        connector: connector.clone(),
-        config: BTreeMap::from([("total".to_owned(), total.to_string())]),
-        limits: Limits::default(),
-        supplied: Default::default(),
-    };
-    Environment {
-        tenant: "t1".into(),
-        store,
-        activity,
-        connections: BTreeMap::from([
-            ("src".to_owned(), setup(total)),
-            ("dst".to_owned(), setup(0)),
-        ]),
-    }
+    koppel_test_support::fixture_environment(env!("CARGO_TARGET_TMPDIR"), dir, total).await
 }
 
 fn flow(name: &str) -> FlowDef {

@@ -13,12 +13,11 @@ use axum::http::HeaderMap;
 use koppel::config::Secret;
 use koppel::config::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 use koppel::flow::definition::FlowDef;
-use koppel::flow::{ConnectionSetup, Environment, RunOptions, run_flow};
+use koppel::flow::{Environment, RunOptions, run_flow};
 use koppel::mapping::MapRule;
 use koppel::notify::{Monitor, Notifier};
-use koppel::runtime::{Limits, Runtime, RuntimeOptions};
 use koppel::signature::verify_koppel;
-use koppel::store::{ActivityWriter, RunStatus, Store, now_ms};
+use koppel::store::{RunStatus, now_ms};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -150,34 +149,7 @@ async fn flaky_smtp_sink(
 }
 
 async fn environment(dir: &tempfile::TempDir) -> Environment {
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime");
-    let connector = runtime
-        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
-        .await
-        .expect("load");
-    let store = Store::open(&dir.path().join("koppel.db"))
-        .await
-        .expect("store");
-    let activity = ActivityWriter::start(store.clone());
-    let setup = |total: &str| ConnectionSetup {
-        connector: connector.clone(),
-        config: BTreeMap::from([("total".to_owned(), total.to_owned())]),
-        limits: Limits::default(),
-        supplied: Default::default(),
-    };
-    Environment {
-        tenant: "t1".into(),
-        store,
-        activity,
-        connections: BTreeMap::from([
-            ("src".to_owned(), setup("4")),
-            ("dst".to_owned(), setup("0")),
-        ]),
-    }
+    koppel_test_support::fixture_environment(env!("CARGO_TARGET_TMPDIR"), dir, 4).await
 }
 
 /// The products flow; reading `stream` (an unknown stream fails the run).

@@ -26,11 +26,7 @@ fn cache_dir() -> std::path::PathBuf {
 }
 
 fn runtime() -> Runtime {
-    Runtime::new(RuntimeOptions {
-        cache_dir: Some(cache_dir()),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime")
+    koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"))
 }
 
 async fn fixture(runtime: &Runtime) -> Arc<Connector> {

@@ -1672,12 +1672,7 @@ flows = ["mine"]
         .expect("everything stops");
 }
 
-/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
-/// (the host installs ring's), so whoever builds a client first installs it.
-fn client_builder() -> reqwest::ClientBuilder {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-}
+use koppel_test_support::client_builder;
 
 /// Webhooks are keyed by connection: a key that is no connection (the old `shopware`), a
 /// missing scheme, and a flow that is not enabled are refused naming the key; without

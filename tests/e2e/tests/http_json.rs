@@ -8,7 +8,7 @@ use std::path::Path;
 use koppel::app::App;
 use koppel::cli::conformance::{self, Options, Status};
 use koppel::flow::{Loaded, RunOptions, RunSummary, run_flow};
-use koppel::runtime::{ConnectionSpec, Runtime, RuntimeOptions};
+use koppel::runtime::{ConnectionSpec, Runtime};
 use koppel::store::RunStatus;
 use koppel_sim_http_json::{HttpJsonOptions, HttpJsonSimulator};
 use koppel_sim_shopware::{
@@ -125,11 +125,7 @@ impl Setup {
 }
 
 fn runtime() -> Runtime {
-    Runtime::new(RuntimeOptions {
-        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime")
+    koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"))
 }
 
 async fn setup(erp: &HttpJsonSimulator, shop: &ShopwareSimulator) -> Setup {

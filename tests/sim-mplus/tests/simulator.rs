@@ -1437,9 +1437,4 @@ async fn added_latency_delays_the_answer_at_least_that_long() {
     sim.faults().clear();
 }
 
-/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
-/// (the host installs ring's), so whoever builds a client first installs it.
-fn client_builder() -> reqwest::ClientBuilder {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-}
+use koppel_test_support::client_builder;

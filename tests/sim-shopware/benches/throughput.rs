@@ -195,9 +195,4 @@ fn main() {
     });
 }
 
-/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
-/// (the host installs ring's), so whoever builds a client first installs it.
-fn client_builder() -> reqwest::ClientBuilder {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-}
+use koppel_test_support::client_builder;

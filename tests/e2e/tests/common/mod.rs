@@ -6,11 +6,11 @@
 
 pub mod webhook;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use koppel::app::App;
 use koppel::flow::{Environment, Loaded, RunOptions, RunSummary, run_flow};
-use koppel::runtime::{Runtime, RuntimeOptions};
+use koppel::runtime::Runtime;
 use koppel_sim_mplus::{MplusOptions, MplusSimulator};
 use koppel_sim_shopware::{ShopwareOptions, ShopwareSimulator, Version};
 
@@ -174,11 +174,7 @@ payment_methods = '{"payment_prepayment": "IDEAL", "payment_invoice": "OPREKENIN
 delivery_methods = '{"shipping_standard": "VERZENDEN", "shipping_pickup": "AFHALEN"}'"#;
 
 pub fn runtime() -> Runtime {
-    Runtime::new(RuntimeOptions {
-        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime")
+    koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"))
 }
 
 /// koppel with one configuration and its own state database.

@@ -209,9 +209,4 @@ pub fn assert_clean_with(sim: &ShopwareSimulator, invalid_requests: usize) {
     );
 }
 
-/// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
-/// (the host installs ring's), so whoever builds a client first installs it.
-pub fn client_builder() -> reqwest::ClientBuilder {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-}
+pub use koppel_test_support::client_builder;
