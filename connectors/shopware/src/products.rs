@@ -10,9 +10,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use koppel_sdk::money::minor_digits;
 use koppel_sdk::{
-    ConnectorError, Decimal, NamedValue, Product, Record, Result, Value as KValue, Variant,
-    WriteOptions, WriteOutcome, log,
+    ConnectorError, CreateOnly, Decimal, NamedValue, Product, Record, Result, Value as KValue,
+    Variant, WriteOptions, WriteOutcome, log,
 };
 use serde_json::{Map, Value, json};
 
@@ -26,15 +27,17 @@ use crate::refdata::{Currency, NewCategory, Shop};
 use crate::sync::{self, Fate, Op};
 use crate::text::{self, TextError};
 
-/// Canonical field names the flow may mark create-only; also used to name fields in errors.
-#[derive(Clone, Debug, Default)]
-pub struct CreateOnly {
-    fields: HashSet<String>,
+/// The create-only fields of a products write: the SDK's [`CreateOnly`] (the canonical
+/// spelling, `short_description`; case and `-` folded; `extra` covers every `extra.<name>`),
+/// after Shopware's own aliases: `price` → `prices`, `category` → `categories`, `property` →
+/// `properties`, `visibility` → `visibilities`, `custom_fields` → `extra`, and a leading
+/// `product.`, `variants.` or `variant.` dropped.
+pub fn create_only(names: &[String]) -> CreateOnly {
+    CreateOnly::new(&names.iter().map(|n| alias(n)).collect::<Vec<_>>())
 }
 
-/// `short_description` → `short-description`, `price` → `prices`; `extra.<name>` keeps the
-/// name's spelling.
-pub fn normalize_field(name: &str) -> String {
+/// A create-only name with Shopware's aliases resolved (see [`create_only`]).
+fn alias(name: &str) -> String {
     let name = name.trim();
     let name = name
         .strip_prefix("product.")
@@ -45,33 +48,17 @@ pub fn normalize_field(name: &str) -> String {
         Some((head, rest)) => (head, Some(rest)),
         None => (name, None),
     };
-    let head = match head.to_lowercase().replace('_', "-").as_str() {
-        "price" => "prices".to_owned(),
-        "category" => "categories".to_owned(),
-        "property" => "properties".to_owned(),
-        "visibility" => "visibilities".to_owned(),
-        "custom-fields" | "customfields" => "extra".to_owned(),
-        other => other.to_owned(),
+    let head = match head.to_lowercase().replace('-', "_").as_str() {
+        "price" => "prices",
+        "category" => "categories",
+        "property" => "properties",
+        "visibility" => "visibilities",
+        "custom_fields" | "customfields" => "extra",
+        _ => head,
     };
     match rest {
         Some(rest) => format!("{head}.{rest}"),
-        None => head,
-    }
-}
-
-impl CreateOnly {
-    pub fn new(names: &[String]) -> CreateOnly {
-        CreateOnly {
-            fields: names.iter().map(|n| normalize_field(n)).collect(),
-        }
-    }
-
-    /// Whether `field` (canonical, e.g. `name` or `extra.color`) is create-only.
-    pub fn has(&self, field: &str) -> bool {
-        if self.fields.contains(field) {
-            return true;
-        }
-        field.starts_with("extra.") && self.fields.contains("extra")
+        None => head.to_owned(),
     }
 }
 
@@ -271,7 +258,7 @@ fn price_list(
                     ),
                 )
             })?;
-        let digits = money::minor_digits(&currency.iso);
+        let digits = minor_digits(&currency.iso);
         let (Some(net), Some(gross)) = (
             money::minor_json(price.net, digits),
             money::minor_json(price.gross, digits),
@@ -365,8 +352,8 @@ pub fn build_family(
     match (&product.short_description, &refs.short_description) {
         (Some(short), ShortDescription::MetaDescription) => parent.fields.push((
             "metaDescription",
-            "short-description".into(),
-            string_field(short, "short-description", refs)?,
+            "short_description".into(),
+            string_field(short, "short_description", refs)?,
         )),
         (Some(short), ShortDescription::CustomField(name)) => {
             parent
@@ -936,7 +923,7 @@ pub fn canonical_field(path: &str, child_keys: &[String]) -> String {
         },
         "name" => "name".into(),
         "description" => "description".into(),
-        "metaDescription" => "short-description".into(),
+        "metaDescription" => "short_description".into(),
         "ean" => "ean".into(),
         "active" => "active".into(),
         "customFields" => match parts.next() {
@@ -1043,7 +1030,7 @@ pub fn write(
     options: &WriteOptions,
 ) -> Result<Vec<WriteOutcome>> {
     let version = client.version()?;
-    let create_only = CreateOnly::new(&options.create_only);
+    let create_only = create_only(&options.create_only);
     let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; records.len()];
     let mut products: Vec<&Product> = Vec::new();
     let mut positions: Vec<usize> = Vec::new();
@@ -1714,16 +1701,33 @@ mod tests {
         shop.get_mut("SKU-1").expect("row")["name"] = json!("Edited in the shop");
         shop.get_mut("SKU-1").expect("row")["description"] = json!("Shop text");
         let family = build_family(&p, &refs(), "EUR", &shop).expect("valid");
-        let create_only = CreateOnly::new(&["name".into(), "Description".into()]);
-        let change = family_change(&family, &create_only, None);
+        let name_and_description = create_only(&["name".into(), "Description".into()]);
+        let change = family_change(&family, &name_and_description, None);
         assert!(change.payload.is_none(), "{:?}", change.payload);
-        let change = family_change(&family, &CreateOnly::new(&["name".into()]), None);
+        let change = family_change(&family, &create_only(&["name".into()]), None);
         assert_eq!(
             change.payload.expect("description")["description"],
             "<p>Fine</p>"
         );
-        assert!(CreateOnly::new(&["extra".into()]).has("extra.erp_id"));
-        assert!(CreateOnly::new(&["short_description".into()]).has("short-description"));
+        let aliases = create_only(&[
+            "extra".into(),
+            "short-description".into(),
+            "Price".into(),
+            "visibility".into(),
+            "product.category".into(),
+        ]);
+        for field in [
+            "extra.erp_id",
+            "short_description",
+            "prices",
+            "visibilities",
+            "categories",
+        ] {
+            assert!(aliases.has(field), "{field}");
+        }
+        assert!(!aliases.has("name"));
+        assert!(create_only(&["custom_fields".into()]).has("extra.erp_id"));
+        assert!(create_only(&["custom_fields.Color".into()]).has("extra.Color"));
     }
 
     #[test]
@@ -1806,7 +1810,7 @@ mod tests {
                 "translations/2fbb5fe2e29a4d70aa5854ce7ce3e20b/metaDescription",
                 &keys
             ),
-            "short-description"
+            "short_description"
         );
         let outcome = refused_outcome(
             "SKU",
@@ -1867,7 +1871,7 @@ mod tests {
         let mut fewer = p.clone();
         fewer.variants.pop();
         let family = build_family(&fewer, &refs(), "EUR", &shop).expect("valid");
-        let change = family_change(&family, &CreateOnly::new(&["active".into()]), None);
+        let change = family_change(&family, &create_only(&["active".into()]), None);
         assert_eq!(change.deactivated, vec!["TS-1-L"]);
         let payload = change.payload.expect("deactivation");
         assert_eq!(
