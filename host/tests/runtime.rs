@@ -651,6 +651,93 @@ async fn retry_safe_requests_are_retried_on_429_and_writes_are_not() {
     assert_eq!(sink.exchanges().len(), 4);
 }
 
+/// A 429 means the server did not handle the request (RFC 6585 §4), so the host repeats even
+/// a write not marked retry-safe after the wait it asks for; a 503 may come after the write
+/// was done, so that write is sent once and the guest sees the 503.
+#[tokio::test]
+async fn a_write_refused_with_429_is_repeated_and_one_with_503_is_not() {
+    let throttled = Arc::new(AtomicU32::new(0));
+    let unavailable = Arc::new(AtomicU32::new(0));
+    let (t, u) = (throttled.clone(), unavailable.clone());
+    let addr = serve(
+        Router::new()
+            .route(
+                "/limited",
+                post(move || {
+                    let n = t.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        if n == 0 {
+                            (
+                                StatusCode::TOO_MANY_REQUESTS,
+                                [("retry-after", "0")],
+                                "slow down",
+                            )
+                                .into_response()
+                        } else {
+                            "created".into_response()
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/unavailable",
+                post(move || {
+                    u.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            [("retry-after", "0")],
+                            "later",
+                        )
+                    }
+                }),
+            ),
+    )
+    .await;
+    let runtime = runtime();
+    let connector = fixture(&runtime).await;
+    let sink = MemorySink::new();
+    let connection = connector
+        .connect(ConnectionSpec {
+            limits: Limits {
+                retry_backoff: Duration::from_millis(1),
+                ..Limits::default()
+            },
+            activity: Arc::new(sink.clone()),
+            ..spec(&[("base_url", &format!("http://{addr}"))])
+        })
+        .expect("config");
+    let mut session = connection.session().await.expect("session");
+
+    let found = session
+        .lookup("http-post", &format!("http://{addr}/limited"))
+        .await
+        .expect("answered");
+    assert_eq!(
+        found.map(|f| f.id).as_deref(),
+        Some("200"),
+        "the write landed"
+    );
+    assert_eq!(
+        throttled.load(Ordering::SeqCst),
+        2,
+        "one 429, then the write"
+    );
+
+    let found = session
+        .lookup("http-post", &format!("http://{addr}/unavailable"))
+        .await
+        .expect("answered");
+    assert_eq!(found.map(|f| f.id).as_deref(), Some("503"));
+    assert_eq!(
+        unavailable.load(Ordering::SeqCst),
+        1,
+        "a 503 write is sent once"
+    );
+    let statuses: Vec<Option<u16>> = sink.exchanges().iter().map(|e| e.status).collect();
+    assert_eq!(statuses, vec![Some(429), Some(200), Some(503)]);
+}
+
 #[tokio::test]
 async fn responses_over_the_size_cap_are_refused() {
     let (addr, _) = server().await;

@@ -22,8 +22,6 @@ pub mod time;
 pub mod whole;
 pub mod wire;
 
-use std::cell::RefCell;
-
 use koppel_sdk::http::Request;
 use koppel_sdk::*;
 
@@ -68,21 +66,6 @@ impl Transport for HostTransport {
     fn host(&self) -> &str {
         &self.host
     }
-}
-
-thread_local! {
-    static INSTANCE: RefCell<Option<Mplus<HostTransport>>> = const { RefCell::new(None) };
-}
-
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-fn with_instance<R>(f: impl FnOnce(&mut Mplus<HostTransport>) -> Result<R>) -> Result<R> {
-    INSTANCE.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let instance = slot
-            .as_mut()
-            .ok_or_else(|| ConnectorError::internal("configure was not called on this instance"))?;
-        f(instance)
-    })
 }
 
 fn stream(name: &str, kind: RecordKind, access: StreamAccess, description: &str) -> Stream {
@@ -204,18 +187,23 @@ pub fn lookup_stream<T: Transport>(
     }
 }
 
-/// The component's exports. Natively the bindings' export symbols cannot be linked into a
-/// `cdylib` (their names hold `:`), so only the wasm build exports them.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct MplusConnector;
+/// The connector, exported with the SDK's skeleton: an instance is the configured [`Mplus`]
+/// over the host's `http-send`.
+pub struct MplusConnector;
 
-impl Guest for MplusConnector {
+impl koppel_sdk::Connector for MplusConnector {
+    type Instance = Mplus<HostTransport>;
+
     fn manifest() -> Manifest {
         manifest()
     }
 
-    fn check(config: Config) -> Result<()> {
-        let config = MplusConfig::from_settings(&Settings::from(config))?;
+    fn config_types() -> Vec<TypedKey> {
+        config::types()
+    }
+
+    fn check(config: Settings) -> Result<()> {
+        let config = MplusConfig::from_settings(&config)?;
         let transport = HostTransport::new(&config);
         let version = soap::Client::new(transport).check()?;
         log::info(
@@ -231,31 +219,31 @@ impl Guest for MplusConnector {
         Ok(())
     }
 
-    fn configure(config: Config) -> Result<()> {
-        let config = MplusConfig::from_settings(&Settings::from(config))?;
+    fn configure(config: Settings) -> Result<Self::Instance> {
+        let config = MplusConfig::from_settings(&config)?;
         let transport = HostTransport::new(&config);
-        INSTANCE.with(|cell| *cell.borrow_mut() = Some(Mplus::new(config, transport)));
-        Ok(())
+        Ok(Mplus::new(config, transport))
     }
 
-    fn read(stream: String, state: Option<String>, limit: u32) -> Result<Page> {
-        with_instance(|m| read_stream(m, &stream, state.as_deref(), limit))
+    fn read(m: &mut Self::Instance, stream: &str, state: Option<&str>, limit: u32) -> Result<Page> {
+        read_stream(m, stream, state, limit)
     }
 
     fn write(
-        stream: String,
+        m: &mut Self::Instance,
+        stream: &str,
         records: Vec<Record>,
-        options: WriteOptions,
+        options: &WriteOptions,
     ) -> Result<Vec<WriteOutcome>> {
-        with_instance(|m| write_stream(m, &stream, &records, &options))
+        write_stream(m, stream, &records, options)
     }
 
-    fn lookup(stream: String, key: String) -> Result<Option<Found>> {
-        with_instance(|m| lookup_stream(m, &stream, &key))
+    fn lookup(m: &mut Self::Instance, stream: &str, key: &str) -> Result<Option<Found>> {
+        lookup_stream(m, stream, key)
     }
 }
 
-koppel_sdk::export!(MplusConnector, config_types = config::types);
+koppel_sdk::export_connector!(MplusConnector);
 
 #[cfg(test)]
 pub(crate) mod tests {

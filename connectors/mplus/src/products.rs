@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use koppel_sdk::money::{gross_from_net, net_from_gross};
 use koppel_sdk::{
     ConnectorError, Decimal, Found, NamedValue, Page, Price, Product, Property, Record, Result,
     Value, Variant,
@@ -514,8 +515,10 @@ pub fn price(a: &Article, catalogue: &Catalogue) -> Price {
         .unwrap_or(Decimal::ZERO);
     let (gross, net) = match (a.price_incl, a.price_excl) {
         (Some(gross), Some(net)) => (gross, net),
-        (Some(gross), None) => (gross, net_of(gross, rate)),
-        (None, Some(net)) => (gross_of(net, rate), net),
+        // The SDK's money (half away from zero, in integers); a rate that makes no sense
+        // (-100 % or below) leaves the other side as it is.
+        (Some(gross), None) => (gross, net_from_gross(gross, rate).unwrap_or(gross)),
+        (None, Some(net)) => (gross_from_net(net, rate).unwrap_or(net), net),
         (None, None) => (0, 0),
     };
     Price {
@@ -524,40 +527,6 @@ pub fn price(a: &Article, catalogue: &Catalogue) -> Price {
         gross,
         tax_rate: rate,
     }
-}
-
-/// `gross / (1 + rate/100)` in cents, rounded half away from zero, in integers.
-pub fn net_of(gross: i64, rate: Decimal) -> i64 {
-    let scale = 10i128.pow(u32::from(rate.scale.min(18)));
-    let hundred = 100 * scale;
-    div_round(
-        i128::from(gross) * hundred,
-        hundred + i128::from(rate.units),
-    )
-}
-
-/// `net * (1 + rate/100)` in cents, rounded half away from zero.
-pub fn gross_of(net: i64, rate: Decimal) -> i64 {
-    let scale = 10i128.pow(u32::from(rate.scale.min(18)));
-    let hundred = 100 * scale;
-    div_round(
-        i128::from(net) * (hundred + i128::from(rate.units)),
-        hundred,
-    )
-}
-
-fn div_round(n: i128, d: i128) -> i64 {
-    if d == 0 {
-        return 0;
-    }
-    let q = n / d;
-    let r = n % d;
-    let q = if r.abs() * 2 >= d.abs() {
-        q + if (n < 0) ^ (d < 0) { -1 } else { 1 }
-    } else {
-        q
-    };
-    i64::try_from(q).unwrap_or(if q < 0 { i64::MIN } else { i64::MAX })
 }
 
 #[cfg(test)]
@@ -753,14 +722,5 @@ mod tests {
         assert!(is_gtin_shaped("96385074"));
         assert!(!is_gtin_shaped("SW-MER-1"));
         assert!(!is_gtin_shaped("123"));
-    }
-
-    #[test]
-    fn prices_convert_without_floats() {
-        assert_eq!(net_of(7995, Decimal::integer(21)), 6607);
-        assert_eq!(gross_of(6607, Decimal::integer(21)), 7994);
-        assert_eq!(net_of(1000, Decimal::new(55, 1)), 948);
-        assert_eq!(net_of(-1210, Decimal::integer(21)), -1000);
-        assert_eq!(net_of(500, Decimal::ZERO), 500);
     }
 }

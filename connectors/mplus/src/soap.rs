@@ -251,6 +251,8 @@ impl<T: Transport> Client<T> {
             body,
             retry_safe,
         })?;
+        // MplusKASSA's own: a SOAP fault rides on a 500, a 401/403 names the keys, a 404 is a
+        // wrong path in `base_url`.
         match reply.status {
             200 => Ok(Answer::Payload(reply.body)),
             500 => match read_fault(&reply.body) {
@@ -272,14 +274,21 @@ impl<T: Transport> Client<T> {
                     "MplusKASSA at {host} answered HTTP 404 to {operation}: check the path in `base_url`"
                 ),
             )),
-            429 | 502 | 503 | 504 => Err(ConnectorError::throttled(format!(
-                "MplusKASSA at {host} is busy or unavailable (HTTP {}); try again later",
-                reply.status
-            ))),
-            status => Err(ConnectorError::protocol(format!(
-                "MplusKASSA at {host} answered HTTP {status} to {operation}: {}",
-                koppel_sdk::http::snippet(&reply.body)
-            ))),
+            // Everything else by the SDK's one table (429/503 throttled, 408/502/504
+            // unreachable, other 5xx rejected: all retryable; other 4xx rejected).
+            status => {
+                let error = koppel_sdk::http::status_error(
+                    status,
+                    &koppel_sdk::http::snippet(&reply.body),
+                );
+                Err(ConnectorError {
+                    message: format!(
+                        "MplusKASSA at {host}, answering {operation}: {}",
+                        error.message
+                    ),
+                    ..error
+                })
+            }
         }
     }
 }
@@ -366,5 +375,60 @@ mod tests {
         };
         assert!(!server.is_client());
         assert!(read_fault(b"<html>oops</html>").is_none());
+    }
+
+    /// Answers every call with one status and body.
+    struct Fixed(u16, &'static str);
+
+    impl Transport for Fixed {
+        fn send(&mut self, _call: Call) -> Result<Reply> {
+            Ok(Reply {
+                status: self.0,
+                body: self.1.as_bytes().to_vec(),
+            })
+        }
+
+        fn host(&self) -> &str {
+            "till.example"
+        }
+    }
+
+    #[test]
+    fn statuses_are_the_sdks_table_with_mpluskassas_own_first() {
+        use koppel_sdk::ErrorKind;
+        let error = |status, body| {
+            Client::new(Fixed(status, body))
+                .check()
+                .expect_err("not a 200")
+        };
+        let of = |status| {
+            let e = error(status, "busy");
+            (e.kind, e.retryable)
+        };
+        assert_eq!(of(429), (ErrorKind::Throttled, true));
+        assert_eq!(of(503), (ErrorKind::Throttled, true));
+        assert_eq!(of(502), (ErrorKind::Unreachable, true));
+        assert_eq!(of(504), (ErrorKind::Unreachable, true));
+        assert_eq!(of(501), (ErrorKind::Rejected, true));
+        assert_eq!(of(400), (ErrorKind::Rejected, false));
+        let busy = error(503, "busy");
+        assert!(
+            busy.message
+                .starts_with("MplusKASSA at till.example, answering getApiVersion: "),
+            "{}",
+            busy.message
+        );
+        // MplusKASSA's own: the keys to check, the path, a 500 that is not a SOAP fault.
+        let refused = error(401, "");
+        assert_eq!(refused.kind, ErrorKind::Auth);
+        assert_eq!(refused.field.as_deref(), Some("secret"));
+        let wrong_path = error(404, "");
+        assert_eq!(wrong_path.kind, ErrorKind::Config);
+        assert_eq!(wrong_path.field.as_deref(), Some("base_url"));
+        let no_fault = error(500, "<html>oops</html>");
+        assert_eq!(
+            (no_fault.kind, no_fault.retryable),
+            (ErrorKind::Protocol, true)
+        );
     }
 }

@@ -1,5 +1,9 @@
 //! Timestamps: RFC 3339 from the canonical records to MplusKASSA's local wall-clock time
-//! (Europe/Amsterdam, by the EU summer-time rule) with its offset in minutes.
+//! (Europe/Amsterdam, by the EU summer-time rule) with its offset in minutes. The civil-date
+//! arithmetic is the SDK's ([`koppel_sdk::time`]); the strict RFC 3339 reading (an order's
+//! `placed_at` must have a time and an offset) and Amsterdam's clock are MplusKASSA's.
+
+use koppel_sdk::time::{civil_from_days, days_from_civil};
 
 use crate::ops::LocalTime;
 
@@ -57,43 +61,12 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
             sign * (h * 3600 + m * 60)
         }
     };
-    Some(days_from_civil(year, mon, day) * 86_400 + hour * 3600 + min * 60 + sec.min(59) - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, mon: i64, day: i64) -> i64 {
-    let y = if mon <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mon + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// (year, month, day) of days since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let mon = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if mon <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        mon,
-        day,
-    )
+    let days = days_from_civil(year, u32::try_from(mon).ok()?, u32::try_from(day).ok()?);
+    Some(days * 86_400 + hour * 3600 + min * 60 + sec.min(59) - offset)
 }
 
 /// The last Sunday of a month, as days since the epoch.
-fn last_sunday(year: i64, mon: i64) -> i64 {
+fn last_sunday(year: i64, mon: u32) -> i64 {
     let first_of_next = if mon == 12 {
         days_from_civil(year + 1, 1, 1)
     } else {

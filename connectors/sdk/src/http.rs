@@ -72,7 +72,8 @@ impl Request {
         self
     }
 
-    /// Marks a write as safe to send twice (idempotent), so the host may retry it on 429/5xx.
+    /// Marks a write as safe to send twice (idempotent), so the host may retry it on
+    /// 502/503/504 and connection failures too (a 429 it retries for any request).
     pub fn retry_safe(mut self, safe: bool) -> Self {
         self.inner.retry_safe = safe;
         self

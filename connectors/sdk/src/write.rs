@@ -8,7 +8,7 @@ use crate::WriteOptions;
 /// users may edit them). Names are the canonical field names as `koppel.toml` and the host
 /// spell them (`name`, `short_description`, `categories`, `extra.brand`); a name written with
 /// `-` (`short-description`) or in another case means the same field, and `extra.<name>`
-/// keeps its name's spelling.
+/// keeps its name's spelling. `extra` on its own makes every `extra.<name>` create-only.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CreateOnly {
     fields: BTreeSet<String>,
@@ -26,9 +26,12 @@ impl CreateOnly {
         Self::new(&options.create_only)
     }
 
-    /// Whether `field` (a canonical name, or `extra.<name>`) is create-only.
+    /// Whether `field` (a canonical name, or `extra.<name>`) is create-only: named itself, or
+    /// `extra.<name>` when `extra` as a whole is.
     pub fn has(&self, field: &str) -> bool {
-        self.fields.contains(&canonical(field))
+        let field = canonical(field);
+        self.fields.contains(&field)
+            || (field.starts_with("extra.") && self.fields.contains("extra"))
     }
 
     /// Whether `field` may be set by this write: always when creating, and on an update only
@@ -73,6 +76,10 @@ mod tests {
             "extra names keep their spelling"
         );
         assert!(!create_only.has("description"));
+        assert!(!create_only.has("extra.color"));
+        let all_extra = CreateOnly::new(&["Extra"]);
+        assert!(all_extra.has("extra.color") && all_extra.has("extra.Brand"));
+        assert!(!all_extra.has("name"));
         assert!(create_only.may_set("name", true));
         assert!(!create_only.may_set("name", false));
         assert!(create_only.may_set("ean", false));

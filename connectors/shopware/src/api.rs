@@ -1,10 +1,10 @@
 //! The Admin API client over the host's `http-send`: the client-credentials token cached in the
 //! host's key-value store until shortly before it expires and renewed once on a 401, the
-//! version probe, `Accept: application/json` on every request, and a few more rounds when
-//! Shopware keeps answering 429/503 after the host's own retries.
+//! version probe and `Accept: application/json` on every request. Throttling (429, and 503 for
+//! retry-safe requests) is the host's to retry, honouring `Retry-After`; what is still refused
+//! after that fails as retryable.
 
 use std::cell::{Cell, RefCell};
-use std::time::Duration;
 
 use koppel_sdk::bindings::koppel::connector::host::Method;
 use koppel_sdk::http::{Request, Response};
@@ -14,10 +14,6 @@ use serde_json::{Value, json};
 use crate::errors;
 use crate::ids;
 
-/// Rounds of a request after the host has given up on a 429/503 itself.
-const THROTTLE_ROUNDS: u32 = 2;
-/// The longest the connector waits itself before repeating a throttled request.
-const MAX_WAIT: Duration = Duration::from_secs(30);
 /// A token is renewed this long before Shopware says it expires.
 const TOKEN_MARGIN_SECS: u64 = 60;
 /// How long the probed version is trusted (a shop may be upgraded).
@@ -297,42 +293,20 @@ impl Client {
         Ok(version)
     }
 
-    /// Sends a call; renews the token once on a 401 and repeats throttled requests a few
-    /// rounds. Any status comes back; see [`Client::json`] for one that must succeed.
+    /// Sends a call; renews the token once on a 401. Any status comes back; see
+    /// [`Client::json`] for one that must succeed.
     pub fn send(&self, call: &Call) -> Result<Response> {
         let mut renewed = false;
-        let mut rounds = 0;
         loop {
             let token = self.token()?;
             let response = call.to_request(&self.base, &token).send()?;
-            match response.status() {
-                401 if !renewed => {
-                    log::debug("Shopware refused the token; fetching a new one.", &[]);
-                    self.forget_token();
-                    renewed = true;
-                }
-                status @ (429 | 503)
-                    if rounds < THROTTLE_ROUNDS && (call.retry_safe || status == 429) =>
-                {
-                    rounds += 1;
-                    let wait = retry_after(&response).unwrap_or(Duration::from_secs(1));
-                    log::info(
-                        "Shopware is throttling; trying again.",
-                        &[
-                            ("status", &status.to_string()),
-                            ("what", &call.what),
-                            ("wait_ms", &wait.as_millis().to_string()),
-                        ],
-                    );
-                    // The host already waited for retry-safe requests; a rate-limited
-                    // request that is not retry-safe was not handled, so it may be repeated
-                    // after the wait Shopware asks for.
-                    if !call.retry_safe {
-                        std::thread::sleep(wait.min(MAX_WAIT));
-                    }
-                }
-                _ => return Ok(response),
+            if response.status() == 401 && !renewed {
+                log::debug("Shopware refused the token; fetching a new one.", &[]);
+                self.forget_token();
+                renewed = true;
+                continue;
             }
+            return Ok(response);
         }
     }
 
@@ -489,20 +463,6 @@ pub fn token_ttl(expires_in: u64) -> u32 {
     u32::try_from(ttl.max(1)).unwrap_or(u32::MAX)
 }
 
-/// `Retry-After` in seconds, else Shopware's `meta.parameters.seconds`.
-pub fn retry_after(response: &Response) -> Option<Duration> {
-    if let Some(seconds) = response
-        .header("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        return Some(Duration::from_secs(seconds));
-    }
-    errors::parse(response.bytes())
-        .iter()
-        .find_map(|e| e.parameters.get("seconds").and_then(Value::as_u64))
-        .map(Duration::from_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,17 +549,5 @@ mod tests {
             lower_limit(&response(400, &[], r#"{"errors":[]}"#), MAX_LIMIT),
             None
         );
-    }
-
-    #[test]
-    fn retry_after_comes_from_the_header_or_the_body() {
-        let header = response(429, &[("Retry-After", "3")], "");
-        assert_eq!(retry_after(&header), Some(Duration::from_secs(3)));
-        let body = response(
-            429,
-            &[],
-            r#"{"errors":[{"status":"429","code":"FRAMEWORK__RATE_LIMIT_EXCEEDED","meta":{"parameters":{"seconds":7}}}]}"#,
-        );
-        assert_eq!(retry_after(&body), Some(Duration::from_secs(7)));
     }
 }

@@ -1,6 +1,7 @@
 //! The connection's settings: the manifest's config fields, and the typed [`Config`] they are
 //! checked into once, with errors that name the key and the fix.
 
+use koppel_sdk::time::parse_millis;
 use koppel_sdk::{ConfigField, ConfigKind, ConnectorError, Result, Settings, Value};
 
 use crate::machines::Machine;
@@ -336,14 +337,12 @@ impl Config {
         };
         let orders_since = match settings.get("orders_since") {
             None => None,
-            Some(raw) => Some(time::shopware(time::parse_millis(raw).ok_or_else(
-                || {
-                    ConnectorError::config(
-                        "orders_since",
-                        format!("`orders_since` = {raw:?} is not a date like 2024-01-01"),
-                    )
-                },
-            )?)),
+            Some(raw) => Some(time::shopware(parse_millis(raw).ok_or_else(|| {
+                ConnectorError::config(
+                    "orders_since",
+                    format!("`orders_since` = {raw:?} is not a date like 2024-01-01"),
+                )
+            })?)),
         };
         let short_description = match settings.get("short_description_field").map(str::trim) {
             None | Some("") => ShortDescription::Skip,

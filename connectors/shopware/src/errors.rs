@@ -2,8 +2,8 @@
 //! §3) turned into messages a shop owner understands, with Shopware's code and the offending
 //! field, and into [`ConnectorError`]s of the right kind.
 
-use koppel_sdk::http::snippet;
-use koppel_sdk::{ConnectorError, ErrorKind};
+use koppel_sdk::ConnectorError;
+use koppel_sdk::http::{snippet, status_error};
 use serde_json::Value;
 
 /// Symfony's NotBlank constraint: a required value is missing.
@@ -180,35 +180,29 @@ pub fn is_data_error(status: u16, errors: &[ApiError]) -> bool {
 }
 
 /// The error a failed call reports: `what` says what was being done ("searching orders").
+/// The kind, and whether it may pass later, are the SDK's one table
+/// ([`koppel_sdk::http::status_error`]); Shopware's own are the words (its error codes and
+/// pointers), a 401 that names the keys to check, and the field a pointer names.
 pub fn for_status(status: u16, body: &[u8], what: &str) -> ConnectorError {
     let errors = parse(body);
     let detail = if errors.is_empty() {
-        format!("HTTP {status}: {}", snippet(body))
+        snippet(body)
     } else {
         describe_all(&errors)
     };
-    let message = format!("Shopware refused {what}: {detail}");
     let error = match status {
         401 => ConnectorError::auth(format!(
-            "Shopware did not accept the integration's access token while {what}: {detail}; check \
-             access_key_id and secret_access_key (Settings → System → Integrations)"
+            "Shopware did not accept the integration's access token while {what} (HTTP 401: \
+             {detail}); check access_key_id and secret_access_key (Settings → System → \
+             Integrations)"
         )),
-        403 => ConnectorError::auth(message),
-        429 | 503 => ConnectorError::throttled(format!(
-            "Shopware is busy or limiting requests while {what}: {detail}; koppel tries again later"
-        )),
-        502 | 504 => ConnectorError::unreachable(format!(
-            "Shopware's server did not answer properly while {what}: {detail}"
-        )),
-        500..=599 => ConnectorError::new(
-            ErrorKind::Rejected,
-            format!("Shopware failed with an internal error while {what}: {detail}"),
-        )
-        .retryable(true),
-        400..=499 => ConnectorError::rejected(message),
-        _ => ConnectorError::protocol(format!(
-            "unexpected HTTP {status} from Shopware while {what}: {detail}"
-        )),
+        _ => {
+            let error = status_error(status, &detail);
+            ConnectorError {
+                message: format!("Shopware, while {what}: {}", error.message),
+                ..error
+            }
+        }
     };
     match errors.iter().find_map(|e| e.field_path()) {
         Some(field) if error.field.is_none() => error.with_field(field),
@@ -219,6 +213,7 @@ pub fn for_status(status: u16, body: &[u8], what: &str) -> ConnectorError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use koppel_sdk::ErrorKind;
     use serde_json::json;
 
     #[test]
@@ -260,7 +255,27 @@ mod tests {
 
         let error = for_status(400, b"<html>oops</html>", "searching orders");
         assert_eq!(error.kind, ErrorKind::Rejected);
-        assert!(error.message.contains("HTTP 400: <html>oops</html>"));
+        assert!(!error.retryable);
+        assert!(
+            error
+                .message
+                .starts_with("Shopware, while searching orders: HTTP 400: <html>oops</html>"),
+            "{}",
+            error.message
+        );
+
+        // The SDK's one table decides the kind; Shopware's 401 names the keys to check.
+        let of = |status| {
+            let e = for_status(status, b"", "reading the version");
+            (e.kind, e.retryable)
+        };
+        assert_eq!(of(502), (ErrorKind::Unreachable, true));
+        assert_eq!(of(503), (ErrorKind::Throttled, true));
+        assert_eq!(of(500), (ErrorKind::Rejected, true));
+        assert_eq!(of(403), (ErrorKind::Auth, false));
+        let error = for_status(401, b"", "reading the version");
+        assert_eq!(error.kind, ErrorKind::Auth);
+        assert!(error.message.contains("access_key_id"), "{}", error.message);
 
         let body = json!({"errors": [{"status": "400", "code": "SYSTEM__ILLEGAL_STATE_TRANSITION",
             "detail": "Illegal transition", "meta": {"parameters": {"transition": "complete",

@@ -23,11 +23,9 @@ pub mod sync;
 pub mod text;
 pub mod time;
 
-use std::cell::RefCell;
-
 use koppel_sdk::{
-    Config as RawConfig, ConnectorError, Found, Guest, Manifest, Page, Record, RecordKind, Result,
-    Settings, Stream, StreamAccess, WriteOptions, WriteOutcome,
+    Connector, ConnectorError, Found, Manifest, Page, Record, RecordKind, Result, Settings, Stream,
+    StreamAccess, WriteOptions, WriteOutcome,
 };
 
 use crate::api::Client;
@@ -36,14 +34,12 @@ use crate::refdata::Shop;
 
 /// What one instance keeps between calls: the config, the client (token, version) and the
 /// reference data read so far.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct State {
+pub struct State {
     config: Config,
     client: Client,
     shop: Shop,
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 impl State {
     fn new(config: Config) -> State {
         let client = Client::new(
@@ -57,21 +53,6 @@ impl State {
             shop: Shop::default(),
         }
     }
-}
-
-thread_local! {
-    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
-}
-
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-fn with_state<T>(f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
-    STATE.with(|cell| {
-        let mut state = cell.borrow_mut();
-        let state = state
-            .as_mut()
-            .ok_or_else(|| ConnectorError::internal("configure was not called before use"))?;
-        f(state)
-    })
 }
 
 fn stream(name: &str, kind: RecordKind, access: StreamAccess, description: &str) -> Stream {
@@ -129,7 +110,6 @@ pub fn manifest() -> Manifest {
     }
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn canonical_stream(name: &str) -> &str {
     match name {
         "order_status" | "order-statuses" => "order-status",
@@ -140,26 +120,24 @@ fn canonical_stream(name: &str) -> &str {
     }
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn unknown_stream(stream: &str, operation: &str) -> ConnectorError {
     ConnectorError::unsupported(format!(
         "the Shopware connector cannot {operation} the stream {stream:?}"
     ))
 }
 
-/// The component's exports. Natively the bindings' export symbols cannot be linked into a
-/// `cdylib` (their names hold `:`), so only the wasm build exports them.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct Shopware;
+/// The connector, exported with the SDK's skeleton.
+pub struct Shopware;
 
-impl Guest for Shopware {
+impl Connector for Shopware {
+    type Instance = State;
+
     fn manifest() -> Manifest {
         manifest()
     }
 
-    fn check(config: RawConfig) -> Result<()> {
-        let config = Config::from_settings(&Settings::from(config))?;
-        let mut state = State::new(config);
+    fn check(config: Settings) -> Result<()> {
+        let mut state = State::new(Config::from_settings(&config)?);
         // A token (credentials), the version (supported), the currency and the channels.
         state.client.version()?;
         state
@@ -169,53 +147,52 @@ impl Guest for Shopware {
         Ok(())
     }
 
-    fn configure(config: RawConfig) -> Result<()> {
-        let config = Config::from_settings(&Settings::from(config))?;
-        STATE.with(|cell| *cell.borrow_mut() = Some(State::new(config)));
-        Ok(())
+    fn configure(config: Settings) -> Result<State> {
+        Ok(State::new(Config::from_settings(&config)?))
     }
 
-    fn read(stream: String, state: Option<String>, limit: u32) -> Result<Page> {
-        with_state(|s| match canonical_stream(&stream) {
-            "orders" => orders::read(&s.client, &s.config, state.as_deref(), limit),
-            _ => Err(unknown_stream(&stream, "read")),
-        })
+    fn read(s: &mut State, stream: &str, state: Option<&str>, limit: u32) -> Result<Page> {
+        match canonical_stream(stream) {
+            "orders" => orders::read(&s.client, &s.config, state, limit),
+            _ => Err(unknown_stream(stream, "read")),
+        }
     }
 
     fn write(
-        stream: String,
+        s: &mut State,
+        stream: &str,
         records: Vec<Record>,
-        options: WriteOptions,
+        options: &WriteOptions,
     ) -> Result<Vec<WriteOutcome>> {
-        with_state(|s| match canonical_stream(&stream) {
+        match canonical_stream(stream) {
             "products" => {
                 options.expect_settings("products", &[])?;
-                products::write(&s.client, &mut s.shop, &s.config, &records, &options)
+                products::write(&s.client, &mut s.shop, &s.config, &records, options)
             }
             "stock" => {
                 options.expect_settings("stock", &["manage_stock"])?;
-                stock::write(&s.client, &s.config, &records, &options)
+                stock::write(&s.client, &s.config, &records, options)
             }
             "order-status" => {
                 options.expect_settings("order-status", &["allow_reopen"])?;
-                status::write(&s.client, &s.config, &records, &options)
+                status::write(&s.client, &s.config, &records, options)
             }
-            _ => Err(unknown_stream(&stream, "write")),
-        })
+            _ => Err(unknown_stream(stream, "write")),
+        }
     }
 
-    fn lookup(stream: String, key: String) -> Result<Option<Found>> {
-        with_state(|s| match canonical_stream(&stream) {
-            "products" => lookup::product(&s.client, &mut s.shop, &key),
-            "stock" => lookup::stock(&s.client, &key),
-            "orders" => lookup::order(&s.client, &key),
-            "customers" => lookup::customer(&s.client, &key),
-            _ => Err(unknown_stream(&stream, "look up in")),
-        })
+    fn lookup(s: &mut State, stream: &str, key: &str) -> Result<Option<Found>> {
+        match canonical_stream(stream) {
+            "products" => lookup::product(&s.client, &mut s.shop, key),
+            "stock" => lookup::stock(&s.client, key),
+            "orders" => lookup::order(&s.client, key),
+            "customers" => lookup::customer(&s.client, key),
+            _ => Err(unknown_stream(stream, "look up in")),
+        }
     }
 }
 
-koppel_sdk::export!(Shopware);
+koppel_sdk::export_connector!(Shopware);
 
 #[cfg(test)]
 mod tests {

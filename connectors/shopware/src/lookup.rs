@@ -1,6 +1,7 @@
 //! `lookup`: a product or its stock by product number, an order by number, a customer by
 //! e-mail, each as the canonical record.
 
+use koppel_sdk::money::minor_digits;
 use koppel_sdk::{Decimal, Found, Price, Product, Property, Record, Result, StockLevel, Variant};
 use serde_json::{Value, json};
 
@@ -37,7 +38,7 @@ fn prices(client: &Client, shop: &mut Shop, row: &Value, rate: Decimal) -> Resul
         let Some(iso) = shop.currency_iso(client, currency)? else {
             continue;
         };
-        let digits = money::minor_digits(&iso);
+        let digits = minor_digits(&iso);
         out.push(Price {
             net: entry
                 .get("net")

@@ -12,6 +12,8 @@
 //! only if they changed again: `seen` keeps a fingerprint (id and change time) of every
 //! order of the sweep at or after the horizon, and the next sweep skips those (`skip`).
 
+use koppel_sdk::money::{minor_digits, net_from_gross, tax_on};
+use koppel_sdk::time::{parse_http_date, parse_millis, rfc3339};
 use koppel_sdk::{
     Address, Amount, Customer, Decimal, DeliveryState, ExternalId, NamedValue, Order, OrderLine,
     OrderState, Page, PaymentState, Record, Result, Shipping,
@@ -24,7 +26,7 @@ use crate::config::Config;
 use crate::criteria;
 use crate::ids;
 use crate::money;
-use crate::time;
+use crate::time::shopware;
 
 /// How far before the shop's clock at the start of a sweep the next sweep starts: covers
 /// clock differences and write transactions that commit late.
@@ -149,11 +151,7 @@ pub fn change_millis(order: &Value) -> Option<i64> {
     let stamps = |row: &Value| {
         ["createdAt", "updatedAt"]
             .into_iter()
-            .filter_map(|f| {
-                row.get(f)
-                    .and_then(Value::as_str)
-                    .and_then(time::parse_millis)
-            })
+            .filter_map(|f| row.get(f).and_then(Value::as_str).and_then(parse_millis))
             .collect::<Vec<_>>()
     };
     let mut all = stamps(order);
@@ -198,7 +196,7 @@ pub fn current<'a>(order: &'a Value, list: &str, primary: &str) -> Option<&'a Va
     rows.iter().max_by_key(|r| {
         r.get("createdAt")
             .and_then(Value::as_str)
-            .and_then(time::parse_millis)
+            .and_then(parse_millis)
             .unwrap_or(i64::MIN)
     })
 }
@@ -317,7 +315,7 @@ fn amounts(
     let quantity = quantity.max(1);
     match tax_status {
         "net" => {
-            let unit_tax = money::tax_on(unit, rate).unwrap_or(0);
+            let unit_tax = tax_on(unit, rate).unwrap_or(0);
             (
                 Amount {
                     net: unit,
@@ -349,10 +347,10 @@ fn amounts(
                 if share * quantity == total_net {
                     share
                 } else {
-                    money::net_from_gross(unit, rate).unwrap_or(unit)
+                    net_from_gross(unit, rate).unwrap_or(unit)
                 }
             } else {
-                money::net_from_gross(unit, rate).unwrap_or(unit)
+                net_from_gross(unit, rate).unwrap_or(unit)
             };
             (
                 Amount {
@@ -389,7 +387,7 @@ pub fn map_order(order: &Value) -> Order {
         .and_then(Value::as_str)
         .unwrap_or("EUR")
         .to_ascii_uppercase();
-    let digits = money::minor_digits(&currency);
+    let digits = minor_digits(&currency);
     let tax_status = text(order, "taxStatus")
         .or_else(|| {
             order
@@ -590,8 +588,8 @@ pub fn map_order(order: &Value) -> Order {
         number: text(order, "orderNumber").unwrap_or_default(),
         external_id: None,
         placed_at: text(order, "orderDateTime")
-            .and_then(|t| time::parse_millis(&t))
-            .map(time::rfc3339)
+            .and_then(|t| parse_millis(&t))
+            .map(rfc3339)
             .unwrap_or_default(),
         state: order_state(state_name(order).unwrap_or("open")),
         payment_state: payment_state(transaction.and_then(state_name).unwrap_or("open")),
@@ -683,8 +681,8 @@ pub fn read(client: &Client, config: &Config, state: Option<&str>, limit: u32) -
         if cursor.horizon.is_none() && cursor.after == 0 {
             cursor.horizon = response
                 .header("date")
-                .and_then(time::parse_http_date)
-                .map(|now| time::shopware(now - HORIZON_MARGIN_MS))
+                .and_then(parse_http_date)
+                .map(|now| shopware(now - HORIZON_MARGIN_MS))
                 .or_else(|| cursor.since.clone());
         }
         let rows = answer
@@ -693,7 +691,7 @@ pub fn read(client: &Client, config: &Config, state: Option<&str>, limit: u32) -
             .cloned()
             .unwrap_or_default();
         let more_rows = rows.len() > limit;
-        let horizon = cursor.horizon.as_deref().and_then(time::parse_millis);
+        let horizon = cursor.horizon.as_deref().and_then(parse_millis);
         let mut consumed_all = true;
         for row in rows.iter().take(limit) {
             if records.len() >= limit {
@@ -902,7 +900,7 @@ mod tests {
         assert!(!wanted(&config, &unpaid));
         assert_eq!(
             change_millis(&order()),
-            time::parse_millis("2024-05-02T10:00:00.000+00:00"),
+            parse_millis("2024-05-02T10:00:00.000+00:00"),
             "a payment update is a change of the order"
         );
     }

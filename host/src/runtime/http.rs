@@ -1,6 +1,7 @@
 //! The `http-send` host import and its policy: the allow-list (deny by default; scheme, host
 //! and port must match), size caps, timeouts, bounded retries with back-off honouring
-//! `Retry-After` for retry-safe requests, and a redacted record of every exchange.
+//! `Retry-After` for retry-safe requests (and for any request answered 429, which the server
+//! did not handle), and a redacted record of every exchange.
 
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
@@ -136,7 +137,17 @@ fn method_of(method: Method) -> reqwest::Method {
     }
 }
 
+/// Statuses a retry-safe request is repeated on (with `Retry-After`, or back-off).
 const RETRY_STATUSES: [u16; 4] = [429, 502, 503, 504];
+
+/// Whether an answer with `status` is worth sending the request again (at most
+/// `http_retries` more times): a retry-safe request on any of [`RETRY_STATUSES`]; any
+/// request on a 429, because a 429 says the server did not handle it (RFC 6585 §4), so even
+/// a write is not done twice. A 503 or a gateway error may come after a write was done, so a
+/// request that is not retry-safe gets that answer.
+fn may_repeat(request: &HttpRequest, status: u16, attempt: u32, retries: u32) -> bool {
+    attempt <= retries && (status == 429 || request.retry_safe && RETRY_STATUSES.contains(&status))
+}
 
 /// Sends one request for a guest under its connection's policy.
 pub(crate) async fn send(
@@ -235,7 +246,7 @@ pub(crate) async fn send(
                     url = %record.url, status = response.status, duration_ms, attempt, "HTTP exchange."
                 );
                 ctx.activity.record(record);
-                if retryable_now && RETRY_STATUSES.contains(&response.status) {
+                if may_repeat(&request, response.status, attempt, limits.http_retries) {
                     let wait = retry_after(&response.headers)
                         .unwrap_or_else(|| backoff(limits.retry_backoff, attempt));
                     if wait <= limits.retry_wait_max {
