@@ -155,6 +155,8 @@ mod tests {
                 ..Counts::default()
             },
             requests: 3,
+            pages: 1,
+            batches: 1,
             duration_ms: 1200,
             error: None,
             skipped: Default::default(),

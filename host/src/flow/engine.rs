@@ -184,6 +184,10 @@ pub struct RunSummary {
     pub counts: Counts,
     /// HTTP exchanges with both systems.
     pub requests: u64,
+    /// Pages read from the source and batches written to the target: the fewest requests
+    /// such a run can make (the flows bench compares `requests` with their sum).
+    pub pages: u64,
+    pub batches: u64,
     pub duration_ms: u64,
     pub error: Option<String>,
     /// Why records were skipped, with how many each.
@@ -318,6 +322,8 @@ pub(crate) async fn run_between(
                 status: RunStatus::Failed,
                 counts: Counts::default(),
                 requests: 0,
+                pages: 0,
+                batches: 0,
                 duration_ms: started.elapsed().as_millis() as u64,
                 error: Some(message),
                 skipped: BTreeMap::new(),
@@ -362,6 +368,8 @@ pub(crate) async fn run_between(
         status,
         counts: runner.counts,
         requests,
+        pages: runner.pages,
+        batches: runner.batches,
         duration_ms: started.elapsed().as_millis() as u64,
         error,
         skipped: runner.skipped,

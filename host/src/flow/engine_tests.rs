@@ -87,10 +87,17 @@ async fn a_first_run_writes_everything_in_batches_and_a_full_rerun_writes_nothin
         "batches of 4: {writes:?}"
     );
     assert_eq!(lock(&bench.target).held.len(), 25);
+    assert_eq!(
+        (first.pages, first.batches),
+        (3, 8),
+        "pages of 10 and batches of up to 4 within each page (4+4+2, 4+4+2, 4+1)"
+    );
+    assert_eq!(first.batches as usize, writes.len());
 
     let again = bench.run(true).await;
     assert_eq!((again.counts.read, again.counts.unchanged), (25, 25));
     assert_eq!(bench.written(), 25, "nothing written again");
+    assert_eq!((again.pages, again.batches), (3, 0));
 
     // One level changes at the source: only that one is written.
     lock(&bench.source)[7] = level(7, 9);

@@ -128,20 +128,22 @@ struct ReadPage {
 }
 
 /// Reads the source page by page, one page per request, from `state`.
-/// Returns the source and the time spent waiting for it.
+/// Returns the source, the time spent waiting for it and the pages read.
 async fn read_pages(
     mut source: Box<dyn Side>,
     flow: FlowDef,
     mut state: Option<String>,
     mut asks: mpsc::Receiver<()>,
     pages: mpsc::Sender<Result<ReadPage, String>>,
-) -> (Box<dyn Side>, Duration) {
+) -> (Box<dyn Side>, Duration, u64) {
     let stream = flow.source.stream.clone();
     let mut reading = Duration::ZERO;
+    let mut count = 0;
     while asks.recv().await.is_some() {
         let started = Instant::now();
         let read = source.read(&stream, state.as_deref(), flow.page_size).await;
         reading += started.elapsed();
+        count += 1;
         let page = match read {
             Ok(page) => page,
             Err(error) => {
@@ -174,7 +176,7 @@ async fn read_pages(
             break;
         }
     }
-    (source, reading)
+    (source, reading, count)
 }
 
 /// What one commit carries: results, the records read, and the cursor to move to.
@@ -220,6 +222,9 @@ pub(super) struct Runner<'a> {
     pub skipped: BTreeMap<String, u64>,
     pub failures: Vec<(String, String)>,
     pub stages: StageTimes,
+    /// Pages read and batches sent.
+    pub pages: u64,
+    pub batches: u64,
     idle: Vec<Box<dyn Side>>,
     in_flight: FuturesUnordered<BoxFuture<'static, Written>>,
     /// Answered batches (and pages that needed no write) waiting for those before them.
@@ -258,6 +263,8 @@ impl<'a> Runner<'a> {
             skipped: BTreeMap::new(),
             failures: Vec::new(),
             stages: StageTimes::default(),
+            pages: 0,
+            batches: 0,
             idle: Vec::new(),
             in_flight: FuturesUnordered::new(),
             ready: BTreeMap::new(),
@@ -300,9 +307,10 @@ impl<'a> Runner<'a> {
         let outcome = self.pipeline(&ask, &mut pages).await;
         drop(ask);
         drop(pages);
-        if let Ok((source, reading)) = reader.await {
+        if let Ok((source, reading, pages)) = reader.await {
             self.source = Some(source);
             self.stages.read = reading;
+            self.pages = pages;
         }
         outcome
     }
@@ -671,6 +679,7 @@ impl<'a> Runner<'a> {
         pending.keys.extend(bases.iter().map(|b| b.key.clone()));
         self.open(&pending.keys);
         let seq = self.take_seq();
+        self.batches += 1;
         let mut side = match self.idle.pop() {
             Some(side) => side,
             None => self.target.fork(),

@@ -107,8 +107,7 @@ async fn bench() {
     let till_used = till_requests(&systems.till) - till_before;
     let shop_used = shop_requests(&systems.shop) - shop_before;
     let written = first.counts.created + first.counts.updated;
-    let pages = (articles as u64).div_ceil(u64::from(flow.page_size));
-    let batches = written.div_ceil(u64::from(flow.batch_size));
+    let (pages, batches) = (first.pages, first.batches);
     println!(
         "1. full initial sync: {} products read, {written} written ({} rows in the shop), {} skipped (not on the web shop)",
         first.counts.read,
@@ -122,7 +121,7 @@ async fn bench() {
         written as f64 / took.as_secs_f64()
     );
     println!(
-        "   HTTP requests: {} ({till_used} MplusKASSA, {shop_used} Shopware, of which {} token); minimum {} ({pages} pages of {} articles + {batches} batches of {}) → {:.2}× the minimum",
+        "   HTTP requests: {} ({till_used} MplusKASSA, {shop_used} Shopware, of which {} token); minimum {} ({pages} pages of up to {} + {batches} batches of up to {}) → {:.2}× the minimum",
         till_used + shop_used,
         systems.shop.token_requests(),
         pages + batches,
@@ -181,7 +180,6 @@ async fn latency_sync(products: usize, latency: Duration) {
         seed: 42,
     })
     .await;
-    let (_, articles) = systems.till.catalogue_size();
     systems.till.faults().set_latency(latency);
     systems.shop.faults().set_latency(latency);
     let koppel = Koppel::start(&config_text(&systems, "", "", "[flows.products]\n")).await;
@@ -191,8 +189,7 @@ async fn latency_sync(products: usize, latency: Duration) {
     let took = started.elapsed();
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let written = run.counts.created + run.counts.updated;
-    let pages = (articles as u64).div_ceil(u64::from(flow.page_size));
-    let batches = written.div_ceil(u64::from(flow.batch_size));
+    let (pages, batches) = (run.pages, run.batches);
     let floor = latency * pages.max(batches) as u32;
     let requests = till_requests(&systems.till) + shop_requests(&systems.shop);
     println!(
