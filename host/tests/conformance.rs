@@ -12,7 +12,7 @@ use koppel::cli::conformance::{self, Options, Report, Settings, Status};
 use koppel::cli::example_api::ExampleApi;
 use koppel::runtime::bindings::{
     Address, Amount, Customer, Decimal, DeliveryState, Order, OrderLine, OrderState, OrderStatus,
-    PaymentState, Price, Product, Record, StockLevel,
+    PaymentState, Price, Product, Record,
 };
 use koppel::runtime::{ConnectionSpec, Connector, Runtime};
 use koppel_sim_mplus::{MplusOptions, MplusSimulator};
@@ -219,18 +219,7 @@ fn product(n: usize) -> Record {
 }
 
 fn stock(n: usize) -> Record {
-    let units = Decimal {
-        units: 5 + n as i64,
-        scale: 0,
-    };
-    Record::Stock(StockLevel {
-        key: format!("CONF-{n:04}"),
-        on_hand: units,
-        reserved: Decimal { units: 0, scale: 0 },
-        available: units,
-        location: None,
-        extra: vec![],
-    })
+    koppel_test_support::stock_level(&format!("CONF-{n:04}"), 5 + n as i64, 0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use koppel::runtime::bindings::{
     Decimal, DeliveryState, ErrorKind, NamedValue, OrderState, OrderStatus, OutcomeStatus,
-    PaymentState, Price, Product, Property, Record, StockLevel, Value as KValue, Variant,
-    WriteOptions, WriteOutcome,
+    PaymentState, Price, Product, Property, Record, Value as KValue, Variant, WriteOptions,
+    WriteOutcome,
 };
 use koppel::runtime::{
     CallError, Connection, ConnectionSpec, Connector, Limits, MemoryKv, MemorySink, Runtime,
@@ -1409,20 +1409,7 @@ async fn searches_stay_within_the_limit_of_66() {
 // ----- stock -----
 
 fn level(key: &str, available: i64) -> Record {
-    Record::Stock(StockLevel {
-        key: key.into(),
-        on_hand: Decimal {
-            units: available + 1,
-            scale: 0,
-        },
-        reserved: Decimal { units: 1, scale: 0 },
-        available: Decimal {
-            units: available,
-            scale: 0,
-        },
-        location: None,
-        extra: vec![],
-    })
+    koppel_test_support::stock_level(key, available, 1)
 }
 
 fn stock_of(sim: &ShopwareSimulator, number: &str) -> (i64, i64, bool) {

@@ -3,6 +3,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use koppel::flow::{ConnectionSetup, Environment};
+use koppel::model::{Decimal, Record, StockLevel};
 use koppel::runtime::{Connector, Limits, Runtime, RuntimeOptions};
 use koppel::store::{ActivityWriter, Store};
 
@@ -46,4 +47,21 @@ pub async fn fixture_environment(tmp: &str, dir: &tempfile::TempDir, total: u32)
             ("dst".to_owned(), setup(0)),
         ]),
     }
+}
+
+/// A whole number as the model's decimal.
+pub fn whole(units: i64) -> Decimal {
+    Decimal { units, scale: 0 }
+}
+
+/// A stock level of `key`: `available` sellable, `reserved` held for orders, on hand both.
+pub fn stock_level(key: &str, available: i64, reserved: i64) -> Record {
+    Record::Stock(StockLevel {
+        key: key.into(),
+        on_hand: whole(available + reserved),
+        reserved: whole(reserved),
+        available: whole(available),
+        location: None,
+        extra: vec![],
+    })
 }

@@ -1,6 +1,6 @@
 //! What koppel's tests and benches share, once: a reqwest client builder, and (feature
-//! `host`) a connector runtime on the test component cache and an environment of two
-//! fixture connections.
+//! `host`) a connector runtime on the test component cache, an environment of two fixture
+//! connections, and record builders.
 
 /// A reqwest client builder. In this workspace reqwest's TLS comes without a crypto provider
 /// (the host installs ring's), so whoever builds a client first installs it.
@@ -12,4 +12,4 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 #[cfg(feature = "host")]
 mod host;
 #[cfg(feature = "host")]
-pub use host::{fixture, fixture_environment, runtime};
+pub use host::{fixture, fixture_environment, runtime, stock_level, whole};
