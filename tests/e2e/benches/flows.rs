@@ -17,7 +17,8 @@
 //!
 //! Run: `cargo bench -p koppel-e2e --bench flows`. `FLOWS_BENCH_PRODUCTS` (10000),
 //! `FLOWS_BENCH_ORDERS` (100), `FLOWS_BENCH_INTERVAL` (the stock interval, `5s`),
-//! `FLOWS_BENCH_LATENCY_MS` (50; 0 leaves part 5 out).
+//! `FLOWS_BENCH_LATENCY_MS` (50; 0 leaves part 5 out), `FLOWS_BENCH_PRODUCTS_FLOW` (TOML
+//! lines added to `[flows.products]`, e.g. `write_concurrency = 4`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -46,6 +47,12 @@ fn median(mut values: Vec<Duration>) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The products flow as shipped, with `FLOWS_BENCH_PRODUCTS_FLOW`'s lines over it.
+fn products_flow() -> String {
+    let extra = std::env::var("FLOWS_BENCH_PRODUCTS_FLOW").unwrap_or_default();
+    format!("[flows.products]\n{}\n", extra.replace("\\n", "\n"))
 }
 
 /// A run's stage times, for the profile in docs/flows.md.
@@ -97,8 +104,12 @@ async fn bench() {
     );
 
     // 1. The full initial sync.
-    let koppel = Koppel::start(&config_text(&systems, "", "", "[flows.products]\n")).await;
+    let koppel = Koppel::start(&config_text(&systems, "", "", &products_flow())).await;
     let flow = koppel.loaded.flow("products").expect("enabled").clone();
+    println!(
+        "   products flow: page_size {}, batch_size {}, write_concurrency {}",
+        flow.page_size, flow.batch_size, flow.write_concurrency
+    );
     let (till_before, shop_before) = (till_requests(&systems.till), shop_requests(&systems.shop));
     let started = Instant::now();
     let first = koppel.run("products").await;
@@ -182,7 +193,7 @@ async fn latency_sync(products: usize, latency: Duration) {
     .await;
     systems.till.faults().set_latency(latency);
     systems.shop.faults().set_latency(latency);
-    let koppel = Koppel::start(&config_text(&systems, "", "", "[flows.products]\n")).await;
+    let koppel = Koppel::start(&config_text(&systems, "", "", &products_flow())).await;
     let flow = koppel.loaded.flow("products").expect("enabled").clone();
     let started = Instant::now();
     let run = koppel.run("products").await;
