@@ -182,7 +182,9 @@ pub fn is_data_error(status: u16, errors: &[ApiError]) -> bool {
 /// The error a failed call reports: `what` says what was being done ("searching orders").
 /// The kind, and whether it may pass later, are the SDK's one table
 /// ([`koppel_sdk::http::status_error`]); Shopware's own are the words (its error codes and
-/// pointers), a 401 that names the keys to check, and the field a pointer names.
+/// pointers), a 401 that names the keys to check, a 403 that is about the integration's
+/// permissions (Shopware answers a missing privilege with 403 `FRAMEWORK__MISSING_PRIVILEGE_ERROR`;
+/// refused credentials are a 401), and the field a pointer names.
 pub fn for_status(status: u16, body: &[u8], what: &str) -> ConnectorError {
     let errors = parse(body);
     let detail = if errors.is_empty() {
@@ -195,6 +197,12 @@ pub fn for_status(status: u16, body: &[u8], what: &str) -> ConnectorError {
             "Shopware did not accept the integration's access token while {what} (HTTP 401: \
              {detail}); check access_key_id and secret_access_key (Settings → System → \
              Integrations)"
+        )),
+        403 => ConnectorError::auth(format!(
+            "Shopware refused the integration a permission while {what} (HTTP 403: {detail}); \
+             give the integration's role the privileges named (Settings → System → Users & \
+             permissions → Roles), or install the koppel app, whose manifest asks for every \
+             permission koppel needs"
         )),
         _ => {
             let error = status_error(status, &detail);
@@ -273,6 +281,16 @@ mod tests {
         assert_eq!(of(503), (ErrorKind::Throttled, true));
         assert_eq!(of(500), (ErrorKind::Rejected, true));
         assert_eq!(of(403), (ErrorKind::Auth, false));
+        let body = json!({"errors": [{"status": "403", "code": "FRAMEWORK__MISSING_PRIVILEGE_ERROR",
+            "detail": "{\"message\":\"Missing privilege\",\"missingPrivileges\":[\"product:create\"]}"}]});
+        let error = for_status(403, body.to_string().as_bytes(), "writing products");
+        assert!(
+            error.message.contains("permission")
+                && error.message.contains("product:create")
+                && !error.message.contains("credentials"),
+            "a 403 is about permissions, not the keys: {}",
+            error.message
+        );
         let error = for_status(401, b"", "reading the version");
         assert_eq!(error.kind, ErrorKind::Auth);
         assert!(error.message.contains("access_key_id"), "{}", error.message);
