@@ -551,3 +551,45 @@ fn a_failing_sync_notifies_once_and_its_recovery_once_more() {
         "one notification per incident and one for its recovery"
     );
 }
+
+/// `[hosting] public_network_only`: `koppel sync` runs its connectors behind the network
+/// guard, so a shop's config that points at the operator's machine fails at once, naming the
+/// tenant, the host and why; without the guard the same run tries to connect.
+#[test]
+fn a_hosted_sync_refuses_a_connection_to_the_operators_machine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("koppel.toml");
+    let write = |guard: bool| {
+        std::fs::write(
+            &file,
+            format!(
+                "tenant = \"shop-a\"\n[hosting]\npublic_network_only = {guard}\n\
+                 [connections.till]\nconnector = \"mplus\"\n\
+                 config = {{ base_url = \"http://127.0.0.1:9\", ident = \"ident-1\", secret = \"secret-value-1\" }}\n\
+                 [connections.shop]\nconnector = \"shopware\"\n\
+                 config = {{ shop_url = \"http://127.0.0.1:9\", access_key_id = \"key-id-1\", secret_access_key = \"secret-key-1\" }}\n\
+                 [flows.products]\n"
+            ),
+        )
+        .expect("write");
+    };
+    let config = file.display().to_string();
+
+    write(true);
+    let output = koppel(&["sync", "products", "--config", &config]);
+    let out = text(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(
+        out.contains("koppel refused the connection for tenant `shop-a`")
+            && out.contains("127.0.0.1 is a loopback address")
+            && out.contains("allow_private_hosts"),
+        "{out}"
+    );
+
+    write(false);
+    let output = koppel(&["sync", "products", "--config", &config]);
+    let out = text(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(!out.contains("public addresses only"), "{out}");
+    assert!(out.contains("127.0.0.1:9"), "{out}");
+}

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use koppel::runtime::bindings::{OutcomeStatus, Record, WriteOptions};
 use koppel::runtime::{
     CallError, Connection, ConnectionSpec, Connector, EngineOptions, KvStore, Limits, MemoryKv,
-    MemorySink, Runtime, RuntimeOptions,
+    MemorySink, NetworkGuard, Runtime, RuntimeOptions,
 };
 
 const TOKEN: &str = "tok-Zq81!xX";
@@ -379,6 +379,7 @@ async fn a_trapped_store_is_dropped_and_its_pool_slot_freed() {
             max_instances: 4,
             ..EngineOptions::default()
         },
+        ..RuntimeOptions::default()
     })
     .expect("runtime");
     let connector = fixture(&runtime).await;
@@ -992,4 +993,75 @@ async fn the_second_start_loads_the_precompiled_component() {
         2,
         "the cached code runs"
     );
+}
+
+/// Hosting mode: a connection's config cannot point a connector at the operator's own
+/// network. Each address (and a name that resolves to loopback) is refused before anything
+/// is sent, naming the tenant, the host and why; an address the operator opened passes.
+#[tokio::test]
+async fn a_hosted_connector_reaches_public_addresses_only() {
+    let (addr, _) = server().await;
+    let hosted = |allowed: &[&str]| {
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(cache_dir()),
+            network: NetworkGuard::public_only(
+                &allowed.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
+            ),
+            ..RuntimeOptions::default()
+        })
+        .expect("runtime")
+    };
+    let runtime = hosted(&[]);
+    let connector = fixture(&runtime).await;
+    let sink = MemorySink::new();
+    let port = addr.port();
+    for base in [
+        format!("http://127.0.0.1:{port}"),
+        "http://10.0.0.1".to_owned(),
+        "http://169.254.169.254".to_owned(),
+        format!("http://[::1]:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let connection = connector
+            .connect(ConnectionSpec {
+                activity: Arc::new(sink.clone()),
+                ..spec(&[("base_url", &base)])
+            })
+            .expect("config");
+        let mut session = connection.session().await.expect("session");
+        let error = session
+            .lookup("http", &format!("{base}/latest/meta-data"))
+            .await
+            .expect_err(&base);
+        let text = error.to_string();
+        assert!(
+            text.contains("tenant `tenant-a`") && text.contains("public addresses only"),
+            "{base}: {text}"
+        );
+        let host = url::Url::parse(&base).expect("url");
+        let host = host.host_str().expect("host").trim_matches(['[', ']']);
+        assert!(
+            text.contains(host),
+            "{base}: the error names the host: {text}"
+        );
+    }
+    assert!(
+        sink.exchanges().is_empty(),
+        "nothing was sent: {:?}",
+        sink.exchanges()
+    );
+
+    // The operator opens the local address: the same request goes through.
+    let runtime = hosted(&["127.0.0.1"]);
+    let connector = fixture(&runtime).await;
+    let connection = connector
+        .connect(spec(&[("base_url", &format!("http://127.0.0.1:{port}"))]))
+        .expect("config");
+    let mut session = connection.session().await.expect("session");
+    let found = session
+        .lookup("http", &format!("http://127.0.0.1:{port}/ok"))
+        .await
+        .expect("allowed");
+    assert_eq!(found.map(|f| f.id).as_deref(), Some("200 hello true"));
 }

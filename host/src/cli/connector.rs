@@ -16,6 +16,14 @@ pub(super) fn runtime() -> anyhow::Result<Runtime> {
     Ok(Runtime::new(RuntimeOptions::default())?)
 }
 
+/// The runtime a configuration runs in: its `[hosting]` network guard.
+pub(super) fn runtime_for(config: &crate::config::Config) -> anyhow::Result<Runtime> {
+    Ok(Runtime::new(RuntimeOptions {
+        network: (&config.hosting).into(),
+        ..RuntimeOptions::default()
+    })?)
+}
+
 #[derive(serde::Serialize)]
 struct Listed {
     id: String,

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::connector::runtime;
+use super::connector::{runtime, runtime_for};
 use super::progress::{reporter, summary_text};
 use super::{ConfigArgs, PurgeArgs, RunArgs, SyncArgs};
 use crate::app::App;
@@ -13,7 +13,8 @@ use crate::store::{RunStatus, Store};
 /// The configuration read and checked, the state database opened, the connectors loaded.
 pub(super) async fn open(config: &ConfigArgs) -> anyhow::Result<App> {
     let loaded = Loaded::read(&config.config)?;
-    Ok(App::open(loaded, &runtime()?).await?)
+    let runtime = runtime_for(&loaded.config)?;
+    Ok(App::open(loaded, &runtime).await?)
 }
 
 pub(super) async fn sync(args: SyncArgs) -> anyhow::Result<()> {
@@ -115,7 +116,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(listen) = &args.listen {
         loaded.config.server.listen = Some(listen.clone());
     }
-    let app = App::open(loaded, &runtime()?).await?;
+    let runtime = runtime_for(&loaded.config)?;
+    let app = App::open(loaded, &runtime).await?;
     let serving = app
         .serve(CancellationToken::new(), reporter(args.json))
         .await?;

@@ -62,6 +62,22 @@ pub struct ConfigFile {
     /// koppel as a Shopware app's backend, per connection.
     #[serde(default)]
     pub shopware_app: BTreeMap<String, ShopwareApp>,
+    /// Running koppel for others: what their connectors may reach.
+    #[serde(default)]
+    pub hosting: HostingConfig,
+}
+
+/// `[hosting]`: settings of an operator who runs koppel for shops that are not their own.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HostingConfig {
+    /// Connectors reach public addresses only: loopback, private, link-local and other
+    /// addresses that are not public are refused, whatever a connection's config names.
+    #[serde(default)]
+    pub public_network_only: bool,
+    /// Hosts (names or IP addresses) connectors may reach although they are private.
+    #[serde(default)]
+    pub allow_private_hosts: Vec<String>,
 }
 
 /// A problem in `koppel.toml`.
@@ -91,6 +107,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// `[shopware_app.<connection>]`, each naming a defined connection.
     pub shopware_app: BTreeMap<String, ShopwareApp>,
+    pub hosting: HostingConfig,
 }
 
 impl Config {
@@ -164,6 +181,7 @@ impl Config {
             retention: file.retention,
             webhooks: file.webhooks,
             shopware_app: file.shopware_app,
+            hosting: file.hosting,
         })
     }
 
@@ -254,6 +272,21 @@ mod tests {
             error
                 .to_string()
                 .starts_with("/etc/koppel/koppel.toml: tenant:"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn hosting_guards_the_network_only_when_asked() {
+        assert_eq!(load("").expect("valid").hosting, HostingConfig::default());
+        let config =
+            load("[hosting]\npublic_network_only = true\nallow_private_hosts = [\"erp.lan\"]\n")
+                .expect("valid");
+        assert!(config.hosting.public_network_only);
+        assert_eq!(config.hosting.allow_private_hosts, ["erp.lan"]);
+        let error = load("[hosting]\npublic_only = true\n").expect_err("a typo");
+        assert!(
+            error.to_string().contains("unknown field `public_only`"),
             "{error}"
         );
     }

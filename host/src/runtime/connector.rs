@@ -173,6 +173,7 @@ impl Connector {
             activity: spec.activity,
             kv: spec.kv,
             client: self.runtime.client.clone(),
+            network: self.runtime.network.clone(),
         });
         Ok(Connection {
             connector: self.clone(),
@@ -195,6 +196,7 @@ impl Connector {
             activity: Arc::new(NullSink),
             kv: Arc::new(MemoryKv::new()),
             client: self.runtime.client.clone(),
+            network: self.runtime.network.clone(),
         });
         let mut session = Session::start(self, ctx).await?;
         let manifest = session.manifest().await?;

@@ -27,6 +27,7 @@ pub(crate) struct CallContext {
     pub(crate) activity: Arc<dyn ActivitySink>,
     pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) client: reqwest::Client,
+    pub(crate) network: super::NetworkGuard,
 }
 
 impl CallContext {

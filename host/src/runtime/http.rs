@@ -169,6 +169,16 @@ pub(crate) async fn send(
         );
         return Err(HttpError::Denied(origin));
     }
+    if let Err(why) = ctx.network.check(&url).await {
+        tracing::warn!(
+            tenant = %ctx.tenant, connection = %ctx.connection, host = url.host_str().unwrap_or(""),
+            reason = %why, "Refused a request to an address that is not public."
+        );
+        return Err(HttpError::Connection(format!(
+            "koppel refused the connection for tenant `{}`: {why} (an operator may allow the host in [hosting] allow_private_hosts)",
+            ctx.tenant
+        )));
+    }
     let limits = &ctx.limits;
     if request.body.len() > limits.max_request_bytes {
         return Err(HttpError::TooLarge(limits.max_request_bytes as u64));

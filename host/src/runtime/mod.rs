@@ -26,6 +26,7 @@ pub mod imports;
 pub mod kv;
 pub mod limits;
 mod log;
+pub mod network;
 pub mod redact;
 mod session;
 
@@ -44,6 +45,7 @@ pub use connector::{Connection, ConnectionSpec, Connector, validate_manifest};
 pub use engine::EngineOptions;
 pub use kv::{KvStore, MemoryKv};
 pub use limits::Limits;
+pub use network::NetworkGuard;
 pub use session::Session;
 
 use bindings::typed::exports::koppel::connector::config_types::GuestIndices as ConfigTypesIndices;
@@ -63,6 +65,8 @@ pub struct RuntimeOptions {
     pub engine: EngineOptions,
     /// None: compile at every start.
     pub cache_dir: Option<PathBuf>,
+    /// Which addresses connectors may reach (all, unless hosting for others).
+    pub network: NetworkGuard,
 }
 
 impl Default for RuntimeOptions {
@@ -70,6 +74,7 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             engine: EngineOptions::default(),
             cache_dir: default_cache_dir(),
+            network: NetworkGuard::open(),
         }
     }
 }
@@ -139,6 +144,7 @@ pub(crate) struct RuntimeInner {
     linker: Linker<HostState>,
     cache: cache::CompileCache,
     client: reqwest::Client,
+    network: NetworkGuard,
     _ticker: engine::EpochTicker,
 }
 
@@ -160,11 +166,17 @@ impl Runtime {
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         // rustls needs one process-wide crypto provider; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        // Redirects are never followed: a connector sees the answer (and the network guard
+        // would have to check every hop).
+        let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("koppel/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(60));
+        if options.network.is_public_only() {
+            client = client.dns_resolver(network::GuardedResolver::shared(&options.network));
+        }
+        let client = client
             .build()
             .map_err(|e| RuntimeError::Engine(format!("HTTP client: {e}")))?;
         let cache = cache::CompileCache::new(&engine, options.cache_dir.clone());
@@ -175,6 +187,7 @@ impl Runtime {
                 linker,
                 cache,
                 client,
+                network: options.network.clone(),
                 _ticker: ticker,
             }),
         })
