@@ -424,6 +424,52 @@ async fn kill_at(config: &Path, staged: &Staged<'_>, stage: Stage) -> bool {
     outcome
 }
 
+/// A till with `products` products and an empty Shopware 6.6 shop, both from `seed`.
+async fn two_systems(
+    seed: u64,
+    products: usize,
+    variant_share: f64,
+) -> (MplusSimulator, ShopwareSimulator) {
+    let till = MplusSimulator::start(MplusOptions {
+        seed,
+        products,
+        variant_share,
+        ..MplusOptions::default()
+    })
+    .await
+    .expect("till");
+    let shop = ShopwareSimulator::start(ShopwareOptions {
+        version: Version::V6_6,
+        seed,
+        ..ShopwareOptions::default()
+    })
+    .await
+    .expect("shop");
+    (till, shop)
+}
+
+/// Kills the flow at each stage `times` times (out of order only above concurrency 1: with
+/// one batch at a time no later batch can be acknowledged first); the stages reached.
+async fn kill_at_each_stage(
+    file: &Path,
+    staged: &Staged<'_>,
+    concurrency: u32,
+    times: usize,
+) -> Vec<Stage> {
+    let mut killed = Vec::new();
+    for stage in [Stage::ReadInFlight, Stage::BatchInFlight, Stage::OutOfOrder] {
+        if stage == Stage::OutOfOrder && concurrency == 1 {
+            continue;
+        }
+        for _ in 0..times {
+            if kill_at(file, staged, stage).await {
+                killed.push(stage);
+            }
+        }
+    }
+    killed
+}
+
 /// Every stage at write_concurrency 1 and 4 (out of order only at 4: with one batch at a
 /// time no later batch can be acknowledged first), then a run to the end: every product in
 /// the shop once, and a further run writes nothing.
@@ -431,21 +477,7 @@ async fn kill_at(config: &Path, staged: &Staged<'_>, stage: Stage) -> bool {
 async fn products_killed_at_each_stage_and_concurrency_end_up_in_the_shop_exactly_once() {
     for concurrency in [1, 4] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let till = MplusSimulator::start(MplusOptions {
-            seed: 21,
-            products: 120,
-            variant_share: 0.2,
-            ..MplusOptions::default()
-        })
-        .await
-        .expect("till");
-        let shop = ShopwareSimulator::start(ShopwareOptions {
-            version: Version::V6_6,
-            seed: 21,
-            ..ShopwareOptions::default()
-        })
-        .await
-        .expect("shop");
+        let (till, shop) = two_systems(21, 120, 0.2).await;
         let file = config(
             dir.path(),
             &till,
@@ -462,18 +494,8 @@ async fn products_killed_at_each_stage_and_concurrency_end_up_in_the_shop_exactl
             write: Matcher::path("/api/_action/sync"),
             writes: &|| shop_writes(&shop),
         };
-        let mut killed = Vec::new();
-        for stage in [Stage::ReadInFlight, Stage::BatchInFlight, Stage::OutOfOrder] {
-            if stage == Stage::OutOfOrder && concurrency == 1 {
-                continue;
-            }
-            // Twice each: at the first page, and again after the restart.
-            for _ in 0..2 {
-                if kill_at(&file, &staged, stage).await {
-                    killed.push(stage);
-                }
-            }
-        }
+        // Twice each: at the first page, and again after the restart.
+        let killed = kill_at_each_stage(&file, &staged, concurrency, 2).await;
         assert!(
             killed.len() >= if concurrency == 1 { 4 } else { 6 },
             "concurrency {concurrency}: every stage was reached ({killed:?})"
@@ -499,21 +521,7 @@ async fn products_killed_at_each_stage_and_concurrency_end_up_in_the_shop_exactl
 async fn orders_killed_at_each_stage_and_concurrency_reach_the_till_exactly_once() {
     for concurrency in [1, 4] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let till = MplusSimulator::start(MplusOptions {
-            seed: 22,
-            products: 30,
-            variant_share: 0.0,
-            ..MplusOptions::default()
-        })
-        .await
-        .expect("till");
-        let shop = ShopwareSimulator::start(ShopwareOptions {
-            version: Version::V6_6,
-            seed: 22,
-            ..ShopwareOptions::default()
-        })
-        .await
-        .expect("shop");
+        let (till, shop) = two_systems(22, 30, 0.0).await;
         let file = config(
             dir.path(),
             &till,
@@ -559,15 +567,7 @@ async fn orders_killed_at_each_stage_and_concurrency_reach_the_till_exactly_once
             write: Matcher::body("createOrderV3"),
             writes: &|| till.request_count("createOrderV3"),
         };
-        let mut killed = Vec::new();
-        for stage in [Stage::ReadInFlight, Stage::BatchInFlight, Stage::OutOfOrder] {
-            if stage == Stage::OutOfOrder && concurrency == 1 {
-                continue;
-            }
-            if kill_at(&file, &staged, stage).await {
-                killed.push(stage);
-            }
-        }
+        let killed = kill_at_each_stage(&file, &staged, concurrency, 1).await;
         assert!(
             killed.len() >= if concurrency == 1 { 2 } else { 3 },
             "concurrency {concurrency}: every stage was reached ({killed:?})"
