@@ -26,28 +26,13 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::measure::{env_number, median, ms};
 use common::{Catalogue, Koppel, Systems, config_text, shop_requests, till_requests};
 use koppel::flow::schedule::Scheduler;
 use koppel::store::RunStatus;
 use koppel_sim_shopware::{OrderCustomer, OrderLine, StorefrontOrder};
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values.get(values.len() / 2).copied().unwrap_or_default()
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
 
 /// The products flow as shipped, with `FLOWS_BENCH_PRODUCTS_FLOW`'s lines over it.
 fn products_flow() -> String {

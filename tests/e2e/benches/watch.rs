@@ -18,31 +18,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::measure::{env_number, ms, quantile};
 use common::{Catalogue, Koppel, Systems, config_text, shop_requests};
 use koppel::flow::schedule::Scheduler;
 use koppel::store::RunStatus;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// The value at a quantile (0.0 to 1.0) of sorted values, nearest rank.
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod measure;
 pub mod webhook;
 
 use std::path::PathBuf;
