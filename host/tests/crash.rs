@@ -165,24 +165,50 @@ fn shop_writes(shop: &ShopwareSimulator) -> u64 {
     shop.request_count("POST /api/_action/sync")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn products_killed_at_random_points_end_up_in_the_shop_exactly_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A till with `products` products and an empty Shopware 6.6 shop, both from `seed`.
+async fn two_systems(
+    seed: u64,
+    products: usize,
+    variant_share: f64,
+) -> (MplusSimulator, ShopwareSimulator) {
     let till = MplusSimulator::start(MplusOptions {
-        seed: 11,
-        products: 240,
-        variant_share: 0.2,
+        seed,
+        products,
+        variant_share,
         ..MplusOptions::default()
     })
     .await
     .expect("till");
     let shop = ShopwareSimulator::start(ShopwareOptions {
         version: Version::V6_6,
-        seed: 11,
+        seed,
         ..ShopwareOptions::default()
     })
     .await
     .expect("shop");
+    (till, shop)
+}
+
+/// The shop sells what the till has (products and stock synced); the articles it sells.
+async fn shop_sells_the_till(file: &Path, till: &MplusSimulator) -> Vec<String> {
+    for flow in ["products", "stock"] {
+        let summary = sync(file, flow, false).await;
+        assert_eq!(summary["status"], "succeeded", "{summary:#}");
+    }
+    till.article_numbers()
+        .into_iter()
+        .filter(|n| {
+            till.article_view(*n)
+                .is_some_and(|a| a.stock_article && a.webshop)
+        })
+        .map(|n| n.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_killed_at_random_points_end_up_in_the_shop_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (till, shop) = two_systems(11, 240, 0.2).await;
     // Slow enough that a run has many writes to be cut between (or inside).
     shop.faults().set_latency(Duration::from_millis(4));
     let file = config(
@@ -230,41 +256,14 @@ async fn products_killed_at_random_points_end_up_in_the_shop_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_killed_at_random_points_reach_the_till_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let till = MplusSimulator::start(MplusOptions {
-        seed: 12,
-        products: 40,
-        variant_share: 0.0,
-        ..MplusOptions::default()
-    })
-    .await
-    .expect("till");
-    let shop = ShopwareSimulator::start(ShopwareOptions {
-        version: Version::V6_6,
-        seed: 12,
-        ..ShopwareOptions::default()
-    })
-    .await
-    .expect("shop");
+    let (till, shop) = two_systems(12, 40, 0.0).await;
     let file = config(
         dir.path(),
         &till,
         &shop,
         "[flows.products]\n[flows.stock]\n[flows.orders]\npage_size = 10\nbatch_size = 2\n",
     );
-    // The shop sells what the till has.
-    for flow in ["products", "stock"] {
-        let summary = sync(&file, flow, false).await;
-        assert_eq!(summary["status"], "succeeded", "{summary:#}");
-    }
-    let skus: Vec<String> = till
-        .article_numbers()
-        .into_iter()
-        .filter(|n| {
-            till.article_view(*n)
-                .is_some_and(|a| a.stock_article && a.webshop)
-        })
-        .map(|n| n.to_string())
-        .collect();
+    let skus = shop_sells_the_till(&file, &till).await;
     let mut paid = Vec::new();
     for i in 0..36 {
         let customer = if i % 4 == 0 {
@@ -424,30 +423,6 @@ async fn kill_at(config: &Path, staged: &Staged<'_>, stage: Stage) -> bool {
     outcome
 }
 
-/// A till with `products` products and an empty Shopware 6.6 shop, both from `seed`.
-async fn two_systems(
-    seed: u64,
-    products: usize,
-    variant_share: f64,
-) -> (MplusSimulator, ShopwareSimulator) {
-    let till = MplusSimulator::start(MplusOptions {
-        seed,
-        products,
-        variant_share,
-        ..MplusOptions::default()
-    })
-    .await
-    .expect("till");
-    let shop = ShopwareSimulator::start(ShopwareOptions {
-        version: Version::V6_6,
-        seed,
-        ..ShopwareOptions::default()
-    })
-    .await
-    .expect("shop");
-    (till, shop)
-}
-
 /// Kills the flow at each stage `times` times (out of order only above concurrency 1: with
 /// one batch at a time no later batch can be acknowledged first); the stages reached.
 async fn kill_at_each_stage(
@@ -530,19 +505,7 @@ async fn orders_killed_at_each_stage_and_concurrency_reach_the_till_exactly_once
                 "[flows.products]\n[flows.stock]\n[flows.orders]\npage_size = 6\nbatch_size = 2\nwrite_concurrency = {concurrency}\n"
             ),
         );
-        for flow in ["products", "stock"] {
-            let summary = sync(&file, flow, false).await;
-            assert_eq!(summary["status"], "succeeded", "{summary:#}");
-        }
-        let skus: Vec<String> = till
-            .article_numbers()
-            .into_iter()
-            .filter(|n| {
-                till.article_view(*n)
-                    .is_some_and(|a| a.stock_article && a.webshop)
-            })
-            .map(|n| n.to_string())
-            .collect();
+        let skus = shop_sells_the_till(&file, &till).await;
         let mut paid = Vec::new();
         for i in 0..24 {
             // One customer each: two new customers' orders in batches side by side would
