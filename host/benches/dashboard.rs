@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use koppel::flow::definition::FlowDef;
 use koppel::flow::{ConnectionSetup, Environment, RunOptions, run_flow};
-use koppel::runtime::{Limits, Runtime, RuntimeOptions};
+use koppel::runtime::Limits;
 use koppel::server::{ServerState, TenantState, serve};
 use koppel::store::{ActivityWriter, Store};
 use tokio_util::sync::CancellationToken;
@@ -31,15 +31,9 @@ fn main() {
 
 /// Tenant `a` with fixture connections `src` (`total` products) and `dst`.
 async fn fixture_env(store: &Store, total: &str) -> Environment {
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime");
-    let connector = runtime
-        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
-        .await
-        .expect("load");
+    let connector =
+        koppel_test_support::fixture(&koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR")))
+            .await;
     let setup = |total: &str| ConnectionSetup {
         connector: connector.clone(),
         config: BTreeMap::from([("total".to_owned(), total.to_owned())]),

@@ -30,9 +30,7 @@ fn runtime() -> Runtime {
 }
 
 async fn fixture(runtime: &Runtime) -> Arc<Connector> {
-    let path = koppel::connectors::test_guest("fixture")
-        .expect("the fixture connector is built by build.rs");
-    runtime.load_file(path).await.expect("load fixture")
+    koppel_test_support::fixture(runtime).await
 }
 
 fn spec(config: &[(&str, &str)]) -> ConnectionSpec {

@@ -26,15 +26,7 @@ const SHOPWARE_SECRET: &str = "shop-secret-1";
 const MPLUS_SECRET: &str = "mplus-secret-2";
 
 async fn fixture() -> Arc<Connector> {
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime");
-    runtime
-        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
-        .await
-        .expect("load")
+    koppel_test_support::fixture(&koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"))).await
 }
 
 fn environment(
@@ -1536,10 +1528,7 @@ async fn the_setup_wizard_tests_connections_and_writes_a_config_that_loads() {
     .join("\n")
         + "\n";
     let mut output = Vec::new();
-    let fixture = runtime
-        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
-        .await
-        .expect("fixture");
+    let fixture = koppel_test_support::fixture(&runtime).await;
     koppel::cli::init::init_wizard(&path, &[fixture], answers.as_bytes(), &mut output)
         .await
         .expect("wizard");

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use koppel::config::ShopwareApp;
 use koppel::flow::definition::FlowDef;
 use koppel::flow::{ConnectionSetup, Environment, Supplied};
-use koppel::runtime::{Connector, Limits, Runtime, RuntimeOptions};
+use koppel::runtime::{Connector, Limits};
 use koppel::server::{FlowControl, ServerState, TenantState, serve};
 use koppel::signature::hmac_hex;
 use koppel::store::{ActivityWriter, Sealer, Store, now_ms};
@@ -23,15 +23,7 @@ const APP_SECRET: &str = "app-secret-0123456789abcdef0123456789abcdef";
 const SHOP_URL: &str = "https://shop.example.com";
 
 async fn fixture() -> Arc<Connector> {
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime");
-    runtime
-        .load_file(koppel::connectors::test_guest("fixture").expect("built"))
-        .await
-        .expect("load")
+    koppel_test_support::fixture(&koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"))).await
 }
 
 /// Records the flows asked to run.
