@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use common::measure::{env_number, median, ms};
 use common::{Catalogue, Koppel, Systems, config_text, shop_requests, till_requests};
-use koppel::flow::schedule::Scheduler;
 use koppel::store::RunStatus;
 use koppel_sim_shopware::{OrderCustomer, OrderLine, StorefrontOrder};
 use rand::{Rng, SeedableRng};
@@ -244,12 +243,7 @@ async fn stock_latency(systems: &Systems, interval: &str) {
     ))
     .await;
     let cancel = CancellationToken::new();
-    let scheduler = Arc::new(Scheduler::start(
-        koppel.env.clone(),
-        koppel.loaded.flows.clone(),
-        cancel.clone(),
-        None,
-    ));
+    let scheduler = koppel.schedule(&cancel);
     let mut runs = scheduler.subscribe();
     let control: Arc<dyn koppel::server::FlowControl> = scheduler.clone();
     let server = koppel::server::start(

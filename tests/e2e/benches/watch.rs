@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use common::measure::{env_number, ms, quantile};
 use common::{Catalogue, Koppel, Systems, config_text, shop_requests};
-use koppel::flow::schedule::Scheduler;
 use koppel::store::RunStatus;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
@@ -81,12 +80,7 @@ async fn bench() {
     ))
     .await;
     let cancel = CancellationToken::new();
-    let scheduler = Arc::new(Scheduler::start(
-        koppel.env.clone(),
-        koppel.loaded.flows.clone(),
-        cancel.clone(),
-        None,
-    ));
+    let scheduler = koppel.schedule(&cancel);
     let mut runs = scheduler.subscribe();
     let first = runs.recv().await.expect("the first stock run");
     println!(

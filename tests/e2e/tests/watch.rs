@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Catalogue, Koppel, Systems, config_text, eventually};
-use koppel::flow::schedule::Scheduler;
 use koppel::store::RunStatus;
 use tokio_util::sync::CancellationToken;
 
@@ -54,12 +53,7 @@ async fn a_stock_change_in_the_till_runs_the_watched_stock_flow_and_an_idle_watc
     ))
     .await;
     let cancel = CancellationToken::new();
-    let scheduler = Arc::new(Scheduler::start(
-        koppel.env.clone(),
-        koppel.loaded.flows.clone(),
-        cancel.clone(),
-        None,
-    ));
+    let scheduler = koppel.schedule(&cancel);
     let mut runs = scheduler.subscribe();
     let first = runs.recv().await.expect("the first run");
     assert_eq!(first.status, RunStatus::Succeeded, "{first:#?}");

@@ -8,12 +8,15 @@ pub mod measure;
 pub mod webhook;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use koppel::app::App;
+use koppel::flow::schedule::Scheduler;
 use koppel::flow::{Environment, Loaded, RunOptions, RunSummary, run_flow};
 use koppel::runtime::Runtime;
 use koppel_sim_mplus::{MplusOptions, MplusSimulator};
 use koppel_sim_shopware::{ShopwareOptions, ShopwareSimulator, Version};
+use tokio_util::sync::CancellationToken;
 
 /// A till and a shop, both simulated.
 pub struct Systems {
@@ -186,6 +189,16 @@ pub struct Koppel {
 }
 
 impl Koppel {
+    /// Every enabled flow on its schedule, as `koppel run` starts them, until `cancel`.
+    pub fn schedule(&self, cancel: &CancellationToken) -> Arc<Scheduler> {
+        Arc::new(Scheduler::start(
+            self.env.clone(),
+            self.loaded.flows.clone(),
+            cancel.clone(),
+            None,
+        ))
+    }
+
     pub async fn start(config: &str) -> Koppel {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("koppel.toml");

@@ -42,12 +42,7 @@ impl Hooked {
         ))
         .await;
         let cancel = CancellationToken::new();
-        let scheduler = Arc::new(Scheduler::start(
-            koppel.env.clone(),
-            koppel.loaded.flows.clone(),
-            cancel.clone(),
-            None,
-        ));
+        let scheduler = koppel.schedule(&cancel);
         let mut runs = scheduler.subscribe();
         let control: Arc<dyn FlowControl> = scheduler.clone();
         let server = koppel::server::start(
