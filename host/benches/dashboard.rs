@@ -109,7 +109,7 @@ async fn overview_with_a_million_activity_rows() {
     pool.close().await;
     eprintln!("inserted {ROWS} activity rows in {:?}", started.elapsed());
 
-    let mut state = ServerState::new();
+    let state = ServerState::new();
     state
         .add_tenant(TenantState::new(env, flows), &["t".into()])
         .await
@@ -186,7 +186,7 @@ async fn webhook_to_finished_run_latency() {
             .into(),
         ))
         .expect("webhooks");
-    let mut state = ServerState::new();
+    let state = ServerState::new();
     state
         .add_tenant(tenant, &["t".into()])
         .await

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::LoadError;
 use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, FlowError, Loaded, Progress, RunOptions, RunSummary, run_flow};
+use crate::hosting::Hosting;
 use crate::notify::{Monitor, Notifier, NotifyError};
 use crate::runtime::Runtime;
 use crate::server::{FlowControl, ServerError, Started};
@@ -48,6 +49,8 @@ pub enum AppError {
 pub struct App {
     pub loaded: Loaded,
     pub env: Environment,
+    /// The runtime the connectors run in (hosted tenants load theirs into it too).
+    pub runtime: Runtime,
 }
 
 impl App {
@@ -79,7 +82,11 @@ impl App {
         let masker = Masker::new(&loaded.config.retention.mask_fields);
         let activity = ActivityWriter::start_masked(store.clone(), masker);
         let env = loaded.environment(runtime, store, activity).await?;
-        Ok(App { loaded, env })
+        Ok(App {
+            loaded,
+            env,
+            runtime: runtime.clone(),
+        })
     }
 
     /// Runs the enabled flow `name` once, then records its incidents and sends its
@@ -137,7 +144,7 @@ impl App {
             self.env.clone(),
             self.loaded.flows.clone(),
             cancel.clone(),
-            progress,
+            progress.clone(),
         ));
         let control: Arc<dyn FlowControl> = scheduler.clone();
         let server = crate::server::start(
@@ -148,9 +155,28 @@ impl App {
             cancel.clone(),
         )
         .await?;
+        let hosting = Hosting::new(
+            self.loaded.config.clone(),
+            self.runtime.clone(),
+            self.env.store.clone(),
+            server.state.clone(),
+            progress,
+            cancel.clone(),
+        );
+        if let Some(hosting) = &hosting {
+            let report = hosting.reload().await;
+            tracing::info!(
+                dir = %hosting.dir().display(),
+                started = report.started.len(),
+                refused = report.refused.len(),
+                "Hosting the tenants of the tenants folder."
+            );
+            hosting.watch(self.loaded.config.hosting.reload_every());
+        }
         Ok(Serving {
             scheduler,
             server,
+            hosting,
             cancel,
         })
     }
@@ -166,6 +192,8 @@ impl App {
 pub struct Serving {
     pub scheduler: Arc<Scheduler>,
     pub server: Started,
+    /// The tenants of `[hosting] tenants`, when the configuration names a folder.
+    pub hosting: Option<Arc<Hosting>>,
     cancel: CancellationToken,
 }
 
@@ -174,9 +202,9 @@ impl Serving {
     pub async fn stop(self) {
         self.cancel.cancel();
         self.server.wait().await;
-        match Arc::into_inner(self.scheduler) {
-            Some(scheduler) => scheduler.stop().await,
-            None => tracing::warn!("The schedule is still shared; its runs stop on their own."),
+        self.scheduler.stop().await;
+        if let Some(hosting) = &self.hosting {
+            hosting.stop_all().await;
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod flow;
+pub mod hosting;
 pub mod mapping;
 pub mod model;
 pub mod notify;

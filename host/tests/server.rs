@@ -216,7 +216,7 @@ async fn start() -> Harness {
         })
         .expect("retention");
     let tenant_b = TenantState::new(env_b, vec![catalog()]).with_control(Arc::new(Control(send_b)));
-    let mut state = ServerState::new();
+    let state = ServerState::new();
     assert_eq!(
         state
             .add_tenant(tenant_a, &["token-a".into()])
@@ -994,7 +994,7 @@ async fn a_retry_after_a_503_starts_the_flow() {
             .into(),
         ))
         .expect("webhooks");
-    let mut state = ServerState::new();
+    let state = ServerState::new();
     state
         .add_tenant(tenant, &["t".into()])
         .await
@@ -1075,7 +1075,7 @@ async fn a_signed_webhook_runs_the_flow_through_the_scheduler() {
             .into(),
         ))
         .expect("webhooks");
-    let mut state = ServerState::new();
+    let state = ServerState::new();
     state
         .add_tenant(tenant, &["t".into()])
         .await
@@ -1469,7 +1469,7 @@ async fn a_token_is_generated_once_and_stored_only_as_a_hash() {
     let store = Store::open_in_memory().await.expect("store");
     let activity = ActivityWriter::start(store.clone());
     let env = environment("solo", &store, &activity, &fixture().await);
-    let mut state = ServerState::new();
+    let state = ServerState::new();
     let token = state
         .add_tenant(TenantState::new(env.clone(), vec![]), &[])
         .await
@@ -1479,7 +1479,7 @@ async fn a_token_is_generated_once_and_stored_only_as_a_hash() {
     assert!(state.tenant_of_token(&token).is_some());
     let hashes = store.token_hashes("solo").await.expect("hashes");
     assert_eq!(hashes, vec![koppel::store::token_hash(&token)]);
-    let mut again = ServerState::new();
+    let again = ServerState::new();
     assert_eq!(
         again
             .add_tenant(TenantState::new(env, vec![]), &[])

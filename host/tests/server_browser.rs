@@ -280,7 +280,7 @@ async fn after_a_demo_run_a_browser_opens_a_run_a_record_and_retries_a_failed_or
         first.counts.created, 0,
         "the till lacks the article: {first:#?}"
     );
-    let mut state = ServerState::new();
+    let state = ServerState::new();
     state
         .add_tenant(
             TenantState::from_loaded(&demo.loaded, demo.env.clone())

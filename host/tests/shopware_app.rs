@@ -103,7 +103,7 @@ async fn start() -> Harness {
     tenant
         .set_shopware_apps(&BTreeMap::from([("shop".to_owned(), app)]))
         .expect("app");
-    let mut state = ServerState::new();
+    let state = ServerState::new();
     state
         .add_tenant(tenant, &["token".into()])
         .await

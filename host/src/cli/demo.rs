@@ -297,6 +297,7 @@ async fn serve(mut finished: Finished, listen: &str) -> anyhow::Result<()> {
     let app = App {
         loaded: finished.loaded,
         env: finished.env,
+        runtime: finished.runtime,
     };
     let serving = app.serve(CancellationToken::new(), None).await?;
     // The demo's state database is new, so the server made a token for it.
@@ -361,7 +362,7 @@ pub async fn run(options: Options) -> anyhow::Result<Finished> {
         cache_dir: options.cache_dir.clone(),
         ..RuntimeOptions::default()
     })?;
-    let App { loaded, env } = App::open(loaded, &runtime).await?;
+    let App { loaded, env, .. } = App::open(loaded, &runtime).await?;
     let mut demo = Demo {
         env,
         loaded,

@@ -107,9 +107,12 @@ pub(super) async fn shutdown_signal() {
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut loaded = Loaded::read(&args.config.config)?;
-    if loaded.flows.is_empty() {
+    if let Some(dir) = &args.tenants {
+        loaded.config.hosting.tenants = Some(dir.clone());
+    }
+    if loaded.flows.is_empty() && loaded.config.hosting.tenants.is_none() {
         bail!(
-            "no flow is enabled in {}; add for example [flows.products]",
+            "no flow is enabled in {}; add for example [flows.products] (or host tenants: [hosting] tenants = \"tenants\")",
             loaded.path.display()
         );
     }
@@ -128,9 +131,21 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let names: Vec<&str> = serving.scheduler.flows().collect();
     eprintln!(
         "koppel is running {}. Dashboard: http://{}/",
-        names.join(", "),
+        if names.is_empty() {
+            "no flow of its own".to_owned()
+        } else {
+            names.join(", ")
+        },
         serving.server.addr
     );
+    if let Some(hosting) = &serving.hosting {
+        eprintln!(
+            "Hosting the tenants in {} ({} now); operator API: http://{}/api/v1/admin/tenants",
+            hosting.dir().display(),
+            hosting.count().await,
+            serving.server.addr
+        );
+    }
     eprintln!("Ctrl-C stops it after the current batch.");
     let mut finished = serving.scheduler.subscribe();
     let json = args.json;
@@ -144,10 +159,29 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     });
+    let hosted = serving.hosting.as_ref().map(|hosting| {
+        let mut finished = hosting.subscribe_runs();
+        tokio::spawn(async move {
+            while let Ok((tenant, summary)) = finished.recv().await {
+                if json {
+                    let mut line = serde_json::to_value(&summary).unwrap_or_default();
+                    line["tenant"] = serde_json::Value::String(tenant);
+                    println!("{line}");
+                } else if summary.counts != Default::default()
+                    || summary.status != RunStatus::Succeeded
+                {
+                    println!("[{tenant}] {}", summary_text(&summary));
+                }
+            }
+        })
+    });
     shutdown_signal().await;
     eprintln!("Stopping after the current batch…");
     serving.stop().await;
     printer.abort();
+    if let Some(hosted) = hosted {
+        hosted.abort();
+    }
     app.close().await;
     eprintln!("Stopped.");
     Ok(())

@@ -35,7 +35,8 @@ pub enum Command {
     /// Runs one flow now and prints what moved (`koppel sync products --full`).
     Sync(SyncArgs),
     /// Runs every enabled flow on its interval until stopped (Ctrl-C or SIGTERM stop it
-    /// after the current batch).
+    /// after the current batch); with `--tenants DIR`, hosts every tenant of that folder too.
+    #[command(alias = "serve")]
     Run(RunArgs),
     /// Deletes personal data older than the retention period ([retention] keep, default
     /// 14 days) now: what `koppel run` does every hour, for setups that run `koppel sync`
@@ -248,6 +249,10 @@ pub struct RunArgs {
     /// Where the dashboard and API listen (overrides [server] listen; default 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Host the tenants of this folder besides the file's own flows, one `<tenant>.toml` each
+    /// in the format of koppel.toml, read again while running (overrides [hosting] tenants).
+    #[arg(long, value_name = "DIR")]
+    pub tenants: Option<PathBuf>,
     #[command(flatten)]
     pub config: ConfigArgs,
 }

@@ -12,6 +12,7 @@
 
 mod connections;
 mod duration;
+mod hosting;
 mod notify;
 mod secret;
 mod server;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 
 pub use connections::{Connection, ConnectionFile, ConnectionLimits, resolve_table};
 pub use duration::{HumanDuration, parse_duration};
+pub use hosting::{HostingConfig, is_tenant_name};
 pub use notify::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 pub use secret::{Secret, env_name, resolve_env, scalar_text};
 pub use server::{
@@ -67,21 +69,8 @@ pub struct ConfigFile {
     pub hosting: HostingConfig,
 }
 
-/// `[hosting]`: settings of an operator who runs koppel for shops that are not their own.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct HostingConfig {
-    /// Connectors reach public addresses only: loopback, private, link-local and other
-    /// addresses that are not public are refused, whatever a connection's config names.
-    #[serde(default)]
-    pub public_network_only: bool,
-    /// Hosts (names or IP addresses) connectors may reach although they are private.
-    #[serde(default)]
-    pub allow_private_hosts: Vec<String>,
-}
-
 /// A problem in `koppel.toml`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{file}: {key}: {message}")]
 pub struct LoadError {
     pub file: String,
@@ -165,6 +154,10 @@ impl Config {
             .check()
             .map_err(|(key, message)| error(key, message))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let mut hosting = file.hosting;
+        hosting
+            .check(base)
+            .map_err(|(key, message)| error(key, message))?;
         let database = match &file.database {
             Some(db) if db.is_absolute() => db.clone(),
             Some(db) => base.join(db),
@@ -181,7 +174,7 @@ impl Config {
             retention: file.retention,
             webhooks: file.webhooks,
             shopware_app: file.shopware_app,
-            hosting: file.hosting,
+            hosting,
         })
     }
 
@@ -278,7 +271,8 @@ mod tests {
 
     #[test]
     fn hosting_guards_the_network_only_when_asked() {
-        assert_eq!(load("").expect("valid").hosting, HostingConfig::default());
+        let plain = load("").expect("valid").hosting;
+        assert!(!plain.public_network_only && plain.tenants.is_none());
         let config =
             load("[hosting]\npublic_network_only = true\nallow_private_hosts = [\"erp.lan\"]\n")
                 .expect("valid");

@@ -94,7 +94,7 @@ impl Waker {
 /// The running schedule.
 pub struct Scheduler {
     wakers: BTreeMap<String, Arc<Waker>>,
-    tasks: JoinSet<()>,
+    tasks: tokio::sync::Mutex<JoinSet<()>>,
     cancel: CancellationToken,
     finished: broadcast::Sender<RunSummary>,
 }
@@ -199,7 +199,7 @@ impl Scheduler {
         watch::start(&mut tasks, &env, watchers, &cancel);
         Scheduler {
             wakers,
-            tasks,
+            tasks: tokio::sync::Mutex::new(tasks),
             cancel,
             finished,
         }
@@ -252,9 +252,10 @@ impl Scheduler {
     }
 
     /// Asks every flow to stop after its current batch, and waits until all have.
-    pub async fn stop(mut self) {
+    pub async fn stop(&self) {
         self.cancel.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        let mut tasks = self.tasks.lock().await;
+        while tasks.join_next().await.is_some() {}
     }
 }
 

@@ -308,6 +308,12 @@ async fn change_flow(
 pub(super) fn start_run(tenant: &TenantState, name: &str) -> ApiResult<()> {
     known_flow(tenant, name)?;
     let Some(control) = &tenant.control else {
+        if tenant.paused {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the operator paused this tenant: its flows do not run until it is resumed",
+            ));
+        }
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no schedule is running in this process (start koppel with `koppel run`)",

@@ -65,18 +65,23 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// The token of `Authorization: Bearer …`.
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())?
+        .trim();
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or(value);
+    Some(token.trim().to_owned())
+}
+
 /// The token of a request and whether it came from the cookie.
 fn token_of(headers: &HeaderMap) -> Option<(String, bool)> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let value = value.trim();
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or(value);
-        return Some((token.trim().to_owned(), false));
+    if let Some(token) = bearer_token(headers) {
+        return Some((token, false));
     }
     headers
         .get_all(header::COOKIE)
@@ -96,10 +101,12 @@ fn tenant_of(parts: &Parts, state: &ServerState) -> Result<Arc<TenantState>, Api
         ));
     };
     let Some(tenant) = state.tenant_of_token(&token) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "the token is not valid",
-        ));
+        let message = if state.is_operator_token(&token) {
+            "an operator token opens the operator API (/api/v1/admin) only, not a tenant's"
+        } else {
+            "the token is not valid"
+        };
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, message));
     };
     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if from_cookie && !safe && !parts.headers.contains_key(CSRF_HEADER) {
@@ -108,7 +115,7 @@ fn tenant_of(parts: &Parts, state: &ServerState) -> Result<Arc<TenantState>, Api
             "a change made with the dashboard's cookie needs the X-Koppel-Csrf header",
         ));
     }
-    Ok(tenant.clone())
+    Ok(tenant)
 }
 
 /// The tenant of an API request (401 without a valid token).

@@ -7,6 +7,7 @@
 //! Start with [`start`] (what `koppel run` calls), or build a [`ServerState`] and call
 //! [`serve`]. The user's guide is `docs/dashboard.md`.
 
+pub mod admin;
 mod api;
 mod auth;
 mod dashboard;
@@ -15,9 +16,9 @@ pub mod retention;
 pub mod shopware_app;
 mod webhooks;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use axum::Router;
@@ -162,6 +163,8 @@ pub struct TenantState {
     pub flows: Vec<FlowDef>,
     /// The running schedule (none: run-now and webhooks answer 503).
     pub control: Option<Arc<dyn FlowControl>>,
+    /// The operator paused the tenant (hosting): why there is no schedule.
+    pub paused: bool,
     /// Inbound webhooks, by the connection whose calls they are.
     pub webhooks: BTreeMap<String, WebhookSetup>,
     /// Connections served as a Shopware app, by connection name.
@@ -183,6 +186,7 @@ impl TenantState {
             env,
             flows,
             control: None,
+            paused: false,
             webhooks: BTreeMap::new(),
             apps: BTreeMap::new(),
             public_url: None,
@@ -300,10 +304,21 @@ impl TenantState {
     }
 }
 
-/// The tenants a process serves and the tokens that open them.
+/// The tenants a process serves and the tokens that open them. Tenants come and go while
+/// the server runs (hosting reads its tenants folder again): a request holds the tenant it
+/// found for as long as it runs.
 #[derive(Default)]
 pub struct ServerState {
-    tenants: BTreeMap<String, Arc<TenantState>>,
+    tenants: RwLock<Tenants>,
+    /// Hashes of the operator API's tokens.
+    operator_tokens: HashSet<String>,
+    /// What the operator API acts on (none: the operator API answers 404).
+    admin: OnceLock<Weak<dyn admin::TenantAdmin>>,
+}
+
+#[derive(Default)]
+struct Tenants {
+    by_name: BTreeMap<String, Arc<TenantState>>,
     /// Token hash → tenant.
     tokens: HashMap<String, String>,
 }
@@ -320,10 +335,45 @@ impl ServerState {
         ServerState::default()
     }
 
+    /// A server whose operator API opens with these tokens.
+    pub fn with_operator_tokens(tokens: &[String]) -> ServerState {
+        ServerState {
+            operator_tokens: tokens.iter().map(|t| token_hash(t)).collect(),
+            ..ServerState::default()
+        }
+    }
+
+    /// Hands the operator API what it acts on (once).
+    pub fn set_admin(&self, admin: Weak<dyn admin::TenantAdmin>) {
+        let _ = self.admin.set(admin);
+    }
+
+    fn admin(&self) -> Option<Arc<dyn admin::TenantAdmin>> {
+        self.admin.get().and_then(Weak::upgrade)
+    }
+
+    fn is_operator_token(&self, token: &str) -> bool {
+        !self.operator_tokens.is_empty() && self.operator_tokens.contains(&token_hash(token))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tenants> {
+        match self.tenants.read() {
+            Ok(tenants) => tenants,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tenants> {
+        match self.tenants.write() {
+            Ok(tenants) => tenants,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     /// Adds a tenant. Its tokens are `configured` plus those stored in its database; with
     /// none at all, one is generated, stored (as a hash) and returned to be shown once.
     pub async fn add_tenant(
-        &mut self,
+        &self,
         tenant: TenantState,
         configured: &[String],
     ) -> Result<Option<String>, ServerError> {
@@ -340,8 +390,34 @@ impl ServerState {
             hashes.push(token_hash(&token));
             generated = Some(token);
         }
-        for hash in hashes {
-            if let Some(other) = self.tokens.get(&hash)
+        self.insert(tenant, hashes)?;
+        Ok(generated)
+    }
+
+    /// Adds a tenant, or replaces the one of the same name, with the tokens `configured`
+    /// plus those stored in its database; none are generated (a hosted tenant gets its
+    /// first through the operator API).
+    pub async fn put_tenant(
+        &self,
+        tenant: TenantState,
+        configured: &[String],
+    ) -> Result<(), ServerError> {
+        let mut hashes: Vec<String> = configured.iter().map(|t| token_hash(t)).collect();
+        hashes.extend(tenant.store().token_hashes(&tenant.tenant).await?);
+        self.insert(tenant, hashes)
+    }
+
+    fn insert(&self, tenant: TenantState, hashes: Vec<String>) -> Result<(), ServerError> {
+        let name = tenant.tenant.clone();
+        let mut tenants = self.write();
+        for hash in &hashes {
+            if self.operator_tokens.contains(hash) {
+                return Err(config_error(
+                    "server.tokens",
+                    format!("tenant `{name}` has a token of the operator; give it its own"),
+                ));
+            }
+            if let Some(other) = tenants.tokens.get(hash)
                 && *other != name
             {
                 return Err(config_error(
@@ -349,24 +425,41 @@ impl ServerState {
                     format!("tenants `{other}` and `{name}` share a token; give each its own"),
                 ));
             }
-            self.tokens.insert(hash, name.clone());
         }
-        self.tenants.insert(name, Arc::new(tenant));
-        Ok(generated)
+        tenants.tokens.retain(|_, owner| *owner != name);
+        for hash in hashes {
+            tenants.tokens.insert(hash, name.clone());
+        }
+        tenants.by_name.insert(name, Arc::new(tenant));
+        Ok(())
+    }
+
+    /// Stops serving a tenant: its tokens open nothing from now on. The tenant, if it was
+    /// served.
+    pub fn remove_tenant(&self, name: &str) -> Option<Arc<TenantState>> {
+        let mut tenants = self.write();
+        tenants.tokens.retain(|_, owner| owner != name);
+        tenants.by_name.remove(name)
+    }
+
+    /// Lets one more token open a tenant (one the operator API just issued).
+    pub fn add_token_hash(&self, tenant: &str, hash: String) {
+        self.write().tokens.insert(hash, tenant.to_owned());
     }
 
     /// The tenant a token opens.
-    pub fn tenant_of_token(&self, token: &str) -> Option<&Arc<TenantState>> {
-        let tenant = self.tokens.get(&token_hash(token))?;
-        self.tenants.get(tenant)
+    pub fn tenant_of_token(&self, token: &str) -> Option<Arc<TenantState>> {
+        let tenants = self.read();
+        let tenant = tenants.tokens.get(&token_hash(token))?;
+        tenants.by_name.get(tenant).cloned()
     }
 
-    pub fn tenant(&self, name: &str) -> Option<&Arc<TenantState>> {
-        self.tenants.get(name)
+    pub fn tenant(&self, name: &str) -> Option<Arc<TenantState>> {
+        self.read().by_name.get(name).cloned()
     }
 
-    pub fn tenants(&self) -> impl Iterator<Item = &Arc<TenantState>> {
-        self.tenants.values()
+    pub fn tenants(&self) -> Vec<Arc<TenantState>> {
+        self.read().by_name.values().cloned().collect()
     }
 }
 
@@ -376,6 +469,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
+        .nest("/api/v1/admin", admin::routes())
         .nest("/api/v1", api::routes())
         .merge(webhooks::routes())
         .merge(shopware_app::routes())
@@ -405,6 +499,8 @@ pub struct Started {
     pub addr: SocketAddr,
     /// A token generated at this first start: print it once, it is not stored in clear.
     pub generated_token: Option<String>,
+    /// The tenants served (hosting adds and removes its own while the server runs).
+    pub state: Arc<ServerState>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -444,7 +540,7 @@ pub async fn start(
         })
         .collect::<Result<Vec<String>, _>>()?;
     let retention = tenant.retention.clone();
-    let mut state = ServerState::new();
+    let state = ServerState::with_operator_tokens(&config.hosting.operator_tokens());
     let generated_token = state.add_tenant(tenant, &tokens).await?;
     let listen = config.server.listen();
     let listener = tokio::net::TcpListener::bind(listen)
@@ -473,8 +569,9 @@ pub async fn start(
     ];
     let state = Arc::new(state);
     let shutdown = cancel.clone();
+    let served = state.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(error) = serve(listener, state, shutdown).await {
+        if let Err(error) = serve(listener, served, shutdown).await {
             tracing::error!(%error, "The dashboard stopped.");
         }
     }));
@@ -482,6 +579,7 @@ pub async fn start(
     Ok(Started {
         addr,
         generated_token,
+        state,
         tasks,
     })
 }

@@ -43,8 +43,8 @@ async fn receive(
 ) -> Result<Response, ApiError> {
     let (tenant, setup) = setup(&state, &tenant, &connection)?;
     match setup.scheme {
-        WebhookScheme::Shopware => shopware(tenant, &connection, setup, &headers, &body).await,
-        WebhookScheme::Koppel => koppel(tenant, &connection, setup, &headers, &body).await,
+        WebhookScheme::Shopware => shopware(&tenant, &connection, &setup, &headers, &body).await,
+        WebhookScheme::Koppel => koppel(&tenant, &connection, &setup, &headers, &body).await,
     }
 }
 
@@ -53,18 +53,22 @@ fn refused(tenant: &str, source: &str, error: &SignatureError) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, error.to_string())
 }
 
-fn setup<'a>(
-    state: &'a ServerState,
+fn setup(
+    state: &ServerState,
     tenant: &str,
     connection: &str,
-) -> Result<(&'a Arc<TenantState>, &'a WebhookSetup), ApiError> {
+) -> Result<(Arc<TenantState>, WebhookSetup), ApiError> {
     let not_found = || {
         ApiError::not_found(format!(
             "no webhook for `{connection}` of tenant `{tenant}`"
         ))
     };
     let tenant = state.tenant(tenant).ok_or_else(not_found)?;
-    let setup = tenant.webhooks.get(connection).ok_or_else(not_found)?;
+    let setup = tenant
+        .webhooks
+        .get(connection)
+        .cloned()
+        .ok_or_else(not_found)?;
     Ok((tenant, setup))
 }
 
@@ -111,10 +115,14 @@ pub(super) async fn start_flows(
         );
     }
     let unavailable = || {
-        tracing::warn!(tenant = %tenant.tenant, source, event, "Webhook answered 503: no schedule takes run requests.");
+        tracing::warn!(tenant = %tenant.tenant, source, event, paused = tenant.paused, "Webhook answered 503: no schedule takes run requests.");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no schedule takes run requests in this process now (koppel is starting or stopping); send it again",
+            if tenant.paused {
+                "the operator paused this tenant; its flows read what changed meanwhile when it is resumed"
+            } else {
+                "no schedule takes run requests in this process now (koppel is starting or stopping); send it again"
+            },
         )
     };
     let Some(control) = &tenant.control else {

@@ -13,6 +13,7 @@ mod lease;
 pub mod mask;
 mod notifications;
 mod overrides;
+mod pauses;
 mod records;
 mod retention;
 mod runs;

@@ -133,7 +133,7 @@ async fn setup(erp: &HttpJsonSimulator, shop: &ShopwareSimulator) -> Setup {
     let file = dir.path().join("koppel.toml");
     std::fs::write(&file, toml_config(erp, shop)).expect("write koppel.toml");
     let loaded = Loaded::read(&file).expect("koppel.toml is valid");
-    let App { loaded, env } = App::open(loaded, &runtime()).await.expect("environment");
+    let App { loaded, env, .. } = App::open(loaded, &runtime()).await.expect("environment");
     Setup {
         _dir: dir,
         loaded,

@@ -140,19 +140,22 @@ fn refused(tenant: &str, connection: &str, step: &str, why: impl std::fmt::Displ
     ApiError::new(StatusCode::UNAUTHORIZED, why.to_string())
 }
 
-fn app_of<'a>(
-    state: &'a ServerState,
+/// The tenant that serves `connection` as a Shopware app.
+fn app_of(
+    state: &ServerState,
     tenant: &str,
     connection: &str,
-) -> Result<(&'a Arc<TenantState>, &'a AppSetup), ApiError> {
-    let not_found = || {
-        ApiError::not_found(format!(
-            "no Shopware app for connection `{connection}` of tenant `{tenant}`"
-        ))
-    };
-    let tenant = state.tenant(tenant).ok_or_else(not_found)?;
-    let app = tenant.apps.get(connection).ok_or_else(not_found)?;
-    Ok((tenant, app))
+) -> Result<Arc<TenantState>, ApiError> {
+    state
+        .tenant(tenant)
+        .filter(|t| t.apps.contains_key(connection))
+        .ok_or_else(|| no_app(tenant, connection))
+}
+
+fn no_app(tenant: &str, connection: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no Shopware app for connection `{connection}` of tenant `{tenant}`"
+    ))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -213,7 +216,11 @@ async fn register(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (tenant, app) = app_of(&state, &tenant, &connection)?;
+    let tenant = app_of(&state, &tenant, &connection)?;
+    let app = tenant
+        .apps
+        .get(&connection)
+        .ok_or_else(|| no_app(&tenant.tenant, &connection))?;
     let name = tenant.tenant.as_str();
     let query = query.unwrap_or_default();
     let signature = header(&headers, APP_SIGNATURE_HEADER).ok_or_else(|| {
@@ -280,7 +287,7 @@ async fn register(
     );
     let confirmation_url = format!(
         "{}{}",
-        base_url(tenant, &headers),
+        base_url(&tenant, &headers),
         path(name, &connection, CONFIRM)
     );
     tracing::info!(tenant = name, connection = %connection, shop_id = %shop_id, shop_url = %shop_url, "A shop registered the koppel app; its confirmation follows.");
@@ -364,11 +371,15 @@ async fn confirm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (tenant, app) = app_of(&state, &tenant, &connection)?;
+    let tenant = app_of(&state, &tenant, &connection)?;
+    let app = tenant
+        .apps
+        .get(&connection)
+        .ok_or_else(|| no_app(&tenant.tenant, &connection))?;
     let name = tenant.tenant.as_str();
     let (signature, payload, shop_id) =
-        signed_body(tenant, app, &headers, &body, CONFIRM, "/shopId")?;
-    let registration = registration_of(tenant, app, &shop_id, CONFIRM).await?;
+        signed_body(&tenant, app, &headers, &body, CONFIRM, "/shopId")?;
+    let registration = registration_of(&tenant, app, &shop_id, CONFIRM).await?;
     if !verify_hex(registration.shop_secret.as_bytes(), &[&body], signature) {
         return Err(refused(
             name,
@@ -415,11 +426,15 @@ async fn event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (tenant, app) = app_of(&state, &tenant, &connection)?;
+    let tenant = app_of(&state, &tenant, &connection)?;
+    let app = tenant
+        .apps
+        .get(&connection)
+        .ok_or_else(|| no_app(&tenant.tenant, &connection))?;
     let name = tenant.tenant.as_str();
     let (signature, payload, shop_id) =
-        signed_body(tenant, app, &headers, &body, EVENT, "/source/shopId")?;
-    let registration = registration_of(tenant, app, &shop_id, EVENT).await?;
+        signed_body(&tenant, app, &headers, &body, EVENT, "/source/shopId")?;
+    let registration = registration_of(&tenant, app, &shop_id, EVENT).await?;
     if !verify_hex(registration.shop_secret.as_bytes(), &[&body], signature) {
         return Err(refused(name, &connection, EVENT, SignatureError::Mismatch));
     }
@@ -448,7 +463,7 @@ async fn event(
         id: format!("shopware-app/{connection}/{id}"),
         ttl_secs: 2 * app.max_age.as_secs() as i64,
     };
-    start_flows(tenant, &app.flows, &app.events, delivery).await
+    start_flows(&tenant, &app.flows, &app.events, delivery).await
 }
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ impl Koppel {
         let file = dir.path().join("koppel.toml");
         std::fs::write(&file, config).expect("write koppel.toml");
         let loaded = Loaded::read(&file).unwrap_or_else(|e| panic!("{e}\n{config}"));
-        let App { loaded, env } = App::open(loaded, &runtime())
+        let App { loaded, env, .. } = App::open(loaded, &runtime())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         Koppel { dir, loaded, env }
