@@ -48,6 +48,7 @@ async fn fixture_env(store: &Store, total: &str) -> Environment {
             ("src".to_owned(), setup(total)),
             ("dst".to_owned(), setup("0")),
         ]),
+        quota: koppel::runtime::TenantQuota::unlimited("a"),
     }
 }
 

@@ -13,7 +13,9 @@ use koppel::flow::definition::FlowDef;
 use koppel::flow::schedule::Scheduler;
 use koppel::flow::{ConnectionSetup, Environment, RunOptions, RunSummary, run_flow};
 use koppel::mapping::MapRule;
-use koppel::runtime::{ActivitySink, Connector, Exchange, Limits, Runtime, RuntimeOptions};
+use koppel::runtime::{
+    ActivitySink, Connector, Exchange, Limits, Runtime, RuntimeOptions, TenantQuota,
+};
 use koppel::server::{FlowControl, ServerState, TenantState, serve};
 use koppel::signature::koppel_signature;
 use koppel::store::{ActivityWriter, Masker, RunStatus, Store, now_ms};
@@ -71,6 +73,7 @@ fn environment_named(
             ),
             (dst.to_owned(), setup(&[("total", "0")])),
         ]),
+        quota: TenantQuota::unlimited(tenant),
     }
 }
 
@@ -1500,22 +1503,25 @@ async fn the_setup_wizard_tests_connections_and_writes_a_config_that_loads() {
         ..RuntimeOptions::default()
     })
     .expect("runtime");
-    // Both connections use the fixture (fields base_url, token, total).
+    // Both connections use the fixture (fields base_url, token, total, misbehave).
     let answers = [
         "shop-1",                 // tenant
         "",                       // till: the connector (the only one offered)
         "not a url",              // till: base_url
         "",                       // till: token
         "",                       // till: total
+        "",                       // till: misbehave
         "y",                      // the test fails: enter again
         "http://127.0.0.1:9",     // till: base_url
         "till-secret",            // till: token
         "5",                      // till: total
+        "",                       // till: misbehave
         "nope",                   // shop: a connector that is not offered
         "fixture",                // shop: the connector
         "http://127.0.0.1:9",     // shop: base_url
         "env:KOPPEL_WIZARD_TEST", // shop: token
         "",                       // shop: total
+        "",                       // shop: misbehave
         "y",                      // products
         "30m",                    // interval
         "n",                      // stock

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use koppel::config::ShopwareApp;
 use koppel::flow::definition::FlowDef;
 use koppel::flow::{ConnectionSetup, Environment, Supplied};
-use koppel::runtime::{Connector, Limits};
+use koppel::runtime::{Connector, Limits, TenantQuota};
 use koppel::server::{FlowControl, ServerState, TenantState, serve};
 use koppel::signature::hmac_hex;
 use koppel::store::{ActivityWriter, Sealer, Store, now_ms};
@@ -92,6 +92,7 @@ async fn start() -> Harness {
         store: store.clone(),
         activity,
         connections: BTreeMap::from([("shop".to_owned(), shop), ("till".to_owned(), till)]),
+        quota: TenantQuota::unlimited("t"),
     };
     let (send, asked) = mpsc::unbounded_channel();
     let mut tenant =

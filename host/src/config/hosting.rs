@@ -30,6 +30,82 @@ pub struct HostingConfig {
     pub operator_tokens: Vec<Secret>,
     /// How often the tenants folder is read again (default 2s).
     pub reload_every: Option<HumanDuration>,
+    /// Quotas of every tenant, unless its own `[quotas]` says otherwise.
+    #[serde(default)]
+    pub quotas: QuotasConfig,
+}
+
+/// `[quotas]` of a tenant (and `[hosting.quotas]`, the defaults of all): what a tenant may
+/// use of the process, over all its connections and runs together. Each key left out is
+/// unlimited (or the operator's default).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// Runs of its flows at once; more wait for a slot.
+    pub concurrent_runs: Option<u32>,
+    /// Memory of all its connector instances together, in MiB.
+    pub memory_mib: Option<u64>,
+    /// Time its connectors may compute per hour (`"5m"`).
+    pub cpu_per_hour: Option<HumanDuration>,
+    /// HTTP requests per minute, all connections together; more wait for the next minute.
+    pub requests_per_minute: Option<u32>,
+    /// Request bodies sent per hour, in MiB.
+    pub mib_out_per_hour: Option<u64>,
+    /// Response bodies received per hour, in MiB.
+    pub mib_in_per_hour: Option<u64>,
+    /// Rows of its activity log kept (the oldest beyond are deleted).
+    pub activity_rows: Option<u64>,
+}
+
+impl QuotasConfig {
+    /// These quotas, key by key, over `defaults`.
+    pub fn over(&self, defaults: &QuotasConfig) -> QuotasConfig {
+        QuotasConfig {
+            concurrent_runs: self.concurrent_runs.or(defaults.concurrent_runs),
+            memory_mib: self.memory_mib.or(defaults.memory_mib),
+            cpu_per_hour: self.cpu_per_hour.or(defaults.cpu_per_hour),
+            requests_per_minute: self.requests_per_minute.or(defaults.requests_per_minute),
+            mib_out_per_hour: self.mib_out_per_hour.or(defaults.mib_out_per_hour),
+            mib_in_per_hour: self.mib_in_per_hour.or(defaults.mib_in_per_hour),
+            activity_rows: self.activity_rows.or(defaults.activity_rows),
+        }
+    }
+
+    /// (key, message) of the first value that would stop every run.
+    pub(super) fn check(&self, section: &str) -> Result<(), (String, String)> {
+        let zero = [
+            ("concurrent_runs", self.concurrent_runs.map(u64::from)),
+            ("memory_mib", self.memory_mib),
+            (
+                "requests_per_minute",
+                self.requests_per_minute.map(u64::from),
+            ),
+            ("mib_out_per_hour", self.mib_out_per_hour),
+            ("mib_in_per_hour", self.mib_in_per_hour),
+            ("activity_rows", self.activity_rows),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v == Some(0));
+        if let Some((key, _)) = zero {
+            return Err((
+                format!("{section}.{key}"),
+                "is 0, which would stop every run; leave it out for no limit".into(),
+            ));
+        }
+        if self.memory_mib.is_some_and(|m| m < 16) {
+            return Err((
+                format!("{section}.memory_mib"),
+                "is below 16 MiB, less than one connector instance needs; give at least 64".into(),
+            ));
+        }
+        if self.cpu_per_hour.is_some_and(|d| d.get().is_zero()) {
+            return Err((
+                format!("{section}.cpu_per_hour"),
+                "is 0s, which would stop every run; leave it out for no limit".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl HostingConfig {
@@ -67,6 +143,7 @@ impl HostingConfig {
                 ));
             }
         }
+        self.quotas.check("hosting.quotas")?;
         if self.reload_every.is_some_and(|d| d.get().is_zero()) {
             return Err((
                 "hosting.reload_every".into(),

@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 pub use connections::{Connection, ConnectionFile, ConnectionLimits, resolve_table};
 pub use duration::{HumanDuration, parse_duration};
-pub use hosting::{HostingConfig, is_tenant_name};
+pub use hosting::{HostingConfig, QuotasConfig, is_tenant_name};
 pub use notify::{EmailChannel, NotifyConfig, SmtpTls, WebhookChannel};
 pub use secret::{Secret, env_name, resolve_env, scalar_text};
 pub use server::{
@@ -67,6 +67,9 @@ pub struct ConfigFile {
     /// Running koppel for others: what their connectors may reach.
     #[serde(default)]
     pub hosting: HostingConfig,
+    /// What this tenant may use of the process (over `[hosting.quotas]`).
+    #[serde(default)]
+    pub quotas: QuotasConfig,
 }
 
 /// A problem in `koppel.toml`.
@@ -97,6 +100,8 @@ pub struct Config {
     /// `[shopware_app.<connection>]`, each naming a defined connection.
     pub shopware_app: BTreeMap<String, ShopwareApp>,
     pub hosting: HostingConfig,
+    /// `[quotas]` as written (see [`Config::quotas`] for what applies).
+    pub quotas: QuotasConfig,
 }
 
 impl Config {
@@ -158,6 +163,9 @@ impl Config {
         hosting
             .check(base)
             .map_err(|(key, message)| error(key, message))?;
+        file.quotas
+            .check("quotas")
+            .map_err(|(key, message)| error(key, message))?;
         let database = match &file.database {
             Some(db) if db.is_absolute() => db.clone(),
             Some(db) => base.join(db),
@@ -175,7 +183,13 @@ impl Config {
             webhooks: file.webhooks,
             shopware_app: file.shopware_app,
             hosting,
+            quotas: file.quotas,
         })
+    }
+
+    /// The quotas of this tenant: `[quotas]` key by key over `[hosting.quotas]`.
+    pub fn quotas(&self) -> QuotasConfig {
+        self.quotas.over(&self.hosting.quotas)
     }
 
     /// A problem with `key` of this file.

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::definition::FlowDef;
 use super::runner::{Abort, Finish, Runner};
 use super::side::{ConnectorSide, Side};
-use crate::runtime::{ConnectionSpec, Connector, Limits};
+use crate::runtime::{ConnectionSpec, Connector, Limits, TenantQuota};
 use crate::store::{ActivityWriter, Counts, RunStatus, Store};
 
 /// A connection as configured: which connector, with what config, under which limits.
@@ -136,6 +136,9 @@ pub struct Environment {
     pub store: Store,
     pub activity: ActivityWriter,
     pub connections: BTreeMap<String, ConnectionSetup>,
+    /// The tenant's quotas, over all its connections and runs (unlimited unless hosting
+    /// sets them).
+    pub quota: Arc<TenantQuota>,
 }
 
 /// Why a run could not be carried out at all (as opposed to a run that failed and says why).
@@ -268,6 +271,7 @@ pub async fn run_flow(
                 limits: setup.limits.clone(),
                 activity: sink.clone(),
                 kv: Arc::new(env.store.clone()),
+                quota: env.quota.clone(),
             };
             let connection = setup.connector.connect(spec).map_err(|e| e.to_string())?;
             Ok::<Box<dyn Side>, String>(Box::new(ConnectorSide::new(connection, sink)))
@@ -292,6 +296,9 @@ pub(crate) async fn run_between(
     };
     let mapper = flow.mapper().map_err(definition)?;
     let store = &env.store;
+    // A slot of the tenant's concurrent runs (waits while all are taken), then the flow's
+    // lease.
+    let _slot = env.quota.run_slot().await;
     let _lease = store.lease_flow(&env.tenant, &flow.name)?;
     let started = Instant::now();
     if options.full {

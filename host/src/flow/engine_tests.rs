@@ -47,6 +47,7 @@ impl Bench {
                 store,
                 activity,
                 connections: BTreeMap::new(),
+                quota: crate::runtime::TenantQuota::unlimited("t"),
             },
             flow,
             source: Arc::new(Mutex::new((0..records).map(|n| level(n, 5)).collect())),

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::definition::{FlowDef, FlowOverride, default_flow};
 use super::engine::{ConnectionSetup, Environment, Supplied};
-use crate::config::{Config, Connection, LoadError, ShopwareApp};
-use crate::runtime::{Limits, Runtime};
+use crate::config::{Config, Connection, LoadError, QuotasConfig, ShopwareApp};
+use crate::runtime::{Limits, QuotaLimits, Runtime, TenantQuota};
 use crate::store::{ActivityWriter, Sealer, Store};
 
 /// A loaded, checked configuration and the flows it enables.
@@ -139,11 +139,14 @@ impl Loaded {
                 );
             }
         }
+        let quota = TenantQuota::new(&config.tenant, quota_limits(&config.quotas()));
+        activity.keep_at_most(quota.clone());
         Ok(Environment {
             tenant: config.tenant.clone(),
             store,
             activity,
             connections,
+            quota,
         })
     }
 
@@ -221,6 +224,21 @@ impl Loaded {
             }
         }
         supplied
+    }
+}
+
+/// What `[quotas]` (over `[hosting.quotas]`) says, as the runtime counts it.
+pub fn quota_limits(quotas: &QuotasConfig) -> QuotaLimits {
+    QuotaLimits {
+        concurrent_runs: quotas.concurrent_runs,
+        memory_bytes: quotas
+            .memory_mib
+            .map(|m| usize::try_from(m.saturating_mul(1 << 20)).unwrap_or(usize::MAX)),
+        cpu_per_hour: quotas.cpu_per_hour.map(|d| d.get()),
+        requests_per_minute: quotas.requests_per_minute,
+        bytes_out_per_hour: quotas.mib_out_per_hour.map(|m| m.saturating_mul(1 << 20)),
+        bytes_in_per_hour: quotas.mib_in_per_hour.map(|m| m.saturating_mul(1 << 20)),
+        activity_rows: quotas.activity_rows,
     }
 }
 

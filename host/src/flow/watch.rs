@@ -98,6 +98,7 @@ async fn watch(
         limits: setup.limits.clone(),
         activity: Arc::new(NullSink),
         kv: Arc::new(env.store.clone()),
+        quota: env.quota.clone(),
     };
     let source = match setup.connector.connect(spec) {
         Ok(source) => source,

@@ -13,6 +13,7 @@ use super::host::{CallContext, HostState};
 use super::http::{self, AllowList};
 use super::kv::{KvStore, MemoryKv};
 use super::limits::Limits;
+use super::quota::TenantQuota;
 use super::redact::Redactor;
 use super::session::Session;
 use super::{CallError, RuntimeInner};
@@ -103,6 +104,8 @@ pub struct ConnectionSpec {
     pub limits: Limits,
     pub activity: Arc<dyn ActivitySink>,
     pub kv: Arc<dyn KvStore>,
+    /// The tenant's quotas, shared by all its connections.
+    pub quota: Arc<TenantQuota>,
 }
 
 impl ConnectionSpec {
@@ -115,6 +118,7 @@ impl ConnectionSpec {
             limits: Limits::default(),
             activity: Arc::new(NullSink),
             kv: Arc::new(MemoryKv::new()),
+            quota: TenantQuota::unlimited(tenant),
         }
     }
 }
@@ -164,6 +168,7 @@ impl Connector {
         let allow = AllowList::from_templates(&self.manifest.outbound_hosts, &config);
         let redactor = Redactor::new(config.secret_values());
         let ctx = Arc::new(CallContext {
+            quota: spec.quota,
             tenant: spec.tenant,
             connection: spec.name,
             connector: self.manifest.id.clone(),
@@ -184,6 +189,7 @@ impl Connector {
 
     pub(super) async fn read_manifest(&self) -> Result<(Manifest, Vec<TypedKey>), CallError> {
         let ctx = Arc::new(CallContext {
+            quota: TenantQuota::unlimited(""),
             tenant: String::new(),
             connection: String::from("(manifest)"),
             connector: String::from("(loading)"),

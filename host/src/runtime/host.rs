@@ -13,6 +13,7 @@ use super::activity::ActivitySink;
 use super::http::AllowList;
 use super::kv::KvStore;
 use super::limits::Limits;
+use super::quota::TenantQuota;
 use super::redact::Redactor;
 use super::{bindings, http, kv, log};
 
@@ -28,6 +29,7 @@ pub(crate) struct CallContext {
     pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) client: reqwest::Client,
     pub(crate) network: super::NetworkGuard,
+    pub(crate) quota: Arc<TenantQuota>,
 }
 
 impl CallContext {
@@ -37,18 +39,43 @@ impl CallContext {
     }
 }
 
-/// Caps the guest's memory and remembers when it hit the cap, for a clear error.
+/// Caps the guest's memory (the connection's limit, and the tenant's quota over all its
+/// instances) and remembers which cap it hit, for a clear error.
 pub(crate) struct SandboxLimiter {
     pub(crate) memory_bytes: usize,
     pub(crate) exceeded: bool,
     /// The most linear memory the guest has grown to.
     pub(crate) peak: usize,
+    pub(crate) quota: Arc<TenantQuota>,
+    /// What this instance holds of the tenant's memory quota (given back when it ends).
+    pub(crate) granted: usize,
+    /// Why the tenant's memory quota refused a growth.
+    pub(crate) quota_refused: Option<String>,
+}
+
+impl SandboxLimiter {
+    pub(crate) fn new(memory_bytes: usize, quota: Arc<TenantQuota>) -> SandboxLimiter {
+        SandboxLimiter {
+            memory_bytes,
+            exceeded: false,
+            peak: 0,
+            quota,
+            granted: 0,
+            quota_refused: None,
+        }
+    }
+}
+
+impl Drop for SandboxLimiter {
+    fn drop(&mut self) {
+        self.quota.release_memory(self.granted);
+    }
 }
 
 impl ResourceLimiter for SandboxLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -59,6 +86,13 @@ impl ResourceLimiter for SandboxLimiter {
                 self.memory_bytes
             )));
         }
+        let more = desired.saturating_sub(current);
+        if !self.quota.grow_memory(more) {
+            let message = self.quota.memory_message();
+            self.quota_refused = Some(message.clone());
+            return Err(wasmtime::Error::msg(message));
+        }
+        self.granted += more;
         self.peak = self.peak.max(desired);
         Ok(true)
     }
@@ -82,6 +116,8 @@ pub(crate) struct HostState {
     pub(crate) log: log::GuestLog,
     /// When the running call must stop at the latest: past it, the next epoch check traps.
     pub(crate) hard_deadline: Instant,
+    /// Why the tenant's CPU quota stopped the guest.
+    pub(crate) cpu_refused: Option<String>,
 }
 
 impl WasiView for HostState {
@@ -101,7 +137,7 @@ impl bindings::koppel::connector::host::Host for HostState {
         &mut self,
         request: bindings::HttpRequest,
     ) -> Result<bindings::HttpResponse, bindings::HttpError> {
-        http::send(&self.ctx, request).await
+        http::send(&self.ctx, request, self.hard_deadline).await
     }
 
     async fn log(

@@ -12,6 +12,7 @@ use super::activity::Exchange;
 use super::bindings::{HttpError, HttpRequest, HttpResponse, Method};
 use super::config::ConnectionConfig;
 use super::host::CallContext;
+use super::quota::{Admission, Quota};
 
 /// Scheme, host and port a connection may talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,10 +150,44 @@ fn may_repeat(request: &HttpRequest, status: u16, attempt: u32, retries: u32) ->
     attempt <= retries && (status == 429 || request.retry_safe && RETRY_STATUSES.contains(&status))
 }
 
-/// Sends one request for a guest under its connection's policy.
+/// Waits until the tenant's quotas let one more request of `bytes_out` go, or says why it
+/// may not: past its bytes per hour, or when the minute's requests are spent and the next
+/// minute starts after `deadline` (the call's own limit).
+async fn admit(ctx: &CallContext, bytes_out: u64, deadline: Instant) -> Result<(), HttpError> {
+    loop {
+        let now = Instant::now();
+        match ctx.quota.admit_request(bytes_out, now) {
+            Admission::Go => return Ok(()),
+            Admission::Wait(wait) => {
+                ctx.quota.hit(Quota::Requests);
+                if now + wait >= deadline {
+                    return Err(HttpError::Connection(format!(
+                        "koppel refused the request: {}",
+                        ctx.quota.requests_message(wait)
+                    )));
+                }
+                tracing::info!(
+                    tenant = %ctx.tenant, connection = %ctx.connection, wait_ms = wait.as_millis() as u64,
+                    "The tenant's requests per minute are spent; the request waits."
+                );
+                tokio::time::sleep(wait).await;
+            }
+            Admission::Refused(quota, why) => {
+                ctx.quota.hit(quota);
+                return Err(HttpError::Connection(format!(
+                    "koppel refused the request: {why}"
+                )));
+            }
+        }
+    }
+}
+
+/// Sends one request for a guest under its connection's policy and its tenant's quotas;
+/// `deadline` is when the guest's call must end.
 pub(crate) async fn send(
     ctx: &CallContext,
     request: HttpRequest,
+    deadline: Instant,
 ) -> Result<HttpResponse, HttpError> {
     let url = url::Url::parse(&request.url)
         .map_err(|error| HttpError::InvalidRequest(format!("not a URL ({error})")))?;
@@ -208,6 +243,7 @@ pub(crate) async fn send(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
+        admit(ctx, request.body.len() as u64, deadline).await?;
         let started = Instant::now();
         let at = SystemTime::now();
         let outcome = exchange(
@@ -241,6 +277,8 @@ pub(crate) async fn send(
         let retryable_now = request.retry_safe && attempt <= limits.http_retries;
         match outcome {
             Ok(response) => {
+                ctx.quota
+                    .received(response.body.len() as u64, Instant::now());
                 record.status = Some(response.status);
                 record.response_headers = response
                     .headers

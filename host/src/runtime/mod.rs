@@ -27,6 +27,7 @@ pub mod kv;
 pub mod limits;
 mod log;
 pub mod network;
+pub mod quota;
 pub mod redact;
 mod session;
 
@@ -46,6 +47,7 @@ pub use engine::EngineOptions;
 pub use kv::{KvStore, MemoryKv};
 pub use limits::Limits;
 pub use network::NetworkGuard;
+pub use quota::{Quota, QuotaLimits, TenantQuota};
 pub use session::Session;
 
 use bindings::typed::exports::koppel::connector::config_types::GuestIndices as ConfigTypesIndices;
@@ -130,6 +132,14 @@ pub enum CallError {
     Dead { connector: String, reason: String },
     #[error("cannot start connector `{connector}`: {message}")]
     Instantiate { connector: String, message: String },
+    /// The tenant reached a quota of all its connections together (hosting).
+    #[error("connector `{connector}` was stopped in `{function}`: {message}")]
+    Quota {
+        connector: String,
+        function: &'static str,
+        quota: Quota,
+        message: String,
+    },
 }
 
 fn describe(error: &ConnectorError) -> String {
@@ -145,6 +155,8 @@ pub(crate) struct RuntimeInner {
     cache: cache::CompileCache,
     client: reqwest::Client,
     network: NetworkGuard,
+    /// The epoch ticker's period: what a guest's tick costs its tenant's CPU quota.
+    tick: Duration,
     _ticker: engine::EpochTicker,
 }
 
@@ -188,6 +200,7 @@ impl Runtime {
                 cache,
                 client,
                 network: options.network.clone(),
+                tick: options.engine.epoch_tick,
                 _ticker: ticker,
             }),
         })

@@ -15,6 +15,7 @@ use super::bindings::{
 use super::connector::Connector;
 use super::guest_io::GuestOutput;
 use super::host::{CallContext, HostState, SandboxLimiter};
+use super::quota::Quota;
 use super::{CallError, log};
 
 /// One instance of a connector in its own store. Calls run one at a time; after a trap or a
@@ -39,6 +40,17 @@ pub struct Session {
     peak: usize,
 }
 
+/// The tenant quota that stopped the guest, if one did, and why.
+fn quota_stop(state: &HostState) -> Option<(Quota, String)> {
+    if let Some(message) = &state.limiter.quota_refused {
+        return Some((Quota::Memory, message.clone()));
+    }
+    state
+        .cpu_refused
+        .as_ref()
+        .map(|message| (Quota::Cpu, message.clone()))
+}
+
 /// Ticks between two yields of a running guest to the executor.
 const YIELD_TICKS: u64 = 1;
 
@@ -55,19 +67,23 @@ impl Session {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: SandboxLimiter {
-                memory_bytes: ctx.limits.memory_bytes,
-                exceeded: false,
-                peak: 0,
-            },
+            limiter: SandboxLimiter::new(ctx.limits.memory_bytes, ctx.quota.clone()),
             ctx: ctx.clone(),
             log: log::GuestLog::default(),
             hard_deadline: Instant::now() + ctx.limits.call_timeout,
+            cpu_refused: None,
         };
         let mut store = Store::new(&connector.runtime.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().hard_deadline {
+        let tick = connector.runtime.tick;
+        store.epoch_deadline_callback(move |mut store| {
+            let now = Instant::now();
+            if now >= store.data().hard_deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            if !store.data().ctx.quota.spend_tick(tick, now) {
+                let message = store.data().ctx.quota.cpu_message();
+                store.data_mut().cpu_refused = Some(message);
                 return Ok(UpdateDeadline::Interrupt);
             }
             Ok(UpdateDeadline::YieldCustom(
@@ -85,6 +101,14 @@ impl Session {
                 .map(|bindings| (instance, bindings))
         };
         let instantiated = tokio::time::timeout(limit, instantiate).await;
+        if let (Ok(Err(_)), Some((quota, message))) = (&instantiated, quota_stop(store.data())) {
+            return Err(CallError::Quota {
+                connector: ctx.connector.clone(),
+                function: "instantiate",
+                quota,
+                message,
+            });
+        }
         let (instance, bindings) = match instantiated {
             Ok(Ok(instantiated)) => instantiated,
             Ok(Err(_)) if store.data().limiter.exceeded => {
@@ -172,26 +196,33 @@ impl Session {
             .store
             .as_ref()
             .is_some_and(|s| s.data().limiter.exceeded);
-        let error = match outcome {
-            Ok(Ok(value)) => return Ok(value),
-            Err(_elapsed) => CallError::Timeout {
+        let quota = self.store.as_ref().and_then(|s| quota_stop(s.data()));
+        let error = match (outcome, quota) {
+            (Ok(Ok(value)), _) => return Ok(value),
+            (Ok(Err(_)), Some((quota, message))) => CallError::Quota {
+                connector,
+                function,
+                quota,
+                message,
+            },
+            (Err(_elapsed), _) => CallError::Timeout {
                 connector,
                 function,
                 limit,
             },
-            Ok(Err(_)) if exceeded => CallError::Memory {
+            (Ok(Err(_)), None) if exceeded => CallError::Memory {
                 connector,
                 function,
                 limit_mib: self.ctx.limits.memory_bytes >> 20,
             },
-            Ok(Err(error)) if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+            (Ok(Err(error)), None) if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
                 CallError::Timeout {
                     connector,
                     function,
                     limit,
                 }
             }
-            Ok(Err(error)) => {
+            (Ok(Err(error)), None) => {
                 let mut message = error
                     .downcast_ref::<Trap>()
                     .map_or_else(|| format!("{error:#}"), |t| t.to_string());

@@ -20,6 +20,7 @@ use super::ServerState;
 use super::api::flow_views;
 use super::auth::{ApiError, bearer_token};
 use crate::config::LoadError;
+use crate::runtime::Quota;
 
 /// What the operator API acts on.
 #[async_trait::async_trait]
@@ -181,6 +182,20 @@ async fn with_health(state: &ServerState, entry: TenantEntry) -> ApiResult<Value
     });
     out["healthy"] = json!(entry.state == "running" && entry.problem.is_none() && !failing);
     out["flows"] = Value::Array(flows);
+    let quota = &tenant.env.quota;
+    out["quotas"] = Value::Object(
+        Quota::ALL
+            .iter()
+            .map(|q| {
+                let limit = quota.limit(*q);
+                let used = limit.map(|_| quota.used(*q));
+                (
+                    q.name().to_owned(),
+                    json!({ "limit": limit, "used": used, "hits": quota.hits(*q) }),
+                )
+            })
+            .collect(),
+    );
     Ok(out)
 }
 

@@ -129,6 +129,7 @@ pub(super) async fn check(tenant: &TenantState, name: &str) -> ApiResult<Value> 
         limits: setup.limits.clone(),
         activity: sink,
         kv: Arc::new(tenant.env.store.clone()),
+        quota: tenant.env.quota.clone(),
     };
     let started = std::time::Instant::now();
     let result = match setup.connector.connect(spec) {

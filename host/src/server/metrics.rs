@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 
 use super::api::flow_views;
 use super::auth::{ApiError, Tenant};
+use crate::runtime::{Quota, TenantQuota};
 
 fn label(value: &str) -> String {
     value
@@ -21,6 +22,63 @@ fn label(value: &str) -> String {
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// `koppel_tenant_quota_*`: each quota's limit and what is used of it now (the quotas set),
+/// and how often the tenant waited or was stopped at each.
+fn quota_metrics(out: &mut String, t: &str, quota: &TenantQuota) {
+    let unit = |q: Quota| match q {
+        Quota::Memory | Quota::BytesOut | Quota::BytesIn => "bytes",
+        Quota::Cpu => "milliseconds",
+        _ => "count",
+    };
+    family(
+        out,
+        "koppel_tenant_quota_limit",
+        "gauge",
+        "The tenant's quota (memory and bytes in bytes, cpu in milliseconds per hour, requests per minute), for the quotas set.",
+    );
+    for q in Quota::ALL {
+        if let Some(limit) = quota.limit(q) {
+            let _ = writeln!(
+                out,
+                "koppel_tenant_quota_limit{{tenant=\"{t}\",quota=\"{}\",unit=\"{}\"}} {limit}",
+                q.name(),
+                unit(q)
+            );
+        }
+    }
+    family(
+        out,
+        "koppel_tenant_quota_used",
+        "gauge",
+        "What the tenant uses now of each quota set, in its window (the minute, the hour).",
+    );
+    for q in Quota::ALL {
+        if quota.limit(q).is_some() && q != Quota::ActivityRows {
+            let _ = writeln!(
+                out,
+                "koppel_tenant_quota_used{{tenant=\"{t}\",quota=\"{}\",unit=\"{}\"}} {}",
+                q.name(),
+                unit(q),
+                quota.used(q)
+            );
+        }
+    }
+    family(
+        out,
+        "koppel_tenant_quota_hits_total",
+        "counter",
+        "Times the tenant waited (concurrent_runs, requests) or was stopped (memory, cpu, bytes) at a quota, or had activity rows deleted beyond it, since koppel started.",
+    );
+    for q in Quota::ALL {
+        let _ = writeln!(
+            out,
+            "koppel_tenant_quota_hits_total{{tenant=\"{t}\",quota=\"{}\"}} {}",
+            q.name(),
+            quota.hits(q)
+        );
+    }
 }
 
 pub(super) async fn metrics(Tenant(tenant): Tenant) -> Result<impl IntoResponse, ApiError> {
@@ -129,6 +187,7 @@ pub(super) async fn metrics(Tenant(tenant): Tenant) -> Result<impl IntoResponse,
             view.incidents.len()
         );
     }
+    quota_metrics(&mut out, &t, &tenant.env.quota);
     Ok((
         [(
             header::CONTENT_TYPE,

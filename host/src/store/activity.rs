@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::mask::Masker;
 use super::{Result, Store, millis};
-use crate::runtime::{ActivitySink, Exchange};
+use crate::runtime::{ActivitySink, Exchange, Quota, TenantQuota};
 
 enum Message {
     Exchange {
@@ -19,6 +19,8 @@ enum Message {
         exchange: Box<Exchange>,
     },
     Flush(oneshot::Sender<()>),
+    /// From now on, keep at most this many rows of the quota's tenant.
+    Cap(Arc<TenantQuota>),
 }
 
 /// Writes exchanges to the `activity` table in the background.
@@ -63,6 +65,7 @@ impl ActivityWriter {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
             let mut pending = Vec::new();
+            let mut cap: Option<Arc<TenantQuota>> = None;
             while let Some(first) = receiver.recv().await {
                 let mut flushes = Vec::new();
                 let mut next = Some(first);
@@ -76,6 +79,7 @@ impl ActivityWriter {
                             pending.push((run_id, exchange));
                         }
                         Message::Flush(done) => flushes.push(done),
+                        Message::Cap(quota) => cap = Some(quota),
                     }
                     if pending.len() < 500 {
                         next = receiver.try_recv().ok();
@@ -83,6 +87,9 @@ impl ActivityWriter {
                 }
                 if let Err(error) = insert(&store, &pending).await {
                     tracing::error!(%error, count = pending.len(), "Cannot write the activity log.");
+                }
+                if let Some(quota) = cap.as_ref().filter(|_| !pending.is_empty()) {
+                    trim(&store, quota).await;
                 }
                 pending.clear();
                 for done in flushes {
@@ -100,6 +107,14 @@ impl ActivityWriter {
             run_id,
             exchanges: AtomicU64::new(0),
         })
+    }
+
+    /// Keeps at most the tenant's quota of activity rows (`[quotas] activity_rows`): after
+    /// each write, the oldest rows beyond it are deleted.
+    pub fn keep_at_most(&self, quota: Arc<TenantQuota>) {
+        if quota.limits().activity_rows.is_some() {
+            let _ = self.sender.send(Message::Cap(quota));
+        }
     }
 
     /// Waits until everything queued so far is written.
@@ -123,6 +138,33 @@ fn mask(masker: &Masker, exchange: &mut Exchange) {
     }
     if let Cow::Owned(body) = masker.body(&exchange.response_body) {
         exchange.response_body = body;
+    }
+}
+
+/// Deletes the quota's tenant's oldest activity rows beyond its quota.
+async fn trim(store: &Store, quota: &TenantQuota) {
+    let Some(keep) = quota.limits().activity_rows else {
+        return;
+    };
+    let deleted = sqlx::query(
+        "DELETE FROM activity WHERE tenant = ?1 AND id <= \
+         (SELECT id FROM activity WHERE tenant = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )
+    .bind(quota.tenant())
+    .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+    .execute(store.pool())
+    .await;
+    match deleted {
+        Ok(done) if done.rows_affected() > 0 => {
+            quota.hit(Quota::ActivityRows);
+            tracing::debug!(
+                tenant = quota.tenant(),
+                deleted = done.rows_affected(),
+                "Activity rows beyond the quota deleted."
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "Cannot keep the activity log within its quota."),
     }
 }
 

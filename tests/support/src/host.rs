@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use koppel::flow::{ConnectionSetup, Environment};
 use koppel::model::{Decimal, Record, StockLevel};
-use koppel::runtime::{Connector, Limits, Runtime, RuntimeOptions};
+use koppel::runtime::{Connector, Limits, Runtime, RuntimeOptions, TenantQuota};
 use koppel::store::{ActivityWriter, Store};
 
 /// A runtime whose compiled components are cached under `tmp` (pass
@@ -46,6 +46,7 @@ pub async fn fixture_environment(tmp: &str, dir: &tempfile::TempDir, total: u32)
             ("src".to_owned(), setup(total)),
             ("dst".to_owned(), setup(0)),
         ]),
+        quota: TenantQuota::unlimited("t1"),
     }
 }
 
