@@ -13,7 +13,7 @@ use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, FlowError, Loaded, Progress, RunOptions, RunSummary, run_flow};
 use crate::hosting::Hosting;
 use crate::notify::{Monitor, Notifier, NotifyError};
-use crate::runtime::Runtime;
+use crate::runtime::{RunPool, Runtime};
 use crate::server::{FlowControl, ServerError, Started};
 use crate::store::{ActivityWriter, Masker, Store, StoreError};
 
@@ -140,6 +140,17 @@ impl App {
                 path: self.loaded.database().display().to_string(),
                 source,
             })?;
+        // Hosting many tenants: every run, this file's own too, takes its turn in one pool.
+        let pool = self
+            .loaded
+            .config
+            .hosting
+            .tenants
+            .as_ref()
+            .map(|_| RunPool::new(self.loaded.config.hosting.workers()));
+        if let Some(pool) = &pool {
+            self.env.quota.use_pool(pool.clone());
+        }
         let scheduler = Arc::new(Scheduler::start(
             self.env.clone(),
             self.loaded.flows.clone(),
@@ -155,14 +166,17 @@ impl App {
             cancel.clone(),
         )
         .await?;
-        let hosting = Hosting::new(
-            self.loaded.config.clone(),
-            self.runtime.clone(),
-            self.env.store.clone(),
-            server.state.clone(),
-            progress,
-            cancel.clone(),
-        );
+        let hosting = pool.and_then(|pool| {
+            Hosting::new(
+                self.loaded.config.clone(),
+                self.runtime.clone(),
+                self.env.store.clone(),
+                server.state.clone(),
+                pool,
+                progress,
+                cancel.clone(),
+            )
+        });
         if let Some(hosting) = &hosting {
             let report = hosting.reload().await;
             tracing::info!(

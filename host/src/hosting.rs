@@ -22,7 +22,7 @@ use crate::config::{Config, LoadError, is_tenant_name};
 use crate::flow::schedule::Scheduler;
 use crate::flow::{Environment, Loaded, Progress, RunSummary};
 use crate::notify::{Monitor, Notifier};
-use crate::runtime::Runtime;
+use crate::runtime::{RunPool, Runtime};
 use crate::server::admin::{AdminError, Problem, PutOutcome, TenantAdmin, TenantEntry};
 use crate::server::{FlowControl, ServerState, TenantState, generate_token, retention};
 use crate::store::{ActivityWriter, Masker, Store, token_hash};
@@ -50,6 +50,8 @@ pub struct Hosting {
     runtime: Runtime,
     store: Store,
     server: Arc<ServerState>,
+    /// The run slots every tenant takes its turn in.
+    pool: Arc<RunPool>,
     progress: Option<Arc<dyn Progress>>,
     cancel: CancellationToken,
     /// Held across a whole reload or operator action, so they never interleave.
@@ -127,13 +129,15 @@ fn tenant_files(dir: &Path) -> std::io::Result<BTreeMap<String, (PathBuf, String
 
 impl Hosting {
     /// Hosting for the operator's `operator` config, whose `[hosting] tenants` names the
-    /// folder; tenants are served by `server`, their state in `store`. Starts nothing:
-    /// call [`Hosting::reload`], then [`Hosting::watch`].
+    /// folder; tenants are served by `server`, their state in `store`, their runs take
+    /// their turns in `pool`. Starts nothing: call [`Hosting::reload`], then
+    /// [`Hosting::watch`].
     pub fn new(
         operator: Config,
         runtime: Runtime,
         store: Store,
         server: Arc<ServerState>,
+        pool: Arc<RunPool>,
         progress: Option<Arc<dyn Progress>>,
         cancel: CancellationToken,
     ) -> Option<Arc<Hosting>> {
@@ -146,6 +150,7 @@ impl Hosting {
             runtime,
             store,
             server,
+            pool,
             progress,
             cancel,
             slots: Mutex::new(BTreeMap::new()),
@@ -301,6 +306,7 @@ impl Hosting {
         let env = loaded
             .environment(&self.runtime, self.store.clone(), activity)
             .await?;
+        env.quota.use_pool(self.pool.clone());
         Ok(Prepared {
             loaded,
             env,

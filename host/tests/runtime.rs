@@ -1063,3 +1063,29 @@ async fn a_hosted_connector_reaches_public_addresses_only() {
         .expect("allowed");
     assert_eq!(found.map(|f| f.id).as_deref(), Some("200 hello true"));
 }
+
+#[tokio::test]
+async fn a_component_loaded_again_is_the_one_already_loaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(dir.path().to_owned()),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let path = koppel::connectors::test_guest("fixture").expect("built");
+    let first = runtime.load_file(path).await.expect("load");
+    let again = runtime.load_file(path).await.expect("load again");
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "a thousand tenants share one loaded connector"
+    );
+    assert_eq!(
+        (runtime.cache_stats().compiled, runtime.cache_stats().loaded),
+        (1, 0),
+        "neither compiled nor read from the cache again"
+    );
+    // Once nobody holds it, it is loaded anew.
+    drop((first, again));
+    let _third = runtime.load_file(path).await.expect("load a third time");
+    assert_eq!(runtime.cache_stats().loaded, 1);
+}

@@ -30,6 +30,8 @@ pub struct HostingConfig {
     pub operator_tokens: Vec<Secret>,
     /// How often the tenants folder is read again (default 2s).
     pub reload_every: Option<HumanDuration>,
+    /// Runs at once over all tenants, handed out tenant by tenant in turn (default 16).
+    pub workers: Option<usize>,
     /// Quotas of every tenant, unless its own `[quotas]` says otherwise.
     #[serde(default)]
     pub quotas: QuotasConfig,
@@ -110,6 +112,11 @@ impl QuotasConfig {
 
 impl HostingConfig {
     pub const DEFAULT_RELOAD: Duration = Duration::from_secs(2);
+    pub const DEFAULT_WORKERS: usize = 16;
+
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or(Self::DEFAULT_WORKERS)
+    }
 
     pub fn reload_every(&self) -> Duration {
         self.reload_every
@@ -144,6 +151,12 @@ impl HostingConfig {
             }
         }
         self.quotas.check("hosting.quotas")?;
+        if self.workers == Some(0) {
+            return Err((
+                "hosting.workers".into(),
+                "is 0, which would run nothing; give at least 1 (default 16)".into(),
+            ));
+        }
         if self.reload_every.is_some_and(|d| d.get().is_zero()) {
             return Err((
                 "hosting.reload_every".into(),

@@ -27,12 +27,14 @@ pub mod kv;
 pub mod limits;
 mod log;
 pub mod network;
+pub mod pool;
 pub mod quota;
 pub mod redact;
 mod session;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use wasmtime::Engine;
@@ -47,6 +49,7 @@ pub use engine::EngineOptions;
 pub use kv::{KvStore, MemoryKv};
 pub use limits::Limits;
 pub use network::NetworkGuard;
+pub use pool::{PoolSlot, RunPool};
 pub use quota::{Quota, QuotaLimits, TenantQuota};
 pub use session::Session;
 
@@ -157,6 +160,9 @@ pub(crate) struct RuntimeInner {
     network: NetworkGuard,
     /// The epoch ticker's period: what a guest's tick costs its tenant's CPU quota.
     tick: Duration,
+    /// Connectors loaded, by content hash: a component loaded again (by a thousand hosted
+    /// tenants) is the same one, compiled code, instance template and manifest shared.
+    loaded: std::sync::Mutex<HashMap<String, Weak<Connector>>>,
     _ticker: engine::EpochTicker,
 }
 
@@ -201,6 +207,7 @@ impl Runtime {
                 client,
                 network: options.network.clone(),
                 tick: options.engine.epoch_tick,
+                loaded: std::sync::Mutex::new(HashMap::new()),
                 _ticker: ticker,
             }),
         })
@@ -218,6 +225,9 @@ impl Runtime {
             reason,
         };
         let hash = content_hash(wasm);
+        if let Some(connector) = self.loaded(&hash) {
+            return Ok(connector);
+        }
         let component = self
             .inner
             .cache
@@ -253,7 +263,7 @@ impl Runtime {
             types_indices,
             manifest: connector::empty_manifest(),
             config_types: Vec::new(),
-            hash,
+            hash: hash.clone(),
             size: wasm.len(),
         };
         let (manifest, types) = connector
@@ -264,7 +274,23 @@ impl Runtime {
         config::validate_types(&manifest, &types).map_err(invalid)?;
         connector.manifest = manifest;
         connector.config_types = types;
-        Ok(Arc::new(connector))
+        let connector = Arc::new(connector);
+        let mut loaded = match self.inner.loaded.lock() {
+            Ok(loaded) => loaded,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        loaded.retain(|_, weak| weak.strong_count() > 0);
+        loaded.insert(hash, Arc::downgrade(&connector));
+        Ok(connector)
+    }
+
+    /// The connector of content hash `hash`, if it is loaded and still in use.
+    fn loaded(&self, hash: &str) -> Option<Arc<Connector>> {
+        let loaded = match self.inner.loaded.lock() {
+            Ok(loaded) => loaded,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        loaded.get(hash).and_then(Weak::upgrade)
     }
 
     /// Loads a connector from a `.wasm` file.

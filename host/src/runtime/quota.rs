@@ -10,10 +10,12 @@
 //! every wait and stop is counted for `/metrics` (`koppel_tenant_quota_*`).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use super::pool::{PoolSlot, RunPool};
 
 /// A tenant's limits; `None`: unlimited.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -122,12 +124,29 @@ pub enum Admission {
     Refused(Quota, String),
 }
 
+/// A run's slots: its tenant's and the process's; both given back when dropped (the
+/// process's first).
+#[derive(Debug)]
+pub struct RunSlot {
+    _shared: Option<PoolSlot>,
+    _own: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl RunSlot {
+    /// Whether the run holds any slot (false: no quota and no pool limit it).
+    pub fn is_limited(&self) -> bool {
+        self._shared.is_some() || self._own.is_some()
+    }
+}
+
 /// The quotas of one tenant and what it has used of them.
 #[derive(Debug)]
 pub struct TenantQuota {
     tenant: String,
     limits: QuotaLimits,
     runs: Option<Arc<tokio::sync::Semaphore>>,
+    /// The process's run slots, shared with the other tenants (hosting).
+    pool: OnceLock<Arc<RunPool>>,
     memory: AtomicUsize,
     cpu_ms: Mutex<Window>,
     requests: Mutex<Window>,
@@ -158,6 +177,7 @@ impl TenantQuota {
             runs: limits
                 .concurrent_runs
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize))),
+            pool: OnceLock::new(),
             limits,
             memory: AtomicUsize::new(0),
             cpu_ms: Mutex::new(Window::new(HOUR)),
@@ -227,14 +247,33 @@ impl TenantQuota {
         }
     }
 
-    /// A slot for one run; waits (counted once) while all are taken. Held until dropped.
-    pub async fn run_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let runs = self.runs.clone()?;
-        if let Ok(permit) = runs.clone().try_acquire_owned() {
-            return Some(permit);
+    /// Runs of this tenant take their turn in `pool` with every other tenant's (hosting).
+    pub fn use_pool(&self, pool: Arc<RunPool>) {
+        let _ = self.pool.set(pool);
+    }
+
+    /// A slot for one run: one of the tenant's `concurrent_runs` (waiting, counted once,
+    /// while all are taken), then the process's pool slot in the tenant's turn. Held until
+    /// dropped.
+    pub async fn run_slot(&self) -> RunSlot {
+        let own = match self.runs.clone() {
+            None => None,
+            Some(runs) => match runs.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    self.hit(Quota::ConcurrentRuns);
+                    runs.acquire_owned().await.ok()
+                }
+            },
+        };
+        let shared = match self.pool.get() {
+            Some(pool) => Some(pool.slot(&self.tenant).await),
+            None => None,
+        };
+        RunSlot {
+            _shared: shared,
+            _own: own,
         }
-        self.hit(Quota::ConcurrentRuns);
-        runs.acquire_owned().await.ok()
     }
 
     /// An instance grows its memory by `bytes`: false (and counted) when that would take
@@ -454,17 +493,18 @@ mod tests {
                 ..QuotaLimits::default()
             },
         );
-        let first = quota.run_slot().await.expect("a slot");
+        let first = quota.run_slot().await;
+        assert!(first.is_limited());
         assert_eq!(quota.used(Quota::ConcurrentRuns), 1);
         let waiting = {
             let quota = quota.clone();
-            tokio::spawn(async move { quota.run_slot().await.is_some() })
+            tokio::spawn(async move { quota.run_slot().await.is_limited() })
         };
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
         drop(first);
         assert!(waiting.await.expect("join"));
         assert_eq!(quota.hits(Quota::ConcurrentRuns), 1);
-        assert!(TenantQuota::unlimited("u").run_slot().await.is_none());
+        assert!(!TenantQuota::unlimited("u").run_slot().await.is_limited());
     }
 }
