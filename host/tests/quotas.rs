@@ -118,6 +118,38 @@ async fn a_guest_computing_for_ever_stops_at_its_tenants_cpu_time_not_at_its_cal
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_past_its_tenants_cpu_share_is_slowed_not_stopped() {
+    let connector = fixture().await;
+    let slowed = quota(
+        "slowed",
+        QuotaLimits {
+            cpu_share: Some(0.05),
+            // Counts the guest time (an hour's worth: never reached).
+            cpu_per_hour: Some(Duration::from_secs(3600)),
+            ..QuotaLimits::default()
+        },
+    );
+    let limits = Limits {
+        call_timeout: Duration::from_millis(1500),
+        ..Limits::default()
+    };
+    let looping = connect(&connector, &slowed, &[], limits);
+    let mut session = looping.session().await.expect("session");
+    let error = session
+        .lookup("loop", "")
+        .await
+        .expect_err("stopped at its call limit");
+    assert!(matches!(error, CallError::Timeout { .. }), "{error:?}");
+    // 1.5 s of a loop, of which 50 ms a second were its share: a little over 100 ms ran.
+    let ran = slowed.used(Quota::Cpu);
+    assert!(
+        ran < 500,
+        "the guest computed {ran} ms in 1.5 s at a share of 0.05"
+    );
+    assert!(slowed.hits(Quota::CpuShare) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_together_stop_at_their_tenants_memory() {
     let connector = fixture().await;
     let tenant = quota(

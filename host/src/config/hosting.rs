@@ -40,7 +40,7 @@ pub struct HostingConfig {
 /// `[quotas]` of a tenant (and `[hosting.quotas]`, the defaults of all): what a tenant may
 /// use of the process, over all its connections and runs together. Each key left out is
 /// unlimited (or the operator's default).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct QuotasConfig {
     /// Runs of its flows at once; more wait for a slot.
@@ -49,6 +49,9 @@ pub struct QuotasConfig {
     pub memory_mib: Option<u64>,
     /// Time its connectors may compute per hour (`"5m"`).
     pub cpu_per_hour: Option<HumanDuration>,
+    /// Cores its connectors may keep busy (`0.5`: half a core, over each second); beyond,
+    /// they are slowed down, not stopped.
+    pub cpu_share: Option<f64>,
     /// HTTP requests per minute, all connections together; more wait for the next minute.
     pub requests_per_minute: Option<u32>,
     /// Request bodies sent per hour, in MiB.
@@ -66,6 +69,7 @@ impl QuotasConfig {
             concurrent_runs: self.concurrent_runs.or(defaults.concurrent_runs),
             memory_mib: self.memory_mib.or(defaults.memory_mib),
             cpu_per_hour: self.cpu_per_hour.or(defaults.cpu_per_hour),
+            cpu_share: self.cpu_share.or(defaults.cpu_share),
             requests_per_minute: self.requests_per_minute.or(defaults.requests_per_minute),
             mib_out_per_hour: self.mib_out_per_hour.or(defaults.mib_out_per_hour),
             mib_in_per_hour: self.mib_in_per_hour.or(defaults.mib_in_per_hour),
@@ -98,6 +102,15 @@ impl QuotasConfig {
             return Err((
                 format!("{section}.memory_mib"),
                 "is below 16 MiB, less than one connector instance needs; give at least 64".into(),
+            ));
+        }
+        if self
+            .cpu_share
+            .is_some_and(|c| !(c >= 0.01 && c.is_finite()))
+        {
+            return Err((
+                format!("{section}.cpu_share"),
+                "must be a number of cores of at least 0.01, e.g. 0.5".into(),
             ));
         }
         if self.cpu_per_hour.is_some_and(|d| d.get().is_zero()) {

@@ -235,6 +235,7 @@ pub fn quota_limits(quotas: &QuotasConfig) -> QuotaLimits {
             .memory_mib
             .map(|m| usize::try_from(m.saturating_mul(1 << 20)).unwrap_or(usize::MAX)),
         cpu_per_hour: quotas.cpu_per_hour.map(|d| d.get()),
+        cpu_share: quotas.cpu_share,
         requests_per_minute: quotas.requests_per_minute,
         bytes_out_per_hour: quotas.mib_out_per_hour.map(|m| m.saturating_mul(1 << 20)),
         bytes_in_per_hour: quotas.mib_in_per_hour.map(|m| m.saturating_mul(1 << 20)),

@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::pool::{PoolSlot, RunPool};
 
 /// A tenant's limits; `None`: unlimited.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct QuotaLimits {
     /// Runs of its flows at once; more wait for a slot.
     pub concurrent_runs: Option<u32>,
@@ -26,6 +26,8 @@ pub struct QuotaLimits {
     pub memory_bytes: Option<usize>,
     /// Time its guests spend computing per hour (counted in epoch ticks).
     pub cpu_per_hour: Option<Duration>,
+    /// Cores its guests may keep busy, over each second: beyond, they wait.
+    pub cpu_share: Option<f64>,
     pub requests_per_minute: Option<u32>,
     pub bytes_out_per_hour: Option<u64>,
     pub bytes_in_per_hour: Option<u64>,
@@ -46,6 +48,7 @@ pub enum Quota {
     ConcurrentRuns,
     Memory,
     Cpu,
+    CpuShare,
     Requests,
     BytesOut,
     BytesIn,
@@ -53,10 +56,11 @@ pub enum Quota {
 }
 
 impl Quota {
-    pub const ALL: [Quota; 7] = [
+    pub const ALL: [Quota; 8] = [
         Quota::ConcurrentRuns,
         Quota::Memory,
         Quota::Cpu,
+        Quota::CpuShare,
         Quota::Requests,
         Quota::BytesOut,
         Quota::BytesIn,
@@ -68,6 +72,7 @@ impl Quota {
             Quota::ConcurrentRuns => "concurrent_runs",
             Quota::Memory => "memory",
             Quota::Cpu => "cpu",
+            Quota::CpuShare => "cpu_share",
             Quota::Requests => "requests",
             Quota::BytesOut => "bytes_out",
             Quota::BytesIn => "bytes_in",
@@ -149,11 +154,13 @@ pub struct TenantQuota {
     pool: OnceLock<Arc<RunPool>>,
     memory: AtomicUsize,
     cpu_ms: Mutex<Window>,
+    /// Guest time in the current second, for `cpu_share`.
+    share_ms: Mutex<Window>,
     requests: Mutex<Window>,
     bytes_out: Mutex<Window>,
     bytes_in: Mutex<Window>,
     /// Waits and stops, by [`Quota::index`].
-    hits: [AtomicU64; 7],
+    hits: [AtomicU64; 8],
 }
 
 fn lock(window: &Mutex<Window>) -> MutexGuard<'_, Window> {
@@ -165,6 +172,7 @@ fn lock(window: &Mutex<Window>) -> MutexGuard<'_, Window> {
 
 const HOUR: Duration = Duration::from_secs(3600);
 const MINUTE: Duration = Duration::from_secs(60);
+const SECOND: Duration = Duration::from_secs(1);
 
 fn mib(bytes: u64) -> u64 {
     bytes.div_ceil(1 << 20)
@@ -181,6 +189,7 @@ impl TenantQuota {
             limits,
             memory: AtomicUsize::new(0),
             cpu_ms: Mutex::new(Window::new(HOUR)),
+            share_ms: Mutex::new(Window::new(SECOND)),
             requests: Mutex::new(Window::new(MINUTE)),
             bytes_out: Mutex::new(Window::new(HOUR)),
             bytes_in: Mutex::new(Window::new(HOUR)),
@@ -226,6 +235,7 @@ impl TenantQuota {
             },
             Quota::Memory => self.memory.load(Ordering::Relaxed) as u64,
             Quota::Cpu => lock(&self.cpu_ms).at(now).used,
+            Quota::CpuShare => lock(&self.share_ms).at(now).used,
             Quota::Requests => lock(&self.requests).at(now).used,
             Quota::BytesOut => lock(&self.bytes_out).at(now).used,
             Quota::BytesIn => lock(&self.bytes_in).at(now).used,
@@ -240,6 +250,7 @@ impl TenantQuota {
             Quota::ConcurrentRuns => l.concurrent_runs.map(u64::from),
             Quota::Memory => l.memory_bytes.map(|b| b as u64),
             Quota::Cpu => l.cpu_per_hour.map(|d| d.as_millis() as u64),
+            Quota::CpuShare => l.cpu_share.map(|c| (c * 1000.0) as u64),
             Quota::Requests => l.requests_per_minute.map(u64::from),
             Quota::BytesOut => l.bytes_out_per_hour,
             Quota::BytesIn => l.bytes_in_per_hour,
@@ -332,6 +343,24 @@ impl TenantQuota {
             self.hit(Quota::Cpu);
         }
         !spent
+    }
+
+    /// A guest of the tenant ran one more tick of `tick`: how long it should pause (its
+    /// thread given to others) because the tenant's guests used more than its `cpu_share`
+    /// of this second; counted as a `cpu_share` hit.
+    pub fn throttle(&self, tick: Duration, now: Instant) -> Option<Duration> {
+        let share = self.limits.cpu_share?;
+        let allowed = (share * 1000.0) as u64;
+        let pause = {
+            let mut window = lock(&self.share_ms);
+            let window = window.at(now);
+            window.used += (tick.as_millis() as u64).max(1);
+            (window.used > allowed).then(|| window.left(now).max(tick))
+        };
+        if pause.is_some() {
+            self.hits[Quota::CpuShare.index()].fetch_add(1, Ordering::Relaxed);
+        }
+        pause
     }
 
     /// Why a guest was stopped for CPU time.
@@ -482,6 +511,27 @@ mod tests {
         assert!(!quota.spend_tick(tick, t0), "3 ticks of 10 ms are 30 ms");
         assert!(quota.spend_tick(tick, t0 + HOUR));
         assert_eq!(quota.used(Quota::Cpu), 10);
+    }
+
+    #[test]
+    fn a_tenant_past_its_cpu_share_pauses_until_the_second_ends() {
+        let quota = TenantQuota::new(
+            "t",
+            QuotaLimits {
+                cpu_share: Some(0.05),
+                ..QuotaLimits::default()
+            },
+        );
+        let (t0, tick) = (Instant::now(), Duration::from_millis(10));
+        // 50 ms of this second are its share: five ticks go on.
+        assert!((0..5).all(|_| quota.throttle(tick, t0).is_none()));
+        assert_eq!(
+            quota.throttle(tick, t0 + Duration::from_millis(400)),
+            Some(Duration::from_millis(600))
+        );
+        assert_eq!(quota.hits(Quota::CpuShare), 1);
+        assert_eq!(quota.throttle(tick, t0 + SECOND), None, "a new second");
+        assert_eq!(TenantQuota::unlimited("u").throttle(tick, t0), None);
     }
 
     #[tokio::test]

@@ -86,6 +86,14 @@ impl Session {
                 store.data_mut().cpu_refused = Some(message);
                 return Ok(UpdateDeadline::Interrupt);
             }
+            // Past its tenant's share of the CPU this second: the guest waits, its thread
+            // free for other tenants' work.
+            if let Some(pause) = store.data().ctx.quota.throttle(tick, now) {
+                return Ok(UpdateDeadline::YieldCustom(
+                    YIELD_TICKS,
+                    Box::pin(tokio::time::sleep(pause)),
+                ));
+            }
             Ok(UpdateDeadline::YieldCustom(
                 YIELD_TICKS,
                 Box::pin(tokio::task::yield_now()),

@@ -29,14 +29,14 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 fn quota_metrics(out: &mut String, t: &str, quota: &TenantQuota) {
     let unit = |q: Quota| match q {
         Quota::Memory | Quota::BytesOut | Quota::BytesIn => "bytes",
-        Quota::Cpu => "milliseconds",
+        Quota::Cpu | Quota::CpuShare => "milliseconds",
         _ => "count",
     };
     family(
         out,
         "koppel_tenant_quota_limit",
         "gauge",
-        "The tenant's quota (memory and bytes in bytes, cpu in milliseconds per hour, requests per minute), for the quotas set.",
+        "The tenant's quota (memory and bytes in bytes, cpu in milliseconds per hour, cpu_share in milliseconds per second, requests per minute), for the quotas set.",
     );
     for q in Quota::ALL {
         if let Some(limit) = quota.limit(q) {

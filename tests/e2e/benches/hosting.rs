@@ -12,7 +12,9 @@
 //!
 //! Run: `cargo bench -p koppel-e2e --bench hosting`. `HOSTING_BENCH_TENANTS` (1000),
 //! `HOSTING_BENCH_ACTIVE` (20), `HOSTING_BENCH_ORDERS` (orders per active tenant, 10),
-//! `HOSTING_BENCH_NOISY_PRODUCTS` (10000), `HOSTING_BENCH_WORKERS` (4). With the simulator
+//! `HOSTING_BENCH_NOISY_PRODUCTS` (10000), `HOSTING_BENCH_WORKERS` (4),
+//! `HOSTING_BENCH_QUOTAS` (TOML lines of `[hosting.quotas]`, every tenant's quotas in part 2,
+//! e.g. `cpu_share = 0.5`). With the simulator
 //! binary built (`cargo build --release -p koppel-sim`), the noisy tenant's two simulators run
 //! as processes of their own, so that what they compute is not this process's; without it,
 //! in this process (the bench says which).
@@ -67,13 +69,14 @@ fn tenant_file(systems: &Systems, rest: &str) -> String {
         .join("\n")
 }
 
-fn operator_file(dir: &Path, workers: usize) -> std::path::PathBuf {
+fn operator_file(dir: &Path, workers: usize, quotas: &str) -> std::path::PathBuf {
     let file = dir.join("koppel.toml");
     std::fs::write(
         &file,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"bench-own-token\"]\n\
-             [hosting]\ntenants = \"tenants\"\nreload_every = \"1h\"\nworkers = {workers}\n"
+             [hosting]\ntenants = \"tenants\"\nreload_every = \"1h\"\nworkers = {workers}\n\
+             [hosting.quotas]\n{quotas}\n"
         ),
     )
     .expect("operator file");
@@ -115,7 +118,7 @@ async fn idle(count: usize) {
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = operator_file(dir.path(), 16);
+    let file = operator_file(dir.path(), 16, "");
     let flows = "[flows.products]\ninterval = \"1h\"\n[flows.stock]\ninterval = \"1h\"\n\
                  [flows.orders]\ninterval = \"1h\"\n[flows.order-status]\ninterval = \"1h\"\n";
     let text = tenant_file(&systems, flows);
@@ -347,7 +350,11 @@ async fn order_ways(
 
 async fn busy(count: usize, orders: usize, noisy_products: usize, workers: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = operator_file(dir.path(), workers);
+    let quotas = std::env::var("HOSTING_BENCH_QUOTAS").unwrap_or_default();
+    let file = operator_file(dir.path(), workers, &quotas.replace("\\n", "\n"));
+    if !quotas.is_empty() {
+        println!("   every tenant's [hosting.quotas]: {quotas}");
+    }
     let tenants_dir = dir.path().join("tenants");
     let flows = format!(
         "[flows.products]\ninterval = \"1h\"\n[flows.orders]\ninterval = \"1h\"\n\
