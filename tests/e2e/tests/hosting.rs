@@ -1,0 +1,199 @@
+//! Hosting: a shop's paid orders reach its till while, in the same koppel, a tenant whose
+//! connector computes for ever, one that allocates past its tenant's memory and one that
+//! floods requests each stop at their quota, naming it. The shop is the Shopware simulator,
+//! the till the MplusKASSA one (every message checked against the real schemas); the noisy
+//! tenants run the fixture connector.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use common::{Catalogue, Koppel, ORDER_SETTINGS, Systems, config_text};
+use koppel::app::App;
+use koppel::flow::Loaded;
+use koppel::store::{Run, RunStatus, Store};
+use koppel_sim_shopware::{OrderCustomer, OrderLine, StorefrontOrder};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// A fixture tenant whose read misbehaves as `misbehave` says.
+fn noisy_tenant(misbehave: &str, base_url: &str) -> String {
+    let fixture = koppel::connectors::test_guest("fixture")
+        .expect("built by the host's build.rs")
+        .display()
+        .to_string();
+    format!(
+        "[connections.src]\nconnector = {fixture:?}\nmemory_mib = 256\ncall_timeout = \"20s\"\n\
+         config = {{ total = 5, misbehave = {misbehave:?}, base_url = {base_url:?} }}\n\
+         [connections.dst]\nconnector = {fixture:?}\n\
+         [flows.copy]\nsource = {{ connection = \"src\", stream = \"products\" }}\n\
+         target = {{ connection = \"dst\", stream = \"products\" }}\ninterval = \"1h\"\n"
+    )
+}
+
+async fn last_run(store: &Store, tenant: &str, flow: &str) -> Option<Run> {
+    store
+        .runs(tenant, Some(flow), 1)
+        .await
+        .expect("runs")
+        .into_iter()
+        .next()
+        .filter(|r| r.status != RunStatus::Running)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shops_orders_reach_its_till_while_noisy_tenants_stop_at_their_quotas() {
+    let systems = Systems::start(Catalogue::default()).await;
+    // The shop sells the till's products, with stock.
+    let setup = Koppel::start(&config_text(&systems, "", "", "[flows.products]\n")).await;
+    assert_eq!(setup.run("products").await.status, RunStatus::Succeeded);
+    setup.close().await;
+    let skus: Vec<String> = systems
+        .shop
+        .products()
+        .iter()
+        .filter(|p| p.get("childCount").and_then(Value::as_i64).unwrap_or(0) == 0)
+        .filter_map(|p| p.get("productNumber").and_then(Value::as_str))
+        .filter(|n| n.parse::<i64>().is_ok())
+        .take(3)
+        .map(str::to_owned)
+        .collect();
+    for sku in &skus {
+        let _ = systems
+            .till
+            .set_stock(sku.parse().expect("number"), 1, 50, 0);
+    }
+    let order = |i: usize, paid: bool| StorefrontOrder {
+        paid,
+        payment_method: "payment_prepayment".into(),
+        ..StorefrontOrder::new(
+            OrderCustomer::private(&format!("buyer{i}@example.nl"), "Anna", "Visser", "NL"),
+            vec![OrderLine::new(&skus[i % skus.len()], 1)],
+        )
+    };
+    let paid: Vec<_> = (0..3)
+        .map(|i| systems.shop.place_order(&order(i, true)).expect("checkout"))
+        .collect();
+    let unpaid = systems
+        .shop
+        .place_order(&order(3, false))
+        .expect("checkout");
+
+    // A system the flooding tenant may reach.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let flood_url = format!("http://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let _ = axum::serve(listener, app).await;
+    });
+    let flood_base = flood_url.trim_end_matches('/');
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).expect("folder");
+    let shop_file: String = config_text(
+        &systems,
+        ORDER_SETTINGS,
+        "",
+        "[flows.orders]\ninterval = \"1h\"\n",
+    )
+    .lines()
+    .filter(|l| !l.starts_with("tenant ="))
+    .collect::<Vec<_>>()
+    .join("\n");
+    std::fs::write(tenants.join("shop.toml"), shop_file).expect("shop tenant");
+    std::fs::write(
+        tenants.join("looper.toml"),
+        noisy_tenant("loop", flood_base),
+    )
+    .expect("file");
+    std::fs::write(
+        tenants.join("hog.toml"),
+        noisy_tenant("alloc:200", flood_base),
+    )
+    .expect("file");
+    std::fs::write(
+        tenants.join("flood.toml"),
+        noisy_tenant(&format!("flood:{flood_url}"), flood_base),
+    )
+    .expect("file");
+    let file = dir.path().join("koppel.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"own-token-0001\"]\n\
+         [hosting]\ntenants = \"tenants\"\nreload_every = \"1h\"\n\
+         [hosting.quotas]\ncpu_per_hour = \"1s\"\nmemory_mib = 128\nrequests_per_minute = 200\n",
+    )
+    .expect("operator file");
+
+    let app = App::open(Loaded::read(&file).expect("operator"), &common::runtime())
+        .await
+        .expect("open");
+    let serving = app
+        .serve(CancellationToken::new(), None)
+        .await
+        .expect("serve");
+    let hosting = serving.hosting.clone().expect("hosting");
+    let mut runs = hosting.subscribe_runs();
+    let store = app.env.store.clone();
+    let firsts = [
+        ("shop", "orders"),
+        ("looper", "copy"),
+        ("hog", "copy"),
+        ("flood", "copy"),
+    ];
+    let all_ended = async {
+        loop {
+            let mut ended = 0;
+            for (tenant, flow) in firsts {
+                if last_run(&store, tenant, flow).await.is_some() {
+                    ended += 1;
+                }
+            }
+            if ended == firsts.len() {
+                break;
+            }
+            // The next run to end, of any tenant.
+            let _ = runs.recv().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all_ended)
+        .await
+        .expect("every tenant's first run ends");
+
+    let orders = last_run(&store, "shop", "orders").await.expect("ran");
+    assert_eq!(orders.status, RunStatus::Succeeded, "{orders:?}");
+    let in_till = systems.till.orders();
+    for placed in &paid {
+        let copies = in_till
+            .iter()
+            .filter(|o| o.ext_id == placed.order_number)
+            .count();
+        assert_eq!(
+            copies, 1,
+            "paid order {} is in the till once",
+            placed.order_number
+        );
+    }
+    assert!(systems.till.order_by_ext_id(&unpaid.order_number).is_none());
+    for (tenant, says) in [
+        ("looper", "CPU time"),
+        ("hog", "memory quota of 128 MiB"),
+        ("flood", "200 requests this minute"),
+    ] {
+        let run = last_run(&store, tenant, "copy").await.expect("ran");
+        assert_eq!(run.status, RunStatus::Failed, "{tenant}: {run:?}");
+        let error = run.error.unwrap_or_default();
+        assert!(
+            error.contains(&format!("tenant `{tenant}`")) && error.contains(says),
+            "{tenant}: {error}"
+        );
+    }
+    systems.assert_valid();
+    serving.stop().await;
+    app.close().await;
+}
