@@ -70,6 +70,17 @@ struct Slot {
     problem: Option<LoadError>,
 }
 
+impl Slot {
+    fn new(file: PathBuf) -> Slot {
+        Slot {
+            file,
+            seen: String::new(),
+            running: None,
+            problem: None,
+        }
+    }
+}
+
 /// A tenant that runs: its configuration, environment, schedule and tasks.
 struct Running {
     loaded: Loaded,
@@ -233,12 +244,9 @@ impl Hosting {
             if slots.get(&name).is_some_and(|slot| slot.seen == seen) {
                 continue;
             }
-            let slot = slots.entry(name.clone()).or_insert_with(|| Slot {
-                file: path.clone(),
-                seen: String::new(),
-                running: None,
-                problem: None,
-            });
+            let slot = slots
+                .entry(name.clone())
+                .or_insert_with(|| Slot::new(path.clone()));
             slot.seen = seen;
             match self.prepare(&path, &text).await {
                 Ok(prepared) => {
@@ -289,14 +297,8 @@ impl Hosting {
         let config = &loaded.config;
         let tokens = config
             .server
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                t.resolve()
-                    .map_err(|m| config.error(format!("server.tokens[{i}]"), m))
-            })
-            .collect::<Result<Vec<String>, _>>()?;
+            .resolved_tokens()
+            .map_err(|(key, message)| config.error(key, message))?;
         let notifier = Notifier::from_config(&config.notify)
             .map_err(|e| config.error("notify", e.to_string()))?;
         let activity = ActivityWriter::start_masked(
@@ -488,12 +490,9 @@ impl TenantAdmin for Hosting {
         std::fs::write(&partial, text)
             .and_then(|()| std::fs::rename(&partial, &file))
             .map_err(|e| failed(&format!("cannot write {}", file.display()), e))?;
-        let slot = slots.entry(name.to_owned()).or_insert_with(|| Slot {
-            file: file.clone(),
-            seen: String::new(),
-            running: None,
-            problem: None,
-        });
+        let slot = slots
+            .entry(name.to_owned())
+            .or_insert_with(|| Slot::new(file.clone()));
         slot.seen = seen;
         slot.problem = None;
         let outcome = match slot.running.take() {

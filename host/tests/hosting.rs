@@ -9,33 +9,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use koppel::app::{App, Serving};
-use koppel::flow::{Loaded, RunSummary};
+use koppel::flow::RunSummary;
 use koppel::hosting::Hosting;
 use koppel::store::RunStatus;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
 const OPERATOR: &str = "operator-token-0123456789";
-
-fn fixture() -> String {
-    koppel::connectors::test_guest("fixture")
-        .expect("the fixture connector is built by build.rs")
-        .display()
-        .to_string()
-}
 
 /// A tenant file: the fixture's `total` products copied from `src` to `dst` by flow
 /// `copy`, opened by `token`.
 fn tenant_file(total: u32, token: &str) -> String {
-    format!(
-        "[connections.src]\nconnector = {fixture:?}\nconfig = {{ total = {total} }}\n\
-         [connections.dst]\nconnector = {fixture:?}\n\
-         [flows.copy]\nsource = {{ connection = \"src\", stream = \"products\" }}\n\
-         target = {{ connection = \"dst\", stream = \"products\" }}\ninterval = \"1h\"\n\
-         [server]\ntokens = [\"{token}\"]\n",
-        fixture = fixture()
+    koppel_test_support::hosting::fixture_tenant(
+        &format!("total = {total}"),
+        "",
+        &format!("[server]\ntokens = [\"{token}\"]\n"),
     )
 }
 
@@ -64,13 +53,8 @@ async fn host() -> Host {
         ),
     )
     .expect("operator file");
-    let loaded = Loaded::read(&file).expect("operator config");
     let runtime = koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"));
-    let app = App::open(loaded, &runtime).await.expect("open");
-    let serving = app
-        .serve(CancellationToken::new(), None)
-        .await
-        .expect("serve");
+    let (app, serving) = koppel_test_support::hosting::serve(&file, &runtime).await;
     let hosting = serving.hosting.clone().expect("hosting is on");
     let runs = hosting.subscribe_runs();
     let base = format!("http://{}", serving.server.addr);
@@ -148,6 +132,17 @@ impl Host {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    /// `PUT /api/v1/admin/tenants/{tenant}` with `text`, as the operator.
+    async fn put_tenant(&self, tenant: &str, text: &str) -> (StatusCode, Value) {
+        self.send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/admin/tenants/{tenant}"),
+            OPERATOR,
+            Some(text.to_owned()),
+        )
+        .await
     }
 
     async fn run_now(&self, token: &str) -> StatusCode {
@@ -277,14 +272,7 @@ async fn the_operator_api_creates_pauses_and_deletes_tenants_and_refuses_tenant_
 
     // Created: 201, the file written, the tenant running its flow.
     let text = tenant_file(25, "token-c-000001");
-    let (status, body) = host
-        .send(
-            Method::PUT,
-            &format!("{admin}/shop-c"),
-            OPERATOR,
-            Some(text.clone()),
-        )
-        .await;
+    let (status, body) = host.put_tenant("shop-c", &text).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["outcome"], "created");
     assert_eq!(
@@ -325,25 +313,13 @@ async fn the_operator_api_creates_pauses_and_deletes_tenants_and_refuses_tenant_
     assert_eq!(c["flows"][0]["last_status"], "succeeded");
 
     // The same text again: unchanged; a new one: updated and in effect.
-    let (status, body) = host
-        .send(
-            Method::PUT,
-            &format!("{admin}/shop-c"),
-            OPERATOR,
-            Some(text.clone()),
-        )
-        .await;
+    let (status, body) = host.put_tenant("shop-c", &text).await;
     assert_eq!(
         (status, body["outcome"].clone()),
         (StatusCode::OK, "unchanged".into())
     );
     let (status, body) = host
-        .send(
-            Method::PUT,
-            &format!("{admin}/shop-c"),
-            OPERATOR,
-            Some(tenant_file(35, "token-c-000001")),
-        )
+        .put_tenant("shop-c", &tenant_file(35, "token-c-000001"))
         .await;
     assert_eq!(
         (status, body["outcome"].clone()),
@@ -352,14 +328,7 @@ async fn the_operator_api_creates_pauses_and_deletes_tenants_and_refuses_tenant_
     succeeded(&host.next_run("shop-c").await, 10);
 
     // A broken text is refused naming the key, and nothing is written.
-    let (status, body) = host
-        .send(
-            Method::PUT,
-            &format!("{admin}/shop-c"),
-            OPERATOR,
-            Some("database = \"mine.db\"\n".into()),
-        )
-        .await;
+    let (status, body) = host.put_tenant("shop-c", "database = \"mine.db\"\n").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let error = body["error"].as_str().unwrap_or_default();
     assert!(
@@ -370,14 +339,7 @@ async fn the_operator_api_creates_pauses_and_deletes_tenants_and_refuses_tenant_
         std::fs::read_to_string(host.tenants.join("shop-c.toml")).expect("file"),
         tenant_file(35, "token-c-000001")
     );
-    let (status, _) = host
-        .send(
-            Method::PUT,
-            &format!("{admin}/bad%20name"),
-            OPERATOR,
-            Some(text.clone()),
-        )
-        .await;
+    let (status, _) = host.put_tenant("bad%20name", &text).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A token issued by the operator opens the tenant (and only the tenant).

@@ -8,33 +8,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{get, post};
-use koppel::app::App;
-use koppel::flow::Loaded;
 use koppel::runtime::{
     CallError, Connection, ConnectionSpec, Connector, Limits, Quota, QuotaLimits, TenantQuota,
 };
 use koppel::store::RunStatus;
-use tokio_util::sync::CancellationToken;
+use koppel_test_support::hosting::{
+    assert_stopped_at_quotas, ended_run, fixture_tenant, http_ok, serve, wait_for_runs,
+};
 
 async fn fixture() -> Arc<Connector> {
     koppel_test_support::fixture(&koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"))).await
-}
-
-/// A local system answering every GET and POST with 200.
-async fn remote() -> String {
-    let app = Router::new()
-        .route("/", get(|| async { "ok" }))
-        .route("/", post(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/")
 }
 
 fn connect(
@@ -205,7 +188,7 @@ async fn instances_together_stop_at_their_tenants_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_requests_stops_at_its_tenants_requests_per_minute_and_bytes() {
     let connector = fixture().await;
-    let url = remote().await;
+    let url = http_ok().await;
     let flood = quota(
         "flood",
         QuotaLimits {
@@ -278,22 +261,16 @@ async fn a_flood_of_requests_stops_at_its_tenants_requests_per_minute_and_bytes(
 /// A hosted tenant file of the fixture: `total` products copied by flow `copy`, the read
 /// misbehaving as `misbehave` says.
 fn tenant_file(total: u32, misbehave: &str, base_url: &str, extra: &str) -> String {
-    let fixture = koppel::connectors::test_guest("fixture")
-        .expect("built")
-        .display()
-        .to_string();
-    format!(
-        "[connections.src]\nconnector = {fixture:?}\nmemory_mib = 256\ncall_timeout = \"20s\"\n\
-         config = {{ total = {total}, misbehave = {misbehave:?}, base_url = {base_url:?} }}\n\
-         [connections.dst]\nconnector = {fixture:?}\n\
-         [flows.copy]\nsource = {{ connection = \"src\", stream = \"products\" }}\n\
-         target = {{ connection = \"dst\", stream = \"products\" }}\ninterval = \"1h\"\n{extra}"
+    fixture_tenant(
+        &format!("total = {total}, misbehave = {misbehave:?}, base_url = {base_url:?}"),
+        "memory_mib = 256\ncall_timeout = \"20s\"",
+        extra,
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noisy_hosted_tenants_stop_at_their_quotas_and_a_quiet_one_copies_everything() {
-    let url = remote().await;
+    let url = http_ok().await;
     let base = url.trim_end_matches('/');
     let dir = tempfile::tempdir().expect("tempdir");
     let tenants = dir.path().join("tenants");
@@ -328,65 +305,28 @@ async fn noisy_hosted_tenants_stop_at_their_quotas_and_a_quiet_one_copies_everyt
          [hosting.quotas]\ncpu_per_hour = \"1s\"\nmemory_mib = 128\nrequests_per_minute = 1000\n",
     )
     .expect("operator file");
-    let loaded = Loaded::read(&file).expect("operator config");
     let runtime = koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"));
-    let app = App::open(loaded, &runtime).await.expect("open");
-    let serving = app
-        .serve(CancellationToken::new(), None)
-        .await
-        .expect("serve");
+    let (app, serving) = serve(&file, &runtime).await;
     let hosting = serving.hosting.clone().expect("hosting");
-    // The first runs began when the tenants started; the store has them all.
     let store = app.env.store.clone();
     let mut runs = hosting.subscribe_runs();
-    let finished = |tenant: &str| {
-        let store = store.clone();
-        let tenant = tenant.to_owned();
-        async move {
-            store
-                .runs(&tenant, Some("copy"), 1)
-                .await
-                .expect("runs")
-                .into_iter()
-                .next()
-                .filter(|r| r.status != RunStatus::Running)
-        }
-    };
-    let wait = async {
-        loop {
-            let mut done = 0;
-            for tenant in ["quiet", "looper", "hog", "flood"] {
-                if finished(tenant).await.is_some() {
-                    done += 1;
-                }
-            }
-            if done == 4 {
-                break;
-            }
-            // The next run to finish, of any tenant.
-            let _ = runs.recv().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(90), wait)
-        .await
-        .expect("every tenant's first run ends");
+    let tenants = ["quiet", "looper", "hog", "flood"];
+    let firsts: Vec<(&str, &str)> = tenants.iter().map(|t| (*t, "copy")).collect();
+    wait_for_runs(&store, &mut runs, &firsts, Duration::from_secs(90)).await;
 
-    let quiet = finished("quiet").await.expect("ran");
+    let quiet = ended_run(&store, "quiet", "copy").await.expect("ran");
     assert_eq!(quiet.status, RunStatus::Succeeded, "{quiet:?}");
     assert_eq!(quiet.created, 50);
-    for (tenant, says) in [
-        ("looper", "CPU time"),
-        ("hog", "memory quota of 128 MiB"),
-        ("flood", "10 requests this minute"),
-    ] {
-        let run = finished(tenant).await.expect("ran");
-        assert_eq!(run.status, RunStatus::Failed, "{tenant}: {run:?}");
-        let error = run.error.unwrap_or_default();
-        assert!(
-            error.contains(&format!("tenant `{tenant}`")) && error.contains(says),
-            "{tenant}: {error}"
-        );
-    }
+    assert_stopped_at_quotas(
+        &store,
+        "copy",
+        &[
+            ("looper", "CPU time"),
+            ("hog", "memory quota of 128 MiB"),
+            ("flood", "10 requests this minute"),
+        ],
+    )
+    .await;
 
     // /metrics names the quota reached.
     let http = koppel_test_support::client_builder()

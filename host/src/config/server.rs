@@ -133,12 +133,21 @@ impl ServerConfig {
                 ),
             ));
         }
-        for (i, token) in self.tokens.iter().enumerate() {
-            token
-                .resolve()
-                .map_err(|m| (format!("server.tokens[{i}]"), m))?;
-        }
-        Ok(())
+        self.resolved_tokens().map(|_| ())
+    }
+
+    /// The tenant's tokens with values from the environment read: (key, message) of the
+    /// first that cannot be.
+    pub fn resolved_tokens(&self) -> Result<Vec<String>, (String, String)> {
+        self.tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| {
+                token
+                    .resolve()
+                    .map_err(|m| (format!("server.tokens[{i}]"), m))
+            })
+            .collect()
     }
 }
 

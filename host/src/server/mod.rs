@@ -531,14 +531,8 @@ pub async fn start(
     }
     let tokens = config
         .server
-        .tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            t.resolve()
-                .map_err(|m| config_error(&format!("server.tokens[{i}]"), m))
-        })
-        .collect::<Result<Vec<String>, _>>()?;
+        .resolved_tokens()
+        .map_err(|(key, message)| config_error(&key, message))?;
     let retention = tenant.retention.clone();
     let state = ServerState::with_operator_tokens(&config.hosting.operator_tokens());
     let generated_token = state.add_tenant(tenant, &tokens).await?;

@@ -28,11 +28,9 @@ use std::time::{Duration, Instant};
 
 use common::measure::{env_number, ms, quantile};
 use common::{Catalogue, ORDER_SETTINGS, Systems, config_text};
-use koppel::app::App;
-use koppel::flow::Loaded;
 use koppel::store::{RunStatus, Store};
 use koppel_sim_shopware::{OrderCustomer, OrderLine, PlacedOrder, StorefrontOrder};
-use tokio_util::sync::CancellationToken;
+use koppel_test_support::hosting::serve;
 
 const SHOP_SECRET: &str = "bench-shop-secret-1";
 
@@ -132,14 +130,7 @@ async fn idle(count: usize) {
     }
     let (before, _) = rss();
     let started = Instant::now();
-    let runtime = common::runtime();
-    let app = App::open(Loaded::read(&file).expect("operator"), &runtime)
-        .await
-        .expect("open");
-    let serving = app
-        .serve(CancellationToken::new(), None)
-        .await
-        .expect("serve");
+    let (app, serving) = serve(&file, &common::runtime()).await;
     let up = started.elapsed();
     let hosting = serving.hosting.clone().expect("hosting");
     assert_eq!(hosting.count().await, count, "every tenant started");
@@ -383,14 +374,7 @@ async fn busy(count: usize, orders: usize, noisy_products: usize, workers: usize
         });
     }
     let names: Vec<String> = tenants.iter().map(|t| t.name.clone()).collect();
-    let runtime = common::runtime();
-    let app = App::open(Loaded::read(&file).expect("operator"), &runtime)
-        .await
-        .expect("open");
-    let serving = app
-        .serve(CancellationToken::new(), None)
-        .await
-        .expect("serve");
+    let (app, serving) = serve(&file, &common::runtime()).await;
     let hosting = serving.hosting.clone().expect("hosting");
     let addr = serving.server.addr.to_string();
     // Their first products runs put the catalogues into the shops.

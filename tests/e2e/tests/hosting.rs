@@ -8,39 +8,21 @@ mod common;
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
 use common::{Catalogue, Koppel, ORDER_SETTINGS, Systems, config_text};
-use koppel::app::App;
-use koppel::flow::Loaded;
-use koppel::store::{Run, RunStatus, Store};
+use koppel::store::RunStatus;
 use koppel_sim_shopware::{OrderCustomer, OrderLine, StorefrontOrder};
+use koppel_test_support::hosting::{
+    assert_stopped_at_quotas, ended_run, fixture_tenant, http_ok, serve, wait_for_runs,
+};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 /// A fixture tenant whose read misbehaves as `misbehave` says.
 fn noisy_tenant(misbehave: &str, base_url: &str) -> String {
-    let fixture = koppel::connectors::test_guest("fixture")
-        .expect("built by the host's build.rs")
-        .display()
-        .to_string();
-    format!(
-        "[connections.src]\nconnector = {fixture:?}\nmemory_mib = 256\ncall_timeout = \"20s\"\n\
-         config = {{ total = 5, misbehave = {misbehave:?}, base_url = {base_url:?} }}\n\
-         [connections.dst]\nconnector = {fixture:?}\n\
-         [flows.copy]\nsource = {{ connection = \"src\", stream = \"products\" }}\n\
-         target = {{ connection = \"dst\", stream = \"products\" }}\ninterval = \"1h\"\n"
+    fixture_tenant(
+        &format!("total = 5, misbehave = {misbehave:?}, base_url = {base_url:?}"),
+        "memory_mib = 256\ncall_timeout = \"20s\"",
+        "",
     )
-}
-
-async fn last_run(store: &Store, tenant: &str, flow: &str) -> Option<Run> {
-    store
-        .runs(tenant, Some(flow), 1)
-        .await
-        .expect("runs")
-        .into_iter()
-        .next()
-        .filter(|r| r.status != RunStatus::Running)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,14 +64,7 @@ async fn a_shops_orders_reach_its_till_while_noisy_tenants_stop_at_their_quotas(
         .expect("checkout");
 
     // A system the flooding tenant may reach.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let flood_url = format!("http://{}/", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let app = Router::new().route("/", get(|| async { "ok" }));
-        let _ = axum::serve(listener, app).await;
-    });
+    let flood_url = http_ok().await;
     let flood_base = flood_url.trim_end_matches('/');
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -130,13 +105,7 @@ async fn a_shops_orders_reach_its_till_while_noisy_tenants_stop_at_their_quotas(
     )
     .expect("operator file");
 
-    let app = App::open(Loaded::read(&file).expect("operator"), &common::runtime())
-        .await
-        .expect("open");
-    let serving = app
-        .serve(CancellationToken::new(), None)
-        .await
-        .expect("serve");
+    let (app, serving) = serve(&file, &common::runtime()).await;
     let hosting = serving.hosting.clone().expect("hosting");
     let mut runs = hosting.subscribe_runs();
     let store = app.env.store.clone();
@@ -146,26 +115,9 @@ async fn a_shops_orders_reach_its_till_while_noisy_tenants_stop_at_their_quotas(
         ("hog", "copy"),
         ("flood", "copy"),
     ];
-    let all_ended = async {
-        loop {
-            let mut ended = 0;
-            for (tenant, flow) in firsts {
-                if last_run(&store, tenant, flow).await.is_some() {
-                    ended += 1;
-                }
-            }
-            if ended == firsts.len() {
-                break;
-            }
-            // The next run to end, of any tenant.
-            let _ = runs.recv().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), all_ended)
-        .await
-        .expect("every tenant's first run ends");
+    wait_for_runs(&store, &mut runs, &firsts, Duration::from_secs(120)).await;
 
-    let orders = last_run(&store, "shop", "orders").await.expect("ran");
+    let orders = ended_run(&store, "shop", "orders").await.expect("ran");
     assert_eq!(orders.status, RunStatus::Succeeded, "{orders:?}");
     let in_till = systems.till.orders();
     for placed in &paid {
@@ -180,19 +132,16 @@ async fn a_shops_orders_reach_its_till_while_noisy_tenants_stop_at_their_quotas(
         );
     }
     assert!(systems.till.order_by_ext_id(&unpaid.order_number).is_none());
-    for (tenant, says) in [
-        ("looper", "CPU time"),
-        ("hog", "memory quota of 128 MiB"),
-        ("flood", "200 requests this minute"),
-    ] {
-        let run = last_run(&store, tenant, "copy").await.expect("ran");
-        assert_eq!(run.status, RunStatus::Failed, "{tenant}: {run:?}");
-        let error = run.error.unwrap_or_default();
-        assert!(
-            error.contains(&format!("tenant `{tenant}`")) && error.contains(says),
-            "{tenant}: {error}"
-        );
-    }
+    assert_stopped_at_quotas(
+        &store,
+        "copy",
+        &[
+            ("looper", "CPU time"),
+            ("hog", "memory quota of 128 MiB"),
+            ("flood", "200 requests this minute"),
+        ],
+    )
+    .await;
     systems.assert_valid();
     serving.stop().await;
     app.close().await;

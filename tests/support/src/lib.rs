@@ -13,3 +13,5 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 mod host;
 #[cfg(feature = "host")]
 pub use host::{fixture, fixture_environment, runtime, stock_level, whole};
+#[cfg(feature = "host")]
+pub mod hosting;
