@@ -29,13 +29,18 @@ pub fn fixture_tenant(src_config: &str, src_settings: &str, extra: &str) -> Stri
     )
 }
 
-/// A system on 127.0.0.1 answering every GET and POST of `/` with 200; its URL, with the
-/// trailing `/`.
+/// A system on 127.0.0.1 answering every GET and POST of `/` with 200, and `GET /big` with
+/// 100 MiB; its URL, with the trailing `/`.
 pub async fn http_ok() -> String {
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::get(|| async { "ok" }).post(|| async { "ok" }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|| async { "ok" }).post(|| async { "ok" }),
+        )
+        .route(
+            "/big",
+            axum::routing::get(|| async { vec![b'x'; 100 << 20] }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
