@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use koppel::store::RunStatus;
-use koppel_test_support::hosting::{ended_run, fixture_tenant, http_ok, serve, wait_for_runs};
+use koppel_test_support::hosting::{
+    HostingDir, ended_run, fixture_tenant, http_ok, serve, wait_for_runs,
+};
 
 /// (tenant, misbehave, what its run's error says).
 const HOSTILE: &[(&str, &str, &str)] = &[
@@ -32,36 +34,25 @@ const HOSTILE: &[(&str, &str, &str)] = &[
 async fn hostile_connectors_fail_with_their_reasons_and_a_quiet_tenant_is_unchanged() {
     let url = http_ok().await;
     let base = url.trim_end_matches('/');
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tenants = dir.path().join("tenants");
-    std::fs::create_dir(&tenants).expect("folder");
+    let dir = HostingDir::new("");
     let limits = "memory_mib = 64\ncall_timeout = \"3s\"";
-    std::fs::write(
-        tenants.join("quiet.toml"),
-        fixture_tenant(&format!("total = 200, base_url = {base:?}"), limits, ""),
-    )
-    .expect("quiet");
+    dir.tenant(
+        "quiet",
+        &fixture_tenant(&format!("total = 200, base_url = {base:?}"), limits, ""),
+    );
     for (tenant, misbehave, _) in HOSTILE {
         let misbehave = misbehave.replace("BIG", &format!("{url}big"));
-        std::fs::write(
-            tenants.join(format!("{tenant}.toml")),
-            fixture_tenant(
+        dir.tenant(
+            tenant,
+            &fixture_tenant(
                 &format!("total = 5, misbehave = {misbehave:?}, base_url = {base:?}"),
                 limits,
                 "",
             ),
-        )
-        .expect("hostile");
+        );
     }
-    let file = dir.path().join("koppel.toml");
-    std::fs::write(
-        &file,
-        "[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"own-token-0001\"]\n\
-         [hosting]\ntenants = \"tenants\"\nreload_every = \"1h\"\n",
-    )
-    .expect("operator file");
     let runtime = koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"));
-    let (app, serving) = serve(&file, &runtime).await;
+    let (app, serving) = serve(&dir.file, &runtime).await;
     let hosting = serving.hosting.clone().expect("hosting");
     let store = app.env.store.clone();
     let mut runs = hosting.subscribe_runs();

@@ -12,6 +12,7 @@ use koppel::app::{App, Serving};
 use koppel::flow::RunSummary;
 use koppel::hosting::Hosting;
 use koppel::store::RunStatus;
+use koppel_test_support::hosting::HostingDir;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -29,7 +30,7 @@ fn tenant_file(total: u32, token: &str) -> String {
 }
 
 struct Host {
-    _dir: tempfile::TempDir,
+    dir: HostingDir,
     tenants: PathBuf,
     serving: Serving,
     hosting: Arc<Hosting>,
@@ -41,26 +42,15 @@ struct Host {
 
 /// An operator's koppel with an empty tenants folder, read again only when a test says.
 async fn host() -> Host {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tenants = dir.path().join("tenants");
-    std::fs::create_dir(&tenants).expect("tenants folder");
-    let file = dir.path().join("koppel.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "tenant = \"operator\"\n[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"own-token-0001\"]\n\
-             [hosting]\ntenants = \"tenants\"\nreload_every = \"1h\"\noperator_tokens = [\"{OPERATOR}\"]\n"
-        ),
-    )
-    .expect("operator file");
+    let dir = HostingDir::new(&format!("operator_tokens = [\"{OPERATOR}\"]"));
     let runtime = koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"));
-    let (app, serving) = koppel_test_support::hosting::serve(&file, &runtime).await;
+    let (app, serving) = koppel_test_support::hosting::serve(&dir.file, &runtime).await;
     let hosting = serving.hosting.clone().expect("hosting is on");
     let runs = hosting.subscribe_runs();
     let base = format!("http://{}", serving.server.addr);
     Host {
-        _dir: dir,
-        tenants,
+        tenants: dir.tenants.clone(),
+        dir,
         serving,
         hosting,
         runs,
@@ -74,7 +64,7 @@ async fn host() -> Host {
 
 impl Host {
     fn write(&self, tenant: &str, text: &str) {
-        std::fs::write(self.tenants.join(format!("{tenant}.toml")), text).expect("write");
+        self.dir.tenant(tenant, text);
     }
 
     /// The next finished run of `tenant` (others' are passed over).

@@ -13,7 +13,7 @@ use koppel::runtime::{
 };
 use koppel::store::RunStatus;
 use koppel_test_support::hosting::{
-    assert_stopped_at_quotas, ended_run, fixture_tenant, http_ok, serve, wait_for_runs,
+    HostingDir, assert_stopped_at_quotas, ended_run, fixture_tenant, http_ok, serve, wait_for_runs,
 };
 
 async fn fixture() -> Arc<Connector> {
@@ -272,41 +272,30 @@ fn tenant_file(total: u32, misbehave: &str, base_url: &str, extra: &str) -> Stri
 async fn noisy_hosted_tenants_stop_at_their_quotas_and_a_quiet_one_copies_everything() {
     let url = http_ok().await;
     let base = url.trim_end_matches('/');
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tenants = dir.path().join("tenants");
-    std::fs::create_dir(&tenants).expect("folder");
-    let write = |name: &str, text: String| {
-        std::fs::write(tenants.join(format!("{name}.toml")), text).expect("write")
-    };
-    write(
+    let dir = HostingDir::new(
+        "[hosting.quotas]\ncpu_per_hour = \"1s\"\nmemory_mib = 128\nrequests_per_minute = 1000",
+    );
+    dir.tenant(
         "quiet",
-        tenant_file(50, "", base, "[server]\ntokens = [\"quiet-token-01\"]\n"),
+        &tenant_file(50, "", base, "[server]\ntokens = [\"quiet-token-01\"]\n"),
     );
-    write(
+    dir.tenant(
         "looper",
-        tenant_file(5, "loop", base, "[server]\ntokens = [\"looper-token-1\"]\n"),
+        &tenant_file(5, "loop", base, "[server]\ntokens = [\"looper-token-1\"]\n"),
     );
-    write("hog", tenant_file(5, "alloc:200", base, ""));
+    dir.tenant("hog", &tenant_file(5, "alloc:200", base, ""));
     // Its own quota, over the operator's default.
-    write(
+    dir.tenant(
         "flood",
-        tenant_file(
+        &tenant_file(
             5,
             &format!("flood:{url}"),
             base,
             "[quotas]\nrequests_per_minute = 10\n",
         ),
     );
-    let file = dir.path().join("koppel.toml");
-    std::fs::write(
-        &file,
-        "[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"own-token-0001\"]\n\
-         [hosting]\ntenants = \"tenants\"\nreload_every = \"1h\"\n\
-         [hosting.quotas]\ncpu_per_hour = \"1s\"\nmemory_mib = 128\nrequests_per_minute = 1000\n",
-    )
-    .expect("operator file");
     let runtime = koppel_test_support::runtime(env!("CARGO_TARGET_TMPDIR"));
-    let (app, serving) = serve(&file, &runtime).await;
+    let (app, serving) = serve(&dir.file, &runtime).await;
     let hosting = serving.hosting.clone().expect("hosting");
     let store = app.env.store.clone();
     let mut runs = hosting.subscribe_runs();

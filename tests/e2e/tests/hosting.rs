@@ -12,7 +12,7 @@ use common::{Catalogue, Koppel, ORDER_SETTINGS, Systems, config_text};
 use koppel::store::RunStatus;
 use koppel_sim_shopware::{OrderCustomer, OrderLine, StorefrontOrder};
 use koppel_test_support::hosting::{
-    assert_stopped_at_quotas, ended_run, fixture_tenant, http_ok, serve, wait_for_runs,
+    HostingDir, assert_stopped_at_quotas, ended_run, fixture_tenant, http_ok, serve, wait_for_runs,
 };
 use serde_json::Value;
 
@@ -67,9 +67,9 @@ async fn a_shops_orders_reach_its_till_while_noisy_tenants_stop_at_their_quotas(
     let flood_url = http_ok().await;
     let flood_base = flood_url.trim_end_matches('/');
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tenants = dir.path().join("tenants");
-    std::fs::create_dir(&tenants).expect("folder");
+    let dir = HostingDir::new(
+        "[hosting.quotas]\ncpu_per_hour = \"1s\"\nmemory_mib = 128\nrequests_per_minute = 200",
+    );
     let shop_file: String = config_text(
         &systems,
         ORDER_SETTINGS,
@@ -80,32 +80,15 @@ async fn a_shops_orders_reach_its_till_while_noisy_tenants_stop_at_their_quotas(
     .filter(|l| !l.starts_with("tenant ="))
     .collect::<Vec<_>>()
     .join("\n");
-    std::fs::write(tenants.join("shop.toml"), shop_file).expect("shop tenant");
-    std::fs::write(
-        tenants.join("looper.toml"),
-        noisy_tenant("loop", flood_base),
-    )
-    .expect("file");
-    std::fs::write(
-        tenants.join("hog.toml"),
-        noisy_tenant("alloc:200", flood_base),
-    )
-    .expect("file");
-    std::fs::write(
-        tenants.join("flood.toml"),
-        noisy_tenant(&format!("flood:{flood_url}"), flood_base),
-    )
-    .expect("file");
-    let file = dir.path().join("koppel.toml");
-    std::fs::write(
-        &file,
-        "[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"own-token-0001\"]\n\
-         [hosting]\ntenants = \"tenants\"\nreload_every = \"1h\"\n\
-         [hosting.quotas]\ncpu_per_hour = \"1s\"\nmemory_mib = 128\nrequests_per_minute = 200\n",
-    )
-    .expect("operator file");
+    dir.tenant("shop", &shop_file);
+    dir.tenant("looper", &noisy_tenant("loop", flood_base));
+    dir.tenant("hog", &noisy_tenant("alloc:200", flood_base));
+    dir.tenant(
+        "flood",
+        &noisy_tenant(&format!("flood:{flood_url}"), flood_base),
+    );
 
-    let (app, serving) = serve(&file, &common::runtime()).await;
+    let (app, serving) = serve(&dir.file, &common::runtime()).await;
     let hosting = serving.hosting.clone().expect("hosting");
     let mut runs = hosting.subscribe_runs();
     let store = app.env.store.clone();

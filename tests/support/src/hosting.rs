@@ -2,7 +2,7 @@
 //! system for connectors to reach, a hosting koppel served as `koppel run` serves it, and a
 //! wait for runs to end on the hosting's own signal.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use koppel::app::{App, Serving};
@@ -11,6 +11,45 @@ use koppel::runtime::Runtime;
 use koppel::store::{Run, RunStatus, Store};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+
+/// An operator's folder: its `koppel.toml` (the server on a free port of 127.0.0.1, opened
+/// by `own-token-0001`; the tenants folder read again only when a test says so) and an
+/// empty `tenants/`.
+pub struct HostingDir {
+    _dir: tempfile::TempDir,
+    /// The operator's `koppel.toml`.
+    pub file: PathBuf,
+    /// The tenants folder.
+    pub tenants: PathBuf,
+}
+
+impl HostingDir {
+    /// `hosting` is TOML added at the end of `[hosting]` (more keys, or `[hosting.quotas]`).
+    pub fn new(hosting: &str) -> HostingDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tenants = dir.path().join("tenants");
+        std::fs::create_dir(&tenants).expect("tenants folder");
+        let file = dir.path().join("koppel.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "tenant = \"operator\"\n[server]\nlisten = \"127.0.0.1:0\"\ntokens = [\"own-token-0001\"]\n\
+                 [hosting]\ntenants = \"tenants\"\nreload_every = \"1h\"\n{hosting}\n"
+            ),
+        )
+        .expect("the operator's koppel.toml");
+        HostingDir {
+            _dir: dir,
+            file,
+            tenants,
+        }
+    }
+
+    /// Writes tenant `name`'s file.
+    pub fn tenant(&self, name: &str, text: &str) {
+        std::fs::write(self.tenants.join(format!("{name}.toml")), text).expect("tenant file");
+    }
+}
 
 /// A tenant file (the format of `koppel.toml`, its tenant named by the file): the fixture
 /// connection `src`, with `src_config` as the entries of its `config` table and
