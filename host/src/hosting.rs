@@ -249,33 +249,20 @@ impl Hosting {
                 .or_insert_with(|| Slot::new(path.clone()));
             slot.seen = seen;
             match self.prepare(&path, &text).await {
-                Ok(prepared) => {
-                    let restarted = match slot.running.take() {
-                        Some(old) => {
-                            self.stop(&name, old).await;
-                            true
-                        }
-                        None => false,
-                    };
-                    slot.problem = None;
-                    match self.start(&name, prepared).await {
-                        Ok(running) => {
-                            slot.running = Some(running);
-                            if restarted {
-                                tracing::info!(tenant = %name, "Tenant file changed; the tenant restarted.");
-                                report.restarted.push(name);
-                            } else {
-                                tracing::info!(tenant = %name, "Tenant started.");
-                                report.started.push(name);
-                            }
-                        }
-                        Err(error) => {
-                            tracing::error!(tenant = %name, %error, "The tenant could not start.");
-                            report.refused.push((name, error.to_string()));
-                            slot.problem = Some(error);
-                        }
+                Ok(prepared) => match self.replace(&name, slot, prepared).await {
+                    Ok(true) => {
+                        tracing::info!(tenant = %name, "Tenant file changed; the tenant restarted.");
+                        report.restarted.push(name);
                     }
-                }
+                    Ok(false) => {
+                        tracing::info!(tenant = %name, "Tenant started.");
+                        report.started.push(name);
+                    }
+                    Err(error) => {
+                        tracing::error!(tenant = %name, %error, "The tenant could not start.");
+                        report.refused.push((name, error.to_string()));
+                    }
+                },
                 Err(error) => {
                     tracing::error!(tenant = %name, file = %error.file, key = %error.key, "Tenant file refused: {}", error.message);
                     report.refused.push((name, error.to_string()));
@@ -288,6 +275,34 @@ impl Hosting {
             let _ = self.reloads.send(report.clone());
         }
         report
+    }
+
+    /// Runs `prepared` in `slot` instead of what ran there (stopped first, after its current
+    /// batch). True when a version ran before; on an error the slot holds it as its problem.
+    async fn replace(
+        &self,
+        name: &str,
+        slot: &mut Slot,
+        prepared: Prepared,
+    ) -> Result<bool, LoadError> {
+        let restarted = match slot.running.take() {
+            Some(old) => {
+                self.stop(name, old).await;
+                true
+            }
+            None => false,
+        };
+        slot.problem = None;
+        match self.start(name, prepared).await {
+            Ok(running) => {
+                slot.running = Some(running);
+                Ok(restarted)
+            }
+            Err(error) => {
+                slot.problem = Some(error.clone());
+                Err(error)
+            }
+        }
     }
 
     /// Reads and checks a tenant file's text and loads its connectors; starts nothing.
@@ -494,21 +509,11 @@ impl TenantAdmin for Hosting {
             .entry(name.to_owned())
             .or_insert_with(|| Slot::new(file.clone()));
         slot.seen = seen;
-        slot.problem = None;
-        let outcome = match slot.running.take() {
-            Some(old) => {
-                self.stop(name, old).await;
-                PutOutcome::Updated
-            }
-            None => PutOutcome::Created,
+        let outcome = match self.replace(name, slot, prepared).await {
+            Ok(true) => PutOutcome::Updated,
+            Ok(false) => PutOutcome::Created,
+            Err(error) => return Err(AdminError::Refused(error)),
         };
-        match self.start(name, prepared).await {
-            Ok(running) => slot.running = Some(running),
-            Err(error) => {
-                slot.problem = Some(error.clone());
-                return Err(AdminError::Refused(error));
-            }
-        }
         tracing::info!(
             tenant = name,
             ?outcome,

@@ -123,6 +123,34 @@ pub struct LedgerEntry {
     pub target_id: Option<String>,
 }
 
+/// Deletes the rows of `table` of a tenant's flow whose key is one of `keys` (and which meet
+/// `condition`, SQL beginning with ` AND`), a statement per [`ROWS_PER_STATEMENT`] keys.
+async fn delete_keys(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    table: &str,
+    condition: &str,
+    tenant: &str,
+    flow: &str,
+    keys: &[&str],
+) -> Result<()> {
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut delete =
+            QueryBuilder::<Sqlite>::new(format!("DELETE FROM {table} WHERE tenant = "));
+        delete
+            .push_bind(tenant)
+            .push(" AND flow = ")
+            .push_bind(flow)
+            .push(format!("{condition} AND key IN ("));
+        let mut bound = delete.separated(", ");
+        for key in chunk {
+            bound.push_bind(*key);
+        }
+        delete.push(")");
+        delete.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Commits a batch in one transaction; returns its counts. Rows go in bulk, a statement
     /// per table and chunk of [`ROWS_PER_STATEMENT`] (a statement per record made the commit
@@ -189,21 +217,7 @@ impl Store {
             .filter(|(_, failed)| !**failed)
             .map(|(key, _)| *key)
             .collect();
-        for chunk in recovered.chunks(ROWS_PER_STATEMENT) {
-            let mut delete =
-                QueryBuilder::<Sqlite>::new("DELETE FROM failed_records WHERE tenant = ");
-            delete
-                .push_bind(tenant)
-                .push(" AND flow = ")
-                .push_bind(flow)
-                .push(" AND key IN (");
-            let mut keys = delete.separated(", ");
-            for key in chunk {
-                keys.push_bind(*key);
-            }
-            delete.push(")");
-            delete.build().execute(&mut *tx).await?;
-        }
+        delete_keys(&mut tx, "failed_records", "", tenant, flow, &recovered).await?;
         let hashed: Vec<&RecordResult> = batch
             .results
             .iter()
@@ -236,20 +250,15 @@ impl Store {
             .filter(|r| r.ledger && r.outcome == OutcomeStatus::Failed)
             .map(|r| r.key.as_str())
             .collect();
-        for chunk in undelivered.chunks(ROWS_PER_STATEMENT) {
-            let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM ledger WHERE tenant = ");
-            delete
-                .push_bind(tenant)
-                .push(" AND flow = ")
-                .push_bind(flow)
-                .push(" AND status = 'pending' AND key IN (");
-            let mut keys = delete.separated(", ");
-            for key in chunk {
-                keys.push_bind(*key);
-            }
-            delete.push(")");
-            delete.build().execute(&mut *tx).await?;
-        }
+        delete_keys(
+            &mut tx,
+            "ledger",
+            " AND status = 'pending'",
+            tenant,
+            flow,
+            &undelivered,
+        )
+        .await?;
         let delivered: Vec<&RecordResult> = batch
             .results
             .iter()

@@ -33,6 +33,20 @@ use koppel_sim_shopware::{OrderCustomer, OrderLine, StorefrontOrder};
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
+/// The bench's till of `products` products (20% families) and an empty shop.
+async fn till_and_shop(products: usize) -> Systems {
+    Systems::start(Catalogue {
+        products,
+        // The simulator makes families only of clothing (about 4 in 7 products): 0.35 gives
+        // the 20% families the issue asks for.
+        variant_share: 0.35,
+        branches: 2,
+        validate: false,
+        seed: 42,
+    })
+    .await
+}
+
 /// The products flow as shipped, with `FLOWS_BENCH_PRODUCTS_FLOW`'s lines over it.
 fn products_flow() -> String {
     let extra = std::env::var("FLOWS_BENCH_PRODUCTS_FLOW").unwrap_or_default();
@@ -58,28 +72,14 @@ fn stages(times: &koppel::flow::StageTimes) -> String {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    runtime.block_on(bench());
+    common::measure::block_on(bench());
 }
 
 async fn bench() {
     let products = env_number("FLOWS_BENCH_PRODUCTS", 10_000);
     let orders = env_number("FLOWS_BENCH_ORDERS", 100);
     let interval = std::env::var("FLOWS_BENCH_INTERVAL").unwrap_or_else(|_| "5s".into());
-    let systems = Systems::start(Catalogue {
-        products,
-        // The simulator makes families only of clothing (about 4 in 7 products): 0.35 gives
-        // the 20% families the issue asks for.
-        variant_share: 0.35,
-        branches: 2,
-        validate: false,
-        seed: 42,
-    })
-    .await;
+    let systems = till_and_shop(products).await;
     let (catalogue_products, articles) = systems.till.catalogue_size();
     let families = systems.till.variant_products().len();
     println!(
@@ -167,14 +167,7 @@ async fn bench() {
 
 /// The full initial sync with `latency` added to every request on both simulators.
 async fn latency_sync(products: usize, latency: Duration) {
-    let systems = Systems::start(Catalogue {
-        products,
-        variant_share: 0.35,
-        branches: 2,
-        validate: false,
-        seed: 42,
-    })
-    .await;
+    let systems = till_and_shop(products).await;
     systems.till.faults().set_latency(latency);
     systems.shop.faults().set_latency(latency);
     let koppel = Koppel::start(&config_text(&systems, "", "", &products_flow())).await;

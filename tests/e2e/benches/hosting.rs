@@ -35,12 +35,7 @@ use koppel_test_support::hosting::serve;
 const SHOP_SECRET: &str = "bench-shop-secret-1";
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    runtime.block_on(bench());
+    common::measure::block_on(bench());
 }
 
 /// The resident memory of this process now and at its peak, in MiB.
@@ -247,24 +242,12 @@ fn noisy_out_of_process(products: usize) -> Option<(String, Vec<Sim>)> {
         &["shopware", "--products", "0", "--version", "6.6"],
     );
     let text = format!(
-        "[connections.till]
-connector = \"mplus\"
-call_timeout = \"5m\"
-         [connections.till.config]
-base_url = \"{}\"
-ident = \"{}\"
-secret = \"{}\"
-         [connections.shop]
-connector = \"shopware\"
-call_timeout = \"5m\"
-         [connections.shop.config]
-shop_url = \"{}\"
-access_key_id = \"{}\"
-         secret_access_key = \"{}\"
-sales_channels = \"Storefront\"
-         [flows.products]
-interval = \"1h\"
-",
+        "[connections.till]\nconnector = \"mplus\"\ncall_timeout = \"5m\"\n\
+         [connections.till.config]\nbase_url = \"{}\"\nident = \"{}\"\nsecret = \"{}\"\n\
+         [connections.shop]\nconnector = \"shopware\"\ncall_timeout = \"5m\"\n\
+         [connections.shop.config]\nshop_url = \"{}\"\naccess_key_id = \"{}\"\n\
+         secret_access_key = \"{}\"\nsales_channels = \"Storefront\"\n\
+         [flows.products]\ninterval = \"1h\"\n",
         after(&till.line, " on "),
         after(&till.line, "(ident "),
         after(&till.line, "secret "),

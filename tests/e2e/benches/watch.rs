@@ -25,12 +25,7 @@ use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    runtime.block_on(bench());
+    common::measure::block_on(bench());
 }
 
 fn till_counts(systems: &Systems) -> BTreeMap<String, u64> {
